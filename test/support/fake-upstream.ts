@@ -1,0 +1,496 @@
+/**
+ * Fake upstream: a real HTTP server on 127.0.0.1 that imitates the OpenAI API and the Anthropic Messages API
+ * closely enough for ModelBridge (and the official SDKs) to talk to it. Used by tests and benchmarks.
+ *
+ * Endpoints
+ *   POST /v1/chat/completions          OpenAI; JSON, or SSE chunks + `data: [DONE]` when `stream: true`
+ *                                      (final usage chunk with `choices: []` when stream_options.include_usage)
+ *   POST /v1/embeddings                OpenAI; `encoding_format` float (default) or base64
+ *   GET  /v1/models                    OpenAI list, or Anthropic list when the request has `anthropic-version`
+ *   POST /v1/messages                  Anthropic; JSON, or the real event sequence when `stream: true`
+ *   POST /v1/messages/count_tokens     Anthropic; {input_tokens}
+ *
+ * Token accounting (deterministic, see expectedUsage()):
+ *   chars        = total string length (UTF-16 code units) of all text content in the request:
+ *                  chat/messages: every message `content` (a string, or the `text` of each part of an array,
+ *                  recursing into parts' own `content`) plus a top-level `system` (string or text blocks);
+ *                  embeddings: `input` string(s); token-array inputs count 4 chars per token.
+ *   inputTokens  = max(1, ceil(chars / 4))
+ *   outputTokens = embeddings: 0; otherwise min(limit, replyTokens) where
+ *                  limit = max_completion_tokens ?? max_tokens ?? 16 and replyTokens = opts.replyTokens (default 8).
+ *   The reply is outputTokens times the word "tok " (streamed one delta per token). finish_reason/stop_reason is
+ *   "length"/"max_tokens" when the limit cut the reply short, else "stop"/"end_turn".
+ *   Anthropic streams report usage like the real API: message_start has input_tokens (and output_tokens 1),
+ *   message_delta has the final cumulative output_tokens.
+ *
+ * Modes (setMode(), optionally for one model only; the request header `x-fake-mode` wins over both):
+ *   ok | slow | error | status:<code> | hang | abort-mid-stream | drip — see FakeMode.
+ *
+ * Optional auth: with opts.apiKey, requests whose `Authorization: Bearer` / `x-api-key` differ get 401.
+ */
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * - `ok`: answer normally.
+ * - `slow`: wait opts.slowMs (300) before the response headers, and opts.slowChunkMs (30) between stream chunks.
+ * - `error`: HTTP 500 with an OpenAI- or Anthropic-format error body (depending on the endpoint).
+ * - `status:<code>`: HTTP <code> (400..599) with an error body in the endpoint's format.
+ * - `hang`: read the request and never answer, until the client disconnects or close() is called.
+ * - `abort-mid-stream`: send headers and the first opts.abortAfterTokens (2) token chunks, then destroy the
+ *   socket (non-streaming: half of the JSON body, then destroy).
+ * - `drip`: send one stream chunk every opts.dripMs (50); non-streaming: the JSON body in pieces at that pace.
+ */
+export type FakeMode = 'ok' | 'slow' | 'error' | 'hang' | 'abort-mid-stream' | 'drip' | `status:${number}`;
+
+export interface FakeUpstreamOptions {
+  /** Fixed reply length in tokens before max_tokens caps it. Default 8. */
+  replyTokens?: number;
+  slowMs?: number;
+  slowChunkMs?: number;
+  dripMs?: number;
+  abortAfterTokens?: number;
+  /** If set, requests must carry this key (Bearer or x-api-key) or get 401. */
+  apiKey?: string;
+  /** Initial mode. Default 'ok'. */
+  mode?: FakeMode;
+  /** Model ids listed by GET /v1/models. */
+  models?: string[];
+  /** Length of embedding vectors when the request has no `dimensions`. Default 8. */
+  embeddingDims?: number;
+  /** Record requests in `requests` (default true; benchmarks may turn it off to keep memory flat). */
+  record?: boolean;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** Raw URL (path + query). */
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** Parsed JSON body (undefined when empty, the raw string when it is not JSON). */
+  body: any;
+  mode: FakeMode;
+  /** pending → completed (response ended) | client-closed (client went away first) | aborted (by the fake). */
+  outcome: 'pending' | 'completed' | 'client-closed' | 'aborted';
+  at: number;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface FakeUpstream {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** url + '/v1' (what the OpenAI SDK / OPENAI_BASE_URL takes). */
+  openaiBaseUrl: string;
+  /** url (what the Anthropic SDK / ANTHROPIC_BASE_URL takes). */
+  anthropicBaseUrl: string;
+  requests: RecordedRequest[];
+  /** Number of 2xx responses completed (ended) by the fake. */
+  readonly served: number;
+  /** Set the mode for every request, or only for requests whose body `model` equals `model`. */
+  setMode(mode: FakeMode, model?: string): void;
+  /** Change the reply length (reset() restores opts.replyTokens). */
+  setReplyTokens(n: number): void;
+  /** The usage this fake will report for `body` with its current reply length. */
+  expectedUsage(body: unknown): Usage;
+  /** Clear recorded requests and `served`; restore the modes (opts.mode, default ok) and the reply length. */
+  reset(): void;
+  /** Stop listening and destroy every open socket. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_REPLY_TOKENS = 8;
+const DEFAULT_MAX_TOKENS = 16;
+const TOKEN = 'tok ';
+const DEFAULT_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small', 'claude-sonnet-4-6', 'claude-haiku-4-5'];
+
+function contentChars(c: unknown): number {
+  if (typeof c === 'string') return c.length;
+  if (!Array.isArray(c)) return 0;
+  let n = 0;
+  for (const part of c) {
+    if (typeof part === 'string') n += part.length;
+    else if (part && typeof part === 'object') {
+      const p = part as { text?: unknown; content?: unknown };
+      if (typeof p.text === 'string') n += p.text.length;
+      if (p.content !== undefined) n += contentChars(p.content);
+    }
+  }
+  return n;
+}
+
+function inputChars(body: any): number {
+  if (!body || typeof body !== 'object') return 0;
+  let n = 0;
+  if (Array.isArray(body.messages)) for (const m of body.messages) n += contentChars(m?.content);
+  if (body.system !== undefined) n += contentChars(body.system);
+  const input = body.input;
+  if (typeof input === 'string') n += input.length;
+  else if (Array.isArray(input)) {
+    for (const item of input) {
+      if (typeof item === 'string') n += item.length;
+      else if (typeof item === 'number') n += 4;
+      else if (Array.isArray(item)) n += 4 * item.length;
+    }
+  }
+  return n;
+}
+
+function isEmbeddingsBody(body: any): boolean {
+  return !!body && typeof body === 'object' && body.input !== undefined && !Array.isArray(body.messages);
+}
+
+function outputLimit(body: any): number {
+  const l = typeof body?.max_completion_tokens === 'number' ? body.max_completion_tokens
+    : typeof body?.max_tokens === 'number' ? body.max_tokens : DEFAULT_MAX_TOKENS;
+  return Math.max(0, Math.floor(l));
+}
+
+/** The {inputTokens, outputTokens} the fake reports for a request body (see the formula at the top). */
+export function expectedUsage(body: unknown, replyTokens: number = DEFAULT_REPLY_TOKENS): Usage {
+  const inputTokens = Math.max(1, Math.ceil(inputChars(body) / 4));
+  if (isEmbeddingsBody(body)) return { inputTokens, outputTokens: 0 };
+  return { inputTokens, outputTokens: Math.min(outputLimit(body), replyTokens) };
+}
+
+function parseMode(m: string): FakeMode | undefined {
+  if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'drip') return m;
+  const match = /^status:(\d{3})$/.exec(m);
+  if (match && Number(match[1]) >= 400 && Number(match[1]) <= 599) return m as FakeMode;
+  return undefined;
+}
+
+type Format = 'openai' | 'anthropic';
+
+const OPENAI_ERR: Record<number, [type: string, code: string | null]> = {
+  400: ['invalid_request_error', null], 401: ['invalid_request_error', 'invalid_api_key'],
+  403: ['invalid_request_error', 'unsupported_country_region_territory'], 404: ['invalid_request_error', 'model_not_found'],
+  429: ['requests', 'rate_limit_exceeded'],
+};
+const ANTHROPIC_ERR: Record<number, string> = {
+  400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
+  413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 529: 'overloaded_error',
+};
+
+function errorBody(format: Format, status: number, message: string): string {
+  if (format === 'anthropic') {
+    const type = ANTHROPIC_ERR[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
+    return JSON.stringify({ type: 'error', error: { type, message } });
+  }
+  const [type, code] = OPENAI_ERR[status] ?? [status >= 500 ? 'server_error' : 'invalid_request_error', null];
+  return JSON.stringify({ error: { message, type, param: null, code } });
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+    req.on('close', () => { if (!req.complete) reject(new Error('request aborted')); });
+  });
+}
+
+/** Resolves after `ms`, or early (with false) when the response is closed. */
+function sleep(res: ServerResponse, ms: number): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onClose = () => { clearTimeout(t); resolve(false); };
+    const t = setTimeout(() => { res.off('close', onClose); resolve(!res.destroyed); }, ms);
+    res.once('close', onClose);
+  });
+}
+
+function writeAndFlush(res: ServerResponse, data: string): Promise<void> {
+  return new Promise((resolve) => { res.write(data, () => resolve()); });
+}
+
+function embeddingVector(seed: number, dims: number): number[] {
+  const v = new Array<number>(dims);
+  for (let i = 0; i < dims; i++) v[i] = Math.round(Math.sin(seed * 31 + i + 1) * 1e4) / 1e4;
+  return v;
+}
+
+export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
+  const cfg = {
+    replyTokens: opts.replyTokens ?? DEFAULT_REPLY_TOKENS,
+    slowMs: opts.slowMs ?? 300,
+    slowChunkMs: opts.slowChunkMs ?? 30,
+    dripMs: opts.dripMs ?? 50,
+    abortAfterTokens: opts.abortAfterTokens ?? 2,
+    embeddingDims: opts.embeddingDims ?? 8,
+    models: opts.models ?? DEFAULT_MODELS,
+  };
+  const record = opts.record ?? true;
+  const initialMode = opts.mode ?? 'ok';
+  if (!parseMode(initialMode)) throw new Error(`unknown fake mode: ${initialMode}`);
+  let mode: FakeMode = initialMode;
+  let modeByModel = new Map<string, FakeMode>();
+  let replyTokens = cfg.replyTokens;
+  let served = 0;
+  let seq = 0;
+  const requests: RecordedRequest[] = [];
+  const open = new Set<ServerResponse>(); // responses not yet closed
+
+  function sendJson(res: ServerResponse, rec: RecordedRequest, status: number, format: Format, json: string): void {
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(json),
+      [format === 'anthropic' ? 'request-id' : 'x-request-id']: `req_fake${++seq}`,
+    });
+    if (status >= 200 && status < 300) served++;
+    rec.outcome = 'completed';
+    res.end(json);
+  }
+
+  /** Non-2xx JSON bodies and 2xx bodies in the modes that shape the non-streaming response. */
+  async function deliverJson(res: ServerResponse, rec: RecordedRequest, format: Format, json: string): Promise<void> {
+    if (rec.mode === 'abort-mid-stream') {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+      await writeAndFlush(res, json.slice(0, json.length >> 1));
+      rec.outcome = 'aborted';
+      res.destroy();
+    } else if (rec.mode === 'drip') {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+      const pieces = Math.max(2, replyTokens);
+      const size = Math.ceil(json.length / pieces);
+      for (let i = 0; i < json.length; i += size) {
+        if (i > 0 && !(await sleep(res, cfg.dripMs))) return;
+        res.write(json.slice(i, i + size));
+      }
+      served++;
+      rec.outcome = 'completed';
+      res.end();
+    } else sendJson(res, rec, 200, format, json);
+  }
+
+  /** Streams SSE `events`; `firstToken` is the index of the first token delta (for abort-mid-stream). */
+  async function deliverStream(res: ServerResponse, rec: RecordedRequest, format: Format, events: string[], firstToken: number): Promise<void> {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      [format === 'anthropic' ? 'request-id' : 'x-request-id']: `req_fake${++seq}`,
+    });
+    const gap = rec.mode === 'slow' ? cfg.slowChunkMs : rec.mode === 'drip' ? cfg.dripMs : 0;
+    const aborting = rec.mode === 'abort-mid-stream';
+    // when aborting, never send the final event, even if the reply has fewer tokens than abortAfterTokens
+    const count = aborting ? Math.min(firstToken + cfg.abortAfterTokens, events.length - 1) : events.length;
+    for (let i = 0; i < count; i++) {
+      if (gap > 0 && i > 0 && !(await sleep(res, gap))) return;
+      if (res.destroyed) return;
+      if (aborting) await writeAndFlush(res, events[i]!);
+      else res.write(events[i]!);
+    }
+    if (res.destroyed) return;
+    if (aborting) {
+      rec.outcome = 'aborted';
+      res.destroy();
+      return;
+    }
+    served++;
+    rec.outcome = 'completed';
+    res.end();
+  }
+
+  async function chatCompletions(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
+    const { inputTokens, outputTokens } = expectedUsage(body, replyTokens);
+    const finish = outputTokens < replyTokens ? 'length' : 'stop';
+    const id = `chatcmpl-fake${++seq}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = body.model;
+    const usage = { prompt_tokens: inputTokens, completion_tokens: outputTokens, total_tokens: inputTokens + outputTokens,
+      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 } };
+    if (!body.stream) {
+      return deliverJson(res, rec, 'openai', JSON.stringify({
+        id, object: 'chat.completion', created, model, system_fingerprint: 'fp_fake', service_tier: 'default',
+        choices: [{ index: 0, message: { role: 'assistant', content: TOKEN.repeat(outputTokens), refusal: null, annotations: [] },
+          logprobs: null, finish_reason: finish }],
+        usage,
+      }));
+    }
+    const withUsage = body.stream_options?.include_usage === true;
+    const head = `{"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":"fp_fake","choices":`;
+    const tail = withUsage ? ',"usage":null}' : '}';
+    const chunk = (delta: string, finishReason: string | null) =>
+      `data: ${head}[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finishReason ? `"${finishReason}"` : 'null'}}]${tail}\n\n`;
+    const events = [chunk('{"role":"assistant","content":"","refusal":null}', null)];
+    const tokenChunk = chunk(`{"content":"${TOKEN}"}`, null);
+    for (let i = 0; i < outputTokens; i++) events.push(tokenChunk);
+    events.push(chunk('{}', finish));
+    if (withUsage) events.push(`data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`);
+    events.push('data: [DONE]\n\n');
+    return deliverStream(res, rec, 'openai', events, 1);
+  }
+
+  async function messages(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
+    const { inputTokens, outputTokens } = expectedUsage(body, replyTokens);
+    const stop = outputTokens < replyTokens ? 'max_tokens' : 'end_turn';
+    const id = `msg_fake${++seq}`;
+    const usage = { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens, service_tier: 'standard' };
+    if (!body.stream) {
+      return deliverJson(res, rec, 'anthropic', JSON.stringify({
+        id, type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text: TOKEN.repeat(outputTokens) }],
+        stop_reason: stop, stop_sequence: null, usage,
+      }));
+    }
+    const ev = (type: string, data: string) => `event: ${type}\ndata: ${data}\n\n`;
+    const events = [
+      ev('message_start', JSON.stringify({ type: 'message_start', message: { id, type: 'message', role: 'assistant', model: body.model,
+        content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: Math.min(1, outputTokens) } } })),
+      ev('content_block_start', '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'),
+      ev('ping', '{"type": "ping"}'),
+    ];
+    const delta = ev('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${TOKEN}"}}`);
+    for (let i = 0; i < outputTokens; i++) events.push(delta);
+    events.push(
+      ev('content_block_stop', '{"type":"content_block_stop","index":0}'),
+      ev('message_delta', `{"type":"message_delta","delta":{"stop_reason":"${stop}","stop_sequence":null},"usage":{"output_tokens":${outputTokens}}}`),
+      ev('message_stop', '{"type":"message_stop"}'),
+    );
+    return deliverStream(res, rec, 'anthropic', events, 3);
+  }
+
+  function embeddings(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
+    const { inputTokens } = expectedUsage(body, replyTokens);
+    const inputs: unknown[] = typeof body.input === 'string' || (Array.isArray(body.input) && typeof body.input[0] === 'number')
+      ? [body.input] : body.input;
+    const dims = typeof body.dimensions === 'number' && body.dimensions > 0 ? body.dimensions : cfg.embeddingDims;
+    const base64 = body.encoding_format === 'base64';
+    const data = inputs.map((_, index) => {
+      const v = embeddingVector(index, dims);
+      const embedding = base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
+      return { object: 'embedding', index, embedding };
+    });
+    return deliverJson(res, rec, 'openai', JSON.stringify({
+      object: 'list', data, model: body.model, usage: { prompt_tokens: inputTokens, total_tokens: inputTokens },
+    }));
+  }
+
+  function models(res: ServerResponse, rec: RecordedRequest, format: Format): Promise<void> {
+    const json = format === 'anthropic'
+      ? JSON.stringify({ data: cfg.models.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-01-01T00:00:00Z' })),
+        has_more: false, first_id: cfg.models[0] ?? null, last_id: cfg.models[cfg.models.length - 1] ?? null })
+      : JSON.stringify({ object: 'list', data: cfg.models.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'fake' })) });
+    return deliverJson(res, rec, format, json);
+  }
+
+  function checkBody(path: string, body: any): string | undefined {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return 'request body must be a JSON object';
+    if (typeof body.model !== 'string') return 'model: field required';
+    if (path === '/v1/embeddings') return body.input === undefined ? 'input: field required' : undefined;
+    if (!Array.isArray(body.messages)) return 'messages: field required';
+    if (path === '/v1/messages' && typeof body.max_tokens !== 'number') return 'max_tokens: field required';
+    return undefined;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const method = req.method ?? 'GET';
+    const raw = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
+    let body: any;
+    let badJson = false;
+    if (raw.length > 0) {
+      try { body = JSON.parse(raw); } catch { body = raw; badJson = true; }
+    }
+    const format: Format = path.startsWith('/v1/messages') || (path === '/v1/models' && req.headers['anthropic-version'] !== undefined)
+      ? 'anthropic' : 'openai';
+    const headerMode = req.headers['x-fake-mode'];
+    const requested = typeof headerMode === 'string' ? parseMode(headerMode) : undefined;
+    const rec: RecordedRequest = {
+      method, path, url, headers: req.headers, body,
+      mode: requested ?? (typeof body?.model === 'string' ? modeByModel.get(body.model) : undefined) ?? mode,
+      outcome: 'pending', at: Date.now(),
+    };
+    if (record) requests.push(rec);
+    open.add(res);
+    res.once('close', () => {
+      open.delete(res);
+      if (rec.outcome === 'pending') rec.outcome = 'client-closed';
+    });
+
+    if (typeof headerMode === 'string' && !requested) return sendJson(res, rec, 400, format, errorBody(format, 400, `unknown x-fake-mode: ${headerMode}`));
+    if (opts.apiKey !== undefined) {
+      const auth = req.headers.authorization;
+      const key = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : req.headers['x-api-key'];
+      if (key !== opts.apiKey) return sendJson(res, rec, 401, format, errorBody(format, 401, 'Incorrect API key provided'));
+    }
+    const m = rec.mode;
+    if (m === 'hang') return; // rec.outcome flips to client-closed when the socket goes away
+    if (m === 'slow' && !(await sleep(res, cfg.slowMs))) return;
+    if (m === 'error') return sendJson(res, rec, 500, format, errorBody(format, 500, 'The server had an error while processing your request (fake).'));
+    if (m.startsWith('status:')) {
+      const status = Number(m.slice(7));
+      return sendJson(res, rec, status, format, errorBody(format, status, `Fake upstream error with status ${status}`));
+    }
+
+    const route = `${method} ${path}`;
+    if (route === 'GET /v1/models') return models(res, rec, format);
+    const known = route === 'POST /v1/chat/completions' || route === 'POST /v1/embeddings' || route === 'POST /v1/messages' || route === 'POST /v1/messages/count_tokens';
+    if (!known) return sendJson(res, rec, 404, format, errorBody(format, 404, `Unknown request URL: ${method} ${path}`));
+    if (badJson) return sendJson(res, rec, 400, format, errorBody(format, 400, 'We could not parse the JSON body of your request.'));
+    const problem = checkBody(path, body);
+    if (problem) return sendJson(res, rec, 400, format, errorBody(format, 400, problem));
+    if (path === '/v1/messages/count_tokens') return deliverJson(res, rec, 'anthropic', JSON.stringify({ input_tokens: expectedUsage(body).inputTokens }));
+    if (path === '/v1/chat/completions') return chatCompletions(res, rec, body);
+    if (path === '/v1/embeddings') return embeddings(res, rec, body);
+    return messages(res, rec, body);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (res.destroyed) return;
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: `fake upstream bug: ${String(err)}`, type: 'server_error', param: null, code: null } }));
+      } else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => { server.off('error', reject); resolve(); });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  let closing: Promise<void> | undefined;
+
+  return {
+    url,
+    openaiBaseUrl: `${url}/v1`,
+    anthropicBaseUrl: url,
+    requests,
+    get served() { return served; },
+    setMode(next: FakeMode, model?: string) {
+      if (!parseMode(next)) throw new Error(`unknown fake mode: ${next}`);
+      if (model === undefined) mode = next;
+      else modeByModel.set(model, next);
+    },
+    setReplyTokens(n: number) { replyTokens = Math.max(0, Math.floor(n)); },
+    expectedUsage(body: unknown) { return expectedUsage(body, replyTokens); },
+    reset() {
+      requests.length = 0;
+      served = 0;
+      mode = initialMode;
+      modeByModel = new Map();
+      replyTokens = cfg.replyTokens;
+    },
+    close() {
+      // resolves once the server stopped and every pending response saw its 'close' (outcomes are final)
+      if (!closing) {
+        const pending = [...open].map((res) => new Promise<void>((resolve) => res.once('close', () => resolve())));
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        closing = Promise.all([stopped, ...pending]).then(() => undefined);
+      }
+      return closing;
+    },
+  };
+}
