@@ -1,0 +1,50 @@
+import type { Knex } from 'knex';
+import * as createPlans from './20261126120000_create-plans.js';
+import * as createUsers from './20261126120100_create-users.js';
+import * as createSessions from './20261126120200_create-sessions.js';
+import * as createPersonalBalances from './20261126120300_create-personal-balances.js';
+import * as createTeams from './20261126120400_create-teams.js';
+import * as createTeamMembers from './20261126120500_create-team-members.js';
+import * as createApiKeys from './20261126120600_create-api-keys.js';
+import * as createHolds from './20261126120700_create-holds.js';
+import * as createUsageEvents from './20261126120800_create-usage-events.js';
+import * as createLedgerEntries from './20261126120900_create-ledger-entries.js';
+import * as createManagementTokens from './20261126121000_create-management-tokens.js';
+import * as createAuditEvents from './20261126121100_create-audit-events.js';
+import * as createModels from './20261126121200_create-models.js';
+import * as createJobLocks from './20261126121300_create-job-locks.js';
+import * as createPeriodStatements from './20261126121400_create-period-statements.js';
+
+type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
+
+/**
+ * Migrations are listed in code (append-only, in order) so they run the same under tsx, vitest and any bundler;
+ * knex's directory scanning cannot load .ts files under vitest.
+ */
+const migrations: Array<[string, Migration]> = [
+  ['20261126120000_create-plans', createPlans],
+  ['20261126120100_create-users', createUsers],
+  ['20261126120200_create-sessions', createSessions],
+  ['20261126120300_create-personal-balances', createPersonalBalances],
+  ['20261126120400_create-teams', createTeams],
+  ['20261126120500_create-team-members', createTeamMembers],
+  ['20261126120600_create-api-keys', createApiKeys],
+  ['20261126120700_create-holds', createHolds],
+  ['20261126120800_create-usage-events', createUsageEvents],
+  ['20261126120900_create-ledger-entries', createLedgerEntries],
+  ['20261126121000_create-management-tokens', createManagementTokens],
+  ['20261126121100_create-audit-events', createAuditEvents],
+  ['20261126121200_create-models', createModels],
+  ['20261126121300_create-job-locks', createJobLocks],
+  ['20261126121400_create-period-statements', createPeriodStatements],
+];
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => migrations.map(([name]) => name),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => {
+    const found = migrations.find(([n]) => n === name);
+    if (!found) throw new Error(`unknown migration ${name}`);
+    return found[1];
+  },
+};

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+
+/**
+ * The one place that reads process.env. Parsed once at start-up; a bad value stops the process with a message
+ * naming the variable, so a misconfigured deployment never half-starts.
+ */
+const optionalUrl = z
+  .string()
+  .url()
+  .optional()
+  .or(z.literal('').transform(() => undefined));
+
+const schema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^mysql:\/\/.+/, 'must be a mysql://user:pass@host:port/db URL (unset = embedded SQLite)')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  SQLITE_PATH: z.string().min(1).default('./data/modelbridge.db'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PUBLIC_URL: optionalUrl,
+  OPENAI_BASE_URL: optionalUrl,
+  OPENAI_API_KEY: z.string().optional(),
+  ANTHROPIC_BASE_URL: optionalUrl,
+  ANTHROPIC_API_KEY: z.string().optional(),
+  MODELBRIDGE_TIMEZONE: z
+    .string()
+    .default('Australia/Sydney')
+    .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney'),
+  MODELBRIDGE_JOBS: z.enum(['0', '1']).default('1'),
+  MODELBRIDGE_SIGNUP: z.enum(['0', '1']).default('0'),
+  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(600_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+function isValidTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-AU', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Config {
+  readonly databaseUrl: string | undefined;
+  readonly sqlitePath: string;
+  readonly host: string;
+  readonly port: number;
+  readonly publicUrl: string | undefined;
+  readonly openai: { readonly baseUrl: string | undefined; readonly apiKey: string | undefined };
+  readonly anthropic: { readonly baseUrl: string | undefined; readonly apiKey: string | undefined };
+  readonly timeZone: string;
+  readonly jobsEnabled: boolean;
+  readonly signupEnabled: boolean;
+  readonly upstreamTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = result.data;
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    sqlitePath: e.SQLITE_PATH,
+    host: e.HOST,
+    port: e.PORT,
+    publicUrl: e.PUBLIC_URL?.replace(/\/$/, ''),
+    openai: Object.freeze({ baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY || undefined }),
+    anthropic: Object.freeze({ baseUrl: e.ANTHROPIC_BASE_URL, apiKey: e.ANTHROPIC_API_KEY || undefined }),
+    timeZone: e.MODELBRIDGE_TIMEZONE,
+    jobsEnabled: e.MODELBRIDGE_JOBS === '1',
+    signupEnabled: e.MODELBRIDGE_SIGNUP === '1',
+    upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  });
+}

@@ -1,0 +1,34 @@
+import type { Db, Tx } from './knex.js';
+
+/** MySQL errors after which the whole transaction can safely run again: deadlock, lock-wait timeout. */
+const RETRYABLE_MYSQL_ERRNOS = new Set([1213, 1205]);
+
+export function isRetryableDbError(err: unknown): boolean {
+  const e = err as { errno?: number; code?: string } | null;
+  if (!e) return false;
+  if (typeof e.errno === 'number' && RETRYABLE_MYSQL_ERRNOS.has(e.errno)) return true;
+  return e.code === 'SQLITE_BUSY';
+}
+
+export interface TxOptions {
+  /** How many times the whole function may run; retries happen only on deadlock / lock-wait timeout. */
+  attempts?: number;
+}
+
+/**
+ * Runs fn in a transaction and retries the WHOLE transaction on deadlock or lock-wait timeout. The database rolled
+ * everything back before the error reached us, so fn must only have side effects inside the transaction (or be
+ * idempotent) — that is what makes a retry unable to double-charge.
+ */
+export async function withTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, options: TxOptions = {}): Promise<T> {
+  const attempts = options.attempts ?? 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(fn);
+    } catch (err) {
+      if (attempt >= attempts || !isRetryableDbError(err)) throw err;
+      // Jittered back-off so two colliding transactions don't collide again in lockstep.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    }
+  }
+}

@@ -1,0 +1,80 @@
+import type { Db, Queryable } from '../../db/knex.js';
+import { toDate } from '../../db/rows.js';
+import { withTransaction } from '../../db/transaction.js';
+import type { Actor } from '../actor.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { Clock } from '../clock.js';
+import { badInput, forbidden, notFound } from '../errors.js';
+import { MAX_AMOUNT_MICRO, toMicro, type Micro } from '../money.js';
+import { planFromRow, type Plan } from '../accounts/plans.js';
+import { appendLedger } from './ledger.js';
+import { billingPeriodAt } from './period.js';
+
+export interface PersonalBalance {
+  plan: Plan;
+  includedMicro: Micro;
+  includedUsedMicro: Micro;
+  prepaidMicro: Micro;
+  overageUsedMicro: Micro;
+  overageCapMicro: Micro | null;
+  heldMicro: Micro;
+  periodStart: Date;
+  periodEnd: Date;
+}
+
+export interface BalancesDeps {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+  timeZone: string;
+}
+
+export class BalancesService {
+  constructor(private readonly deps: BalancesDeps) {}
+
+  async personal(userId: string, q: Queryable = this.deps.db): Promise<PersonalBalance> {
+    const row = await q('personal_balances as b')
+      .join('users as u', 'u.id', 'b.user_id')
+      .join('plans as p', 'p.id', 'u.plan_id')
+      .where('b.user_id', userId)
+      .first('b.*', 'p.id', 'p.name', 'p.included_micro', 'p.overage_allowed', 'p.overage_cap_micro', 'p.is_default');
+    if (!row) throw notFound('Balance');
+    const plan = planFromRow(row);
+    const period = billingPeriodAt(this.deps.clock.now(), this.deps.timeZone);
+    // Until the roll-over job has run for a new month, the stored counters belong to the previous period.
+    const stale = toDate(row.period_start).getTime() < period.start.getTime();
+    return {
+      plan,
+      includedMicro: plan.includedMicro,
+      includedUsedMicro: stale ? 0 : toMicro(row.included_used_micro),
+      prepaidMicro: toMicro(row.prepaid_micro),
+      overageUsedMicro: stale ? 0 : toMicro(row.overage_used_micro),
+      overageCapMicro: plan.overageAllowed ? plan.overageCapMicro : 0,
+      heldMicro: toMicro(row.held_micro),
+      periodStart: period.start,
+      periodEnd: period.end,
+    };
+  }
+
+  /** Records a top-up (payments happen outside ModelBridge): a ledger credit and the cached balance, together. */
+  async credit(target: { userId: string } | { teamId: string }, amountMicro: Micro, note: string | null, actor: Actor): Promise<Micro> {
+    if (actor.role !== 'admin') throw forbidden('Only installation admins record top-ups.');
+    if (!Number.isSafeInteger(amountMicro) || amountMicro <= 0 || amountMicro > MAX_AMOUNT_MICRO)
+      throw badInput('A top-up is a positive AUD amount.');
+    const now = this.deps.clock.now();
+    return withTransaction(this.deps.db, async (tx) => {
+      if ('userId' in target) {
+        const changed = await tx('personal_balances').where({ user_id: target.userId }).increment('prepaid_micro', amountMicro);
+        if (!changed) throw notFound('User');
+        await appendLedger(tx, [{ account: 'user_prepaid', userId: target.userId, amountMicro, kind: 'topup', note, createdBy: actor.userId }], now);
+        await this.deps.audit.record(tx, actor, 'balance.credit', { type: 'user', id: target.userId }, { amountMicro, note });
+        return toMicro((await tx('personal_balances').where({ user_id: target.userId }).first('prepaid_micro'))!.prepaid_micro);
+      }
+      const changed = await tx('teams').where({ id: target.teamId }).increment('balance_micro', amountMicro);
+      if (!changed) throw notFound('Team');
+      await appendLedger(tx, [{ account: 'team', teamId: target.teamId, amountMicro, kind: 'topup', note, createdBy: actor.userId }], now);
+      await this.deps.audit.record(tx, actor, 'balance.credit', { type: 'team', id: target.teamId }, { amountMicro, note });
+      return toMicro((await tx('teams').where({ id: target.teamId }).first('balance_micro'))!.balance_micro);
+    });
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Billing periods are calendar months in the installation time zone. These helpers find the UTC instants where a
+ * local month starts, DST included, using only Intl (no time-zone database of our own).
+ */
+function localParts(instant: Date, timeZone: string): { year: number; month: number; day: number; hour: number; minute: number; second: number } {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  }).formatToParts(instant);
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
+  return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour'), minute: get('minute'), second: get('second') };
+}
+
+/** Offset of the zone from UTC at an instant, in ms (Sydney in summer: +11h). */
+function zoneOffsetMs(instant: Date, timeZone: string): number {
+  const p = localParts(instant, timeZone);
+  const asUtc = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+  return asUtc - Math.floor(instant.getTime() / 1000) * 1000;
+}
+
+/** The UTC instant of local midnight on the first day of (year, month) in the zone. month is 1–12, may overflow. */
+function startOfLocalMonth(year: number, month: number, timeZone: string): Date {
+  const naive = Date.UTC(year, month - 1, 1, 0, 0, 0);
+  // Two passes settle the offset even when midnight is close to a DST change.
+  let guess = naive - zoneOffsetMs(new Date(naive), timeZone);
+  guess = naive - zoneOffsetMs(new Date(guess), timeZone);
+  return new Date(guess);
+}
+
+export interface Period {
+  start: Date;
+  end: Date;
+}
+
+export function billingPeriodAt(instant: Date, timeZone: string): Period {
+  const { year, month } = localParts(instant, timeZone);
+  let start = startOfLocalMonth(year, month, timeZone);
+  // Guard the edge where the instant sits right at a boundary the offset guess put on the other side.
+  if (start.getTime() > instant.getTime()) start = startOfLocalMonth(year, month - 1, timeZone);
+  const next = localParts(new Date(start.getTime() + 40 * 86_400_000), timeZone);
+  const end = startOfLocalMonth(next.year, next.month, timeZone);
+  return { start, end };
+}

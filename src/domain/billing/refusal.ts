@@ -1,0 +1,22 @@
+/**
+ * Why the proxy refuses a request at authentication or admission. The proxy maps each reason to an HTTP status and
+ * an error body in the endpoint's own format; messages never contain the key.
+ */
+export type RefusalReason =
+  | 'invalid_api_key'
+  | 'key_revoked'
+  | 'key_expired'
+  | 'spend_limit_reached'
+  | 'spend_limit_pending'
+  | 'insufficient_balance';
+
+export class MeteringRefusal extends Error {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+    readonly details: { spentMicro?: number; limitMicro?: number | null; retryAfterSeconds?: number } = {},
+  ) {
+    super(message);
+    this.name = 'MeteringRefusal';
+  }
+}

@@ -1,0 +1,53 @@
+import type { Tx } from '../../db/knex.js';
+import { toDate } from '../../db/rows.js';
+import { toMicro, type Micro } from '../money.js';
+import type { Period } from './period.js';
+
+/**
+ * Rolls a user's locked balance row into the current billing period when a month boundary has passed: writes the
+ * statement of the period that ended (once: unique per user and period) and resets the included and overage
+ * counters. Called by settlement and admission (so a request just after midnight is charged to the new month even
+ * before the job runs) and by the roll-over job. The caller holds the row lock, so this happens exactly once.
+ */
+export async function rollPersonalPeriodIfDue(
+  tx: Tx,
+  row: Record<string, unknown>,
+  current: Period,
+  now: Date,
+): Promise<{ includedUsedMicro: Micro; overageUsedMicro: Micro; rolled: boolean }> {
+  const storedStart = toDate(row.period_start);
+  if (storedStart.getTime() >= current.start.getTime()) {
+    return { includedUsedMicro: toMicro(row.included_used_micro), overageUsedMicro: toMicro(row.overage_used_micro), rolled: false };
+  }
+  const userId = row.user_id as string;
+  const spend = await tx('usage_events')
+    .where({ user_id: userId })
+    .whereNull('team_id')
+    .where('created_at', '>=', storedStart)
+    .where('created_at', '<', current.start)
+    .sum({ total: 'cost_micro' })
+    .first();
+  const exists = await tx('period_statements').where({ user_id: userId, period_start: storedStart }).first('id');
+  if (!exists) {
+    await tx('period_statements').insert({
+      user_id: userId,
+      period_start: storedStart,
+      // The stored period may be several months old (an idle user): the statement covers up to now's period.
+      period_end: current.start,
+      plan_id: row.plan_id as string,
+      included_micro: toMicro(row.included_micro),
+      included_used_micro: toMicro(row.included_used_micro),
+      overage_used_micro: toMicro(row.overage_used_micro),
+      prepaid_end_micro: toMicro(row.prepaid_micro),
+      spend_micro: toMicro(spend?.total),
+      created_at: now,
+    });
+  }
+  await tx('personal_balances').where({ user_id: userId }).update({
+    included_used_micro: 0,
+    overage_used_micro: 0,
+    period_start: current.start,
+    updated_at: now,
+  });
+  return { includedUsedMicro: 0, overageUsedMicro: 0, rolled: true };
+}

@@ -1,0 +1,34 @@
+/**
+ * Typed domain errors. Services throw these; exactly two places translate them: the tRPC error middleware and the
+ * Express error handlers (portal pages, proxy formats). Messages are safe to show: they never contain secrets.
+ */
+export type DomainErrorCode =
+  | 'BAD_INPUT'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'TOO_MANY_REQUESTS';
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export const badInput = (message: string) => new DomainError('BAD_INPUT', message);
+export const unauthenticated = (message = 'Sign in first.') => new DomainError('UNAUTHENTICATED', message);
+export const forbidden = (message = 'You are not allowed to do that.') => new DomainError('FORBIDDEN', message);
+/** Also used where the caller may not see the thing: "not found" rather than "forbidden" hides its existence. */
+export const notFound = (what: string) => new DomainError('NOT_FOUND', `${what} not found.`);
+export const conflict = (message: string) => new DomainError('CONFLICT', message);
+export const tooManyRequests = (message: string) => new DomainError('TOO_MANY_REQUESTS', message);
+
+export function isDuplicateKeyError(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number } | null;
+  return !!e && (e.errno === 1062 || e.code === 'ER_DUP_ENTRY' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
+}

@@ -1,0 +1,248 @@
+import type { Db, Queryable } from '../../db/knex.js';
+import { withTransaction } from '../../db/transaction.js';
+import { generateSecret, hashSecret, lastFour } from '../../auth/secret-format.js';
+import { isInstallationAdmin, type Actor } from '../actor.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { Clock } from '../clock.js';
+import { badInput, conflict, forbidden, notFound } from '../errors.js';
+import { newId } from '../ids.js';
+import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
+import { teamPermissions, type TeamRole } from '../teams/roles.js';
+import { keyFromRow, statusForLimit, type ApiKey, type KeyStatus } from './key.js';
+
+export const KEY_NAME_MAX = 100;
+/** Longest rotation grace period: long enough for a slow deploy, short enough that old keys do not linger. */
+export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+
+export interface CreateKeyInput {
+  name: string;
+  spendLimitMicro?: Micro | null;
+  expiresAt?: Date | null;
+  teamId?: string | null;
+}
+
+export interface ListKeysFilter {
+  teamId?: string;
+  status?: KeyStatus;
+  /** Installation admins only: every key of the installation (incident response). */
+  all?: boolean;
+}
+
+export interface KeysDeps {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+}
+
+type Access = 'view' | 'manage' | 'revoke';
+
+export class KeysService {
+  constructor(private readonly deps: KeysDeps) {}
+
+  async create(input: CreateKeyInput, actor: Actor): Promise<{ key: ApiKey; secret: string }> {
+    const name = validateName(input.name);
+    const limit = validateLimit(input.spendLimitMicro ?? null);
+    const expiresAt = this.validateExpiry(input.expiresAt ?? null);
+    return withTransaction(this.deps.db, async (tx) => {
+      if (input.teamId) {
+        const role = await teamRoleOf(tx, input.teamId, actor.userId);
+        if (!role) throw notFound('Team');
+        if (!teamPermissions.createKeys(role)) throw forbidden('Viewers cannot create team keys.');
+      }
+      const created = await this.insertKey(tx, { name, limit, expiresAt, teamId: input.teamId ?? null, ownerId: actor.userId });
+      await this.deps.audit.record(tx, actor, 'key.create', { type: 'key', id: created.key.id }, {
+        name, teamId: input.teamId ?? null, spendLimitMicro: limit, expiresAt: expiresAt?.toISOString() ?? null,
+      });
+      return created;
+    });
+  }
+
+  async list(filter: ListKeysFilter, actor: Actor, q: Queryable = this.deps.db): Promise<ApiKey[]> {
+    let query = q('api_keys').select('api_keys.*').orderBy('api_keys.created_at', 'desc').orderBy('api_keys.id');
+    if (filter.all) {
+      if (!isInstallationAdmin(actor)) throw forbidden();
+      if (filter.teamId) query = query.where('api_keys.team_id', filter.teamId);
+    } else if (filter.teamId) {
+      const role = await teamRoleOf(q, filter.teamId, actor.userId);
+      if (!role) throw notFound('Team');
+      query = query.where('api_keys.team_id', filter.teamId);
+      if (!teamPermissions.manageAllKeys(role)) {
+        if (!teamPermissions.manageOwnKeys(role)) return [];
+        query = query.where('api_keys.owner_id', actor.userId);
+      }
+    } else {
+      // Personal keys, plus the team keys the caller's role lets them see.
+      query = query
+        .leftJoin('team_members as tm', function () {
+          this.on('tm.team_id', '=', 'api_keys.team_id').andOn('tm.user_id', '=', q.raw('?', [actor.userId]));
+        })
+        .where((w) =>
+          w
+            .where((p) => p.whereNull('api_keys.team_id').andWhere('api_keys.owner_id', actor.userId))
+            .orWhereIn('tm.role', ['owner', 'admin'])
+            .orWhere((m) => m.where('tm.role', 'member').andWhere('api_keys.owner_id', actor.userId)),
+        );
+    }
+    const now = this.deps.clock.now();
+    const keys = (await query).map((r: Record<string, unknown>) => keyFromRow(r, now));
+    return filter.status ? keys.filter((k) => k.status === filter.status) : keys;
+  }
+
+  async get(id: string, actor: Actor, q: Queryable = this.deps.db): Promise<ApiKey> {
+    return this.loadFor(q, id, actor, 'view');
+  }
+
+  async update(id: string, changes: { name?: string; spendLimitMicro?: Micro | null }, actor: Actor): Promise<ApiKey> {
+    const name = changes.name === undefined ? undefined : validateName(changes.name);
+    const limit = changes.spendLimitMicro === undefined ? undefined : validateLimit(changes.spendLimitMicro);
+    return withTransaction(this.deps.db, async (tx) => {
+      // Lock the key so a concurrent settlement cannot slip between reading spend and writing the status.
+      const key = await this.loadFor(tx, id, actor, 'manage', true);
+      if (key.status === 'revoked') throw conflict('This key is revoked; revoked keys cannot be changed.');
+      const patch: Record<string, unknown> = { updated_at: this.deps.clock.now() };
+      if (name !== undefined) patch.name = name;
+      if (limit !== undefined) {
+        if (key.status === 'expired') throw conflict('This key has expired; its limit can no longer be changed.');
+        patch.spend_limit_micro = limit;
+        patch.status = statusForLimit(key.status, key.spendMicro, limit);
+      }
+      await tx('api_keys').where({ id }).update(patch);
+      await this.deps.audit.record(tx, actor, 'key.update', { type: 'key', id }, {
+        ...(name !== undefined && { name }),
+        ...(limit !== undefined && { spendLimitMicro: limit, from: key.spendLimitMicro, status: patch.status }),
+      });
+      return this.reload(tx, id);
+    });
+  }
+
+  async revoke(id: string, actor: Actor): Promise<ApiKey> {
+    return withTransaction(this.deps.db, async (tx) => {
+      const key = await this.loadFor(tx, id, actor, 'revoke', true);
+      if (key.revokedAt) return key;
+      await this.markRevoked(tx, id);
+      await this.deps.audit.record(tx, actor, 'key.revoke', { type: 'key', id }, {
+        ...(isInstallationAdmin(actor) && key.ownerId !== actor.userId && { asInstallationAdmin: true }),
+      });
+      return this.reload(tx, id);
+    });
+  }
+
+  /**
+   * Creates a successor with the same name, team, limit and expiry; the old key keeps working for the grace
+   * period (so a deploy can switch over) and then retires. Grace 0 revokes the old key at once.
+   */
+  async rotate(id: string, gracePeriodSeconds: number, actor: Actor): Promise<{ key: ApiKey; secret: string; previous: ApiKey }> {
+    if (!Number.isInteger(gracePeriodSeconds) || gracePeriodSeconds < 0 || gracePeriodSeconds > MAX_GRACE_SECONDS)
+      throw badInput(`The grace period is 0 to ${MAX_GRACE_SECONDS} seconds.`);
+    return withTransaction(this.deps.db, async (tx) => {
+      const old = await this.loadFor(tx, id, actor, 'manage', true);
+      if (old.status === 'revoked') throw conflict('This key is revoked; create a new key instead.');
+      if (old.status === 'expired') throw conflict('This key has expired; create a new key instead.');
+      if (old.rotatedToId) throw conflict('This key was already rotated; rotate its successor instead.');
+      const now = this.deps.clock.now();
+      const created = await this.insertKey(tx, {
+        name: old.name, limit: old.spendLimitMicro, expiresAt: old.expiresAt, teamId: old.teamId, ownerId: old.ownerId,
+      });
+      if (gracePeriodSeconds === 0) await this.markRevoked(tx, id);
+      await tx('api_keys').where({ id }).update({
+        rotated_to_id: created.key.id,
+        retire_at: new Date(now.getTime() + gracePeriodSeconds * 1000),
+        updated_at: now,
+      });
+      await this.deps.audit.record(tx, actor, 'key.rotate', { type: 'key', id }, { successorId: created.key.id, gracePeriodSeconds });
+      return { ...created, previous: await this.reload(tx, id) };
+    });
+  }
+
+  /** Keys whose expiry (or rotation grace) has passed but whose stored status still says otherwise. */
+  async markExpired(actor: Actor): Promise<number> {
+    const now = this.deps.clock.now();
+    return withTransaction(this.deps.db, async (tx) => {
+      const expired = await tx('api_keys')
+        .whereIn('status', ['active', 'limit_reached'])
+        .where('expires_at', '<=', now)
+        .select('id');
+      for (const { id } of expired) {
+        // Conditional: two instances racing write the change (and its audit row) once.
+        const changed = await tx('api_keys').where({ id }).whereIn('status', ['active', 'limit_reached']).update({ status: 'expired', updated_at: now });
+        if (changed) await this.deps.audit.record(tx, actor, 'key.expire', { type: 'key', id });
+      }
+      const retired = await tx('api_keys').whereNot('status', 'revoked').where('retire_at', '<=', now).select('id');
+      for (const { id } of retired) {
+        const changed = await tx('api_keys').where({ id }).whereNot('status', 'revoked').update({ status: 'revoked', revoked_at: now, updated_at: now });
+        if (changed) await this.deps.audit.record(tx, actor, 'key.retire', { type: 'key', id });
+      }
+      return expired.length + retired.length;
+    });
+  }
+
+  private async insertKey(
+    tx: Queryable,
+    k: { name: string; limit: Micro | null; expiresAt: Date | null; teamId: string | null; ownerId: string },
+  ): Promise<{ key: ApiKey; secret: string }> {
+    const secret = generateSecret('mbk_');
+    const id = newId();
+    const now = this.deps.clock.now();
+    await tx('api_keys').insert({
+      id, name: k.name, key_hash: hashSecret(secret), last4: lastFour(secret), owner_id: k.ownerId, team_id: k.teamId,
+      status: statusForLimit('active', 0, k.limit), spend_limit_micro: k.limit, spend_micro: 0, held_micro: 0,
+      request_count: 0, expires_at: k.expiresAt, created_at: now, updated_at: now,
+    });
+    return { key: await this.reload(tx, id), secret };
+  }
+
+  private async markRevoked(tx: Queryable, id: string): Promise<void> {
+    const now = this.deps.clock.now();
+    await tx('api_keys').where({ id }).update({ status: 'revoked', revoked_at: now, updated_at: now });
+  }
+
+  private async reload(q: Queryable, id: string): Promise<ApiKey> {
+    return keyFromRow((await q('api_keys').where({ id }).first())!, this.deps.clock.now());
+  }
+
+  /**
+   * Loads a key if the actor may access it; otherwise "not found", so ids of other people's keys reveal nothing.
+   * Personal keys: their owner. Team keys: per the role table. Installation admins may view and revoke any key.
+   */
+  private async loadFor(q: Queryable, id: string, actor: Actor, access: Access, lock = false): Promise<ApiKey> {
+    let query = q('api_keys').where({ id }).first();
+    if (lock) query = query.forUpdate();
+    const row = await query;
+    if (!row) throw notFound('Key');
+    const key = keyFromRow(row, this.deps.clock.now());
+    if (await this.allowed(q, key, actor)) return key;
+    if (isInstallationAdmin(actor) && access !== 'manage') return key;
+    throw notFound('Key');
+  }
+
+  private async allowed(q: Queryable, key: ApiKey, actor: Actor): Promise<boolean> {
+    if (!key.teamId) return key.ownerId === actor.userId;
+    const role: TeamRole | null = await teamRoleOf(q, key.teamId, actor.userId);
+    if (!role) return false;
+    return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
+  }
+
+  private validateExpiry(expiresAt: Date | null): Date | null {
+    if (expiresAt === null) return null;
+    if (Number.isNaN(expiresAt.getTime())) throw badInput('The expiry is not a valid date.');
+    if (expiresAt.getTime() <= this.deps.clock.now().getTime()) throw badInput('The expiry must be in the future.');
+    return expiresAt;
+  }
+}
+
+export async function teamRoleOf(q: Queryable, teamId: string, userId: string): Promise<TeamRole | null> {
+  const row = await q('team_members').where({ team_id: teamId, user_id: userId }).first('role');
+  return (row?.role as TeamRole | undefined) ?? null;
+}
+
+function validateName(raw: string): string {
+  const name = raw.trim();
+  if (name.length < 1 || name.length > KEY_NAME_MAX) throw badInput(`A key name is 1 to ${KEY_NAME_MAX} characters.`);
+  return name;
+}
+
+function validateLimit(limit: Micro | null): Micro | null {
+  if (limit === null) return null;
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > MAX_AMOUNT_MICRO) throw badInput('A spending limit is a non-negative AUD amount.');
+  return limit;
+}

@@ -1,0 +1,81 @@
+import type { Db, Queryable } from '../../db/knex.js';
+import { toBool, toInt } from '../../db/rows.js';
+import { withTransaction } from '../../db/transaction.js';
+import type { Actor } from '../actor.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { Clock } from '../clock.js';
+import { badInput, forbidden } from '../errors.js';
+import { MAX_AMOUNT_MICRO, tokenCost, toMicro, type Micro } from '../money.js';
+
+export const PROVIDERS = ['openai', 'anthropic'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export interface CatalogModel {
+  id: string;
+  provider: Provider;
+  upstreamModel: string;
+  inputMicroPerMTok: Micro;
+  outputMicroPerMTok: Micro;
+  maxOutputTokens: number;
+  enabled: boolean;
+}
+
+export function modelFromRow(r: Record<string, unknown>): CatalogModel {
+  return {
+    id: r.id as string,
+    provider: r.provider as Provider,
+    upstreamModel: r.upstream_model as string,
+    inputMicroPerMTok: toMicro(r.input_micro_per_mtok),
+    outputMicroPerMTok: toMicro(r.output_micro_per_mtok),
+    maxOutputTokens: toInt(r.max_output_tokens),
+    enabled: toBool(r.enabled),
+  };
+}
+
+/** Price of a request at catalog prices; see tokenCost for the rounding rule. */
+export function requestCost(model: Pick<CatalogModel, 'inputMicroPerMTok' | 'outputMicroPerMTok'>, inputTokens: number, outputTokens: number): Micro {
+  return tokenCost(inputTokens, model.inputMicroPerMTok) + tokenCost(outputTokens, model.outputMicroPerMTok);
+}
+
+export interface ModelsDeps {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+}
+
+export class ModelsService {
+  constructor(private readonly deps: ModelsDeps) {}
+
+  async list(q: Queryable = this.deps.db): Promise<CatalogModel[]> {
+    return (await q('models').orderBy('provider').orderBy('id')).map(modelFromRow);
+  }
+
+  async find(id: string, q: Queryable = this.deps.db): Promise<CatalogModel | null> {
+    const row = await q('models').where({ id }).first();
+    return row ? modelFromRow(row) : null;
+  }
+
+  async upsert(model: CatalogModel, actor: Actor): Promise<CatalogModel> {
+    if (actor.role !== 'admin') throw forbidden();
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$/.test(model.id)) throw badInput('A model id is 1–100 letters, digits and . _ : / -');
+    if (!model.upstreamModel.trim() || model.upstreamModel.length > 100) throw badInput('The upstream model name is 1–100 characters.');
+    for (const price of [model.inputMicroPerMTok, model.outputMicroPerMTok])
+      if (!Number.isSafeInteger(price) || price < 0 || price > MAX_AMOUNT_MICRO) throw badInput('Prices are non-negative AUD amounts.');
+    if (!Number.isInteger(model.maxOutputTokens) || model.maxOutputTokens < 0 || model.maxOutputTokens > 10_000_000)
+      throw badInput('The output cap is 0 to 10,000,000 tokens.');
+    const now = this.deps.clock.now();
+    return withTransaction(this.deps.db, async (tx) => {
+      const before = await tx('models').where({ id: model.id }).first();
+      const row = {
+        provider: model.provider, upstream_model: model.upstreamModel.trim(), input_micro_per_mtok: model.inputMicroPerMTok,
+        output_micro_per_mtok: model.outputMicroPerMTok, max_output_tokens: model.maxOutputTokens, enabled: model.enabled, updated_at: now,
+      };
+      if (before) await tx('models').where({ id: model.id }).update(row);
+      else await tx('models').insert({ id: model.id, ...row, created_at: now });
+      await this.deps.audit.record(tx, actor, before ? 'model.update' : 'model.create', { type: 'model', id: model.id }, {
+        ...row, updated_at: undefined, previous: before ? modelFromRow(before) : null,
+      });
+      return modelFromRow((await tx('models').where({ id: model.id }).first())!);
+    });
+  }
+}

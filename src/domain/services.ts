@@ -1,0 +1,40 @@
+import type { Db } from '../db/knex.js';
+import type { Clock } from './clock.js';
+import { AuditService } from './audit/audit.service.js';
+import { UsersService } from './accounts/users.service.js';
+import { KeysService } from './keys/keys.service.js';
+import { TeamsService } from './teams/teams.service.js';
+import { TokensService } from './tokens/tokens.service.js';
+import { BalancesService } from './billing/balances.service.js';
+import { MeteringService } from './billing/metering.service.js';
+import { ModelsService } from './models/models.service.js';
+
+export interface ServicesOptions {
+  db: Db;
+  clock: Clock;
+  timeZone: string;
+  /** How long an admitted request may run before its hold counts as abandoned (default 15 minutes). */
+  holdTtlMs?: number;
+  onUserDisabled?: (userId: string) => Promise<void>;
+}
+
+/** Wires the domain once; every door (portal, tRPC, proxy, jobs, CLI) receives this same object. */
+export function createServices(options: ServicesOptions) {
+  const { db, clock, timeZone } = options;
+  const audit = new AuditService(clock);
+  return {
+    db,
+    clock,
+    timeZone,
+    audit,
+    users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
+    keys: new KeysService({ db, clock, audit }),
+    teams: new TeamsService({ db, clock, audit }),
+    tokens: new TokensService({ db, clock, audit }),
+    balances: new BalancesService({ db, clock, audit, timeZone }),
+    metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? 15 * 60_000 }),
+    models: new ModelsService({ db, clock, audit }),
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;

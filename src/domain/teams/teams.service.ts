@@ -1,0 +1,169 @@
+import type { Db, Queryable } from '../../db/knex.js';
+import { withTransaction } from '../../db/transaction.js';
+import type { Actor } from '../actor.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { Clock } from '../clock.js';
+import { badInput, conflict, forbidden, isDuplicateKeyError, notFound } from '../errors.js';
+import { newId } from '../ids.js';
+import { toMicro, type Micro } from '../money.js';
+import { normalizeEmail } from '../accounts/users.service.js';
+import { teamRoleOf } from '../keys/keys.service.js';
+import { teamPermissions, type TeamRole } from './roles.js';
+
+export interface Team {
+  id: string;
+  name: string;
+  balanceMicro: Micro;
+  heldMicro: Micro;
+  /** The caller's role; null for installation admins looking at a team they are not in. */
+  role: TeamRole | null;
+}
+
+export interface TeamMember {
+  userId: string;
+  email: string;
+  name: string;
+  role: TeamRole;
+}
+
+export const TEAM_NAME_MAX = 100;
+
+export interface TeamsDeps {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+}
+
+export class TeamsService {
+  constructor(private readonly deps: TeamsDeps) {}
+
+  async create(rawName: string, actor: Actor): Promise<Team> {
+    const name = validateName(rawName);
+    const now = this.deps.clock.now();
+    return withTransaction(this.deps.db, async (tx) => {
+      const id = newId();
+      await tx('teams').insert({ id, name, balance_micro: 0, held_micro: 0, created_by: actor.userId, created_at: now, updated_at: now });
+      await tx('team_members').insert({ team_id: id, user_id: actor.userId, role: 'owner', created_at: now });
+      await this.deps.audit.record(tx, actor, 'team.create', { type: 'team', id }, { name });
+      return { id, name, balanceMicro: 0, heldMicro: 0, role: 'owner' };
+    });
+  }
+
+  async list(actor: Actor, q: Queryable = this.deps.db): Promise<Team[]> {
+    const rows = await q('teams')
+      .join('team_members as tm', 'tm.team_id', 'teams.id')
+      .where('tm.user_id', actor.userId)
+      .orderBy('teams.name')
+      .select('teams.*', 'tm.role');
+    return rows.map(teamFromRow);
+  }
+
+  /** Every team, for installation admins (top-ups, reconciliation status). */
+  async listAll(actor: Actor, q: Queryable = this.deps.db): Promise<Team[]> {
+    if (actor.role !== 'admin') throw forbidden();
+    const rows = await q('teams').orderBy('name').select('teams.*');
+    return rows.map((r: Record<string, unknown>) => teamFromRow({ ...r, role: null }));
+  }
+
+  async get(teamId: string, actor: Actor, q: Queryable = this.deps.db): Promise<Team & { members: TeamMember[] }> {
+    const role = await teamRoleOf(q, teamId, actor.userId);
+    if (!role && actor.role !== 'admin') throw notFound('Team');
+    const row = await q('teams').where({ id: teamId }).first();
+    if (!row) throw notFound('Team');
+    const members = await q('team_members as tm')
+      .join('users as u', 'u.id', 'tm.user_id')
+      .where('tm.team_id', teamId)
+      .orderByRaw("CASE tm.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 WHEN 'member' THEN 2 ELSE 3 END")
+      .orderBy('u.email')
+      .select('u.id as userId', 'u.email', 'u.name', 'tm.role');
+    return { ...teamFromRow({ ...row, role }), members: members as TeamMember[] };
+  }
+
+  async addMember(teamId: string, email: string, role: TeamRole, actor: Actor): Promise<TeamMember> {
+    return withTransaction(this.deps.db, async (tx) => {
+      await this.requireMemberManager(tx, teamId, actor, role);
+      const user = await tx('users').where({ email: normalizeEmail(email) }).first();
+      if (!user) throw notFound('User with that e-mail address');
+      try {
+        await tx('team_members').insert({ team_id: teamId, user_id: user.id, role, created_at: this.deps.clock.now() });
+      } catch (err) {
+        if (isDuplicateKeyError(err)) throw conflict('That user is already a member of this team.');
+        throw err;
+      }
+      await this.deps.audit.record(tx, actor, 'team.member_add', { type: 'team', id: teamId }, { userId: user.id, role });
+      return { userId: user.id, email: user.email, name: user.name, role };
+    });
+  }
+
+  async setRole(teamId: string, userId: string, role: TeamRole, actor: Actor): Promise<TeamMember> {
+    return withTransaction(this.deps.db, async (tx) => {
+      const actorRole = await this.requireMemberManager(tx, teamId, actor, role);
+      const current = await this.memberRow(tx, teamId, userId);
+      if (!teamPermissions.canManageRole(actorRole, current.role)) throw forbidden('Only owners can change an owner.');
+      if (current.role === 'owner' && role !== 'owner') await this.ensureAnotherOwner(tx, teamId, userId);
+      await tx('team_members').where({ team_id: teamId, user_id: userId }).update({ role });
+      await this.deps.audit.record(tx, actor, 'team.member_role', { type: 'team', id: teamId }, { userId, from: current.role, to: role });
+      return { ...current, role };
+    });
+  }
+
+  /**
+   * Removes a member and revokes the team keys they own: leaving a team ends the ability to spend its money.
+   * Owners and admins keep seeing those keys (revoked) with their spend history.
+   */
+  async removeMember(teamId: string, userId: string, actor: Actor): Promise<void> {
+    await withTransaction(this.deps.db, async (tx) => {
+      const current = await this.memberRow(tx, teamId, userId);
+      if (userId !== actor.userId) {
+        const actorRole = await this.requireMemberManager(tx, teamId, actor, current.role);
+        if (!teamPermissions.canManageRole(actorRole, current.role)) throw forbidden('Only owners can remove an owner.');
+      }
+      if (current.role === 'owner') await this.ensureAnotherOwner(tx, teamId, userId);
+      await tx('team_members').where({ team_id: teamId, user_id: userId }).delete();
+      const now = this.deps.clock.now();
+      const revoked = await tx('api_keys')
+        .where({ team_id: teamId, owner_id: userId })
+        .whereNot('status', 'revoked')
+        .update({ status: 'revoked', revoked_at: now, updated_at: now });
+      await this.deps.audit.record(tx, actor, 'team.member_remove', { type: 'team', id: teamId }, { userId, keysRevoked: revoked });
+    });
+  }
+
+  private async requireMemberManager(q: Queryable, teamId: string, actor: Actor, targetRole: TeamRole): Promise<TeamRole> {
+    const role = await teamRoleOf(q, teamId, actor.userId);
+    if (!role) throw notFound('Team');
+    if (!teamPermissions.manageMembers(role)) throw forbidden('Only team owners and admins manage members.');
+    if (!teamPermissions.canManageRole(role, targetRole)) throw forbidden('Only owners can grant or manage the owner role.');
+    return role;
+  }
+
+  private async memberRow(q: Queryable, teamId: string, userId: string): Promise<TeamMember> {
+    const row = await q('team_members as tm')
+      .join('users as u', 'u.id', 'tm.user_id')
+      .where({ 'tm.team_id': teamId, 'tm.user_id': userId })
+      .first('u.id as userId', 'u.email', 'u.name', 'tm.role');
+    if (!row) throw notFound('Member');
+    return row as TeamMember;
+  }
+
+  private async ensureAnotherOwner(q: Queryable, teamId: string, leavingUserId: string): Promise<void> {
+    const others = await q('team_members').where({ team_id: teamId, role: 'owner' }).whereNot('user_id', leavingUserId).count({ n: '*' }).first();
+    if (Number(others?.n ?? 0) === 0) throw conflict('A team needs at least one owner; make someone else owner first.');
+  }
+}
+
+function teamFromRow(r: Record<string, unknown>): Team {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    balanceMicro: toMicro(r.balance_micro),
+    heldMicro: toMicro(r.held_micro),
+    role: (r.role as TeamRole | null) ?? null,
+  };
+}
+
+function validateName(raw: string): string {
+  const name = raw.trim();
+  if (name.length < 1 || name.length > TEAM_NAME_MAX) throw badInput(`A team name is 1 to ${TEAM_NAME_MAX} characters.`);
+  return name;
+}
