@@ -1,0 +1,22 @@
+import express from 'express';
+import type { AppDeps } from './app-deps.js';
+import { createProxyRouter } from './proxy/router.js';
+import { createTrpcHandler } from './trpc/express.js';
+import { createPortalRouter } from './portal/router.js';
+import { createOpsRouter } from './ops/router.js';
+
+/**
+ * The HTTP app: middleware order and mounts, nothing else. Each door brings its own body parsing, auth and error
+ * format, because they differ: the proxy speaks OpenAI/Anthropic errors, tRPC its own envelope, the portal HTML.
+ */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.set('etag', false);
+  app.use(createOpsRouter(deps));
+  app.use('/v1', createProxyRouter(deps));
+  app.use('/trpc', createTrpcHandler(deps));
+  app.use(createPortalRouter(deps));
+  return app;
+}

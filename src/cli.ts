@@ -1,0 +1,124 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, parseConfig, type Config } from './config.js';
+import { createDb, migrateLatest } from './db/knex.js';
+import type { Actor } from './domain/actor.js';
+import { DomainError } from './domain/errors.js';
+import { parseAud } from './domain/money.js';
+import { createServices, type Services } from './domain/services.js';
+import { systemClock } from './domain/clock.js';
+import { start } from './main.js';
+
+/**
+ * `npm run cli -- <command>`. Output contract (SPEC §7): user:create prints only the user id, token:create only
+ * the token, so scripts can capture them; everything else goes to stderr.
+ */
+const USAGE = `Usage: npm run cli -- <command>
+  serve                                   migrate, then serve HTTP (what npm start runs)
+  migrate                                 apply database migrations
+  user:create --email E --password P [--name N] [--admin] [--plan NAME]
+  token:create --email E --name N [--expires ISO]
+  credit (--email E | --team ID) --amount AUD [--note T]
+  jobs:run <expire-keys|release-holds|reconcile|rollover|all>`;
+
+const cliActor: Actor = { userId: 'cli', role: 'admin', via: 'cli' };
+
+async function withServices<T>(config: Config, fn: (services: Services) => Promise<T>): Promise<T> {
+  const db = createDb({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
+  try {
+    await migrateLatest(db);
+    return await fn(createServices({ db, clock: systemClock, timeZone: config.timeZone }));
+  } finally {
+    await db.destroy();
+  }
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      email: { type: 'string' },
+      password: { type: 'string' },
+      name: { type: 'string' },
+      admin: { type: 'boolean' },
+      plan: { type: 'string' },
+      expires: { type: 'string' },
+      team: { type: 'string' },
+      amount: { type: 'string' },
+      note: { type: 'string' },
+    },
+  });
+  const config = parseConfig();
+  switch (command) {
+    case 'serve': {
+      const running = await start(config);
+      const stop = () => void running.stop().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      return;
+    }
+    case 'migrate': {
+      const db = createDb({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
+      await migrateLatest(db);
+      await db.destroy();
+      process.stderr.write('migrations applied\n');
+      return;
+    }
+    case 'user:create': {
+      if (!values.email || !values.password) fail('user:create needs --email and --password');
+      const user = await withServices(config, (s) =>
+        s.users.create({ email: values.email!, password: values.password!, name: values.name, role: values.admin ? 'admin' : 'user', planName: values.plan }, cliActor),
+      );
+      process.stdout.write(`${user.id}\n`);
+      return;
+    }
+    case 'token:create': {
+      if (!values.email || !values.name) fail('token:create needs --email and --name');
+      const expiresAt = values.expires ? new Date(values.expires) : null;
+      if (expiresAt && Number.isNaN(expiresAt.getTime())) fail('--expires must be an ISO-8601 date');
+      const secret = await withServices(config, async (s) => {
+        const user = await s.users.findByEmail(values.email!);
+        if (!user) fail(`no user with e-mail ${values.email}`);
+        const actor: Actor = { userId: user.id, role: user.role, via: 'cli' };
+        return (await s.tokens.create({ name: values.name!, expiresAt }, actor)).secret;
+      });
+      process.stdout.write(`${secret}\n`);
+      return;
+    }
+    case 'credit': {
+      const amount = values.amount ? parseAud(values.amount) : null;
+      if (amount === null || amount <= 0) fail('credit needs --amount, a positive AUD amount such as 25 or 12.50');
+      if (!values.email === !values.team) fail('credit needs exactly one of --email or --team');
+      const balance = await withServices(config, async (s) => {
+        let target: { userId: string } | { teamId: string };
+        if (values.email) {
+          const user = await s.users.findByEmail(values.email);
+          if (!user) fail(`no user with e-mail ${values.email}`);
+          target = { userId: user.id };
+        } else target = { teamId: values.team! };
+        return s.balances.credit(target, amount, values.note ?? null, cliActor);
+      });
+      process.stderr.write(`credited; prepaid balance is now ${(balance / 1e6).toFixed(2)} AUD\n`);
+      return;
+    }
+    case 'jobs:run': {
+      const { runJobsFromCli } = await import('./jobs/cli.js');
+      await runJobsFromCli(config, positionals[0]);
+      return;
+    }
+    default:
+      fail(USAGE);
+  }
+}
+
+runCli(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof DomainError) fail(err.message);
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

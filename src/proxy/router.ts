@@ -1,0 +1,7 @@
+import { Router } from 'express';
+import type { AppDeps } from '../app-deps.js';
+
+// Placeholder until this door is built.
+export function createProxyRouter(_deps: AppDeps): Router {
+  return Router();
+}
