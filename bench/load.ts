@@ -1,0 +1,45 @@
+// One autocannon load, run as a separate process so the load generator does not share the harness's event loop.
+// Input: a JSON LoadSpec as argv[2]. Output: one JSON line with the summary.
+import autocannon from 'autocannon';
+
+export interface LoadSpec {
+  url: string;
+  connections: number;
+  durationSeconds: number;
+  headers: Record<string, string>;
+  body: string;
+  /** When set, each request carries the next of these bearer keys (round-robin): traffic spread over many keys. */
+  rotateBearer?: string[];
+}
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
+let next = 0;
+const result = await autocannon({
+  url: spec.url,
+  method: 'POST',
+  connections: spec.connections,
+  duration: spec.durationSeconds,
+  headers: spec.headers,
+  body: spec.body,
+  ...(spec.rotateBearer && {
+    requests: [
+      {
+        setupRequest: (req: autocannon.Request) => {
+          const keys = spec.rotateBearer!;
+          return { ...req, headers: { ...req.headers, authorization: `Bearer ${keys[next++ % keys.length]}` } };
+        },
+      },
+    ],
+  }),
+});
+process.stdout.write(
+  `${JSON.stringify({
+    requestsPerSecond: result.requests.average,
+    total: result.requests.total,
+    ok2xx: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, mean: result.latency.mean },
+  })}\n`,
+);

@@ -1,0 +1,231 @@
+// `npm run bench`: ModelBridge (MySQL, metering on, jobs off) and the Portkey gateway side by side, against the same
+// fake upstream on loopback, in one run. Writes raw results and a markdown summary to bench/results/.
+// Knobs: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (32), BENCH_LATENCY_COUNT (2000),
+// BENCH_DATABASE_URL (mysql://root@127.0.0.1:3306/modelbridge_bench — dropped and re-created), BENCH_SKIP_PEER=1.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkInvariants, seedBench, type BenchSeed } from './seed.js';
+import type { LoadSpec } from './load.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const durationSeconds = Number(process.env.BENCH_DURATION ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const latencyCount = Number(process.env.BENCH_LATENCY_COUNT ?? 2000);
+const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/modelbridge_bench';
+const skipPeer = process.env.BENCH_SKIP_PEER === '1';
+const UPSTREAM_KEY = 'sk-bench-upstream';
+const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello to the benchmark.' }], max_tokens: 16 });
+const STREAM_BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello to the benchmark.' }], max_tokens: 16, stream: true });
+
+const children: ChildProcess[] = [];
+function track<T extends ChildProcess>(child: T): T {
+  children.push(child);
+  return child;
+}
+function killAll(): void {
+  // Only what this run started.
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+}
+process.on('exit', killAll);
+process.on('SIGINT', () => process.exit(130));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+function runJson<T>(script: string, arg: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', script), JSON.stringify(arg)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as T) : reject(new Error(`${script} exited ${code}`))));
+  });
+}
+
+interface FakeHandle {
+  port: number;
+  served(): Promise<number>;
+}
+async function startFake(): Promise<FakeHandle> {
+  const child = track(fork(path.join(root, 'bench', 'fake-server.ts'), [], { execArgv: ['--import', 'tsx'], cwd: root }));
+  const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
+  return {
+    port,
+    served: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: { served: number }) => resolve(m.served));
+        child.send('stats');
+      }),
+  };
+}
+
+async function startModelBridge(port: number, fakePort: number): Promise<void> {
+  track(
+    spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        OPENAI_BASE_URL: `http://127.0.0.1:${fakePort}/v1`,
+        OPENAI_API_KEY: UPSTREAM_KEY,
+        ANTHROPIC_BASE_URL: `http://127.0.0.1:${fakePort}`,
+        ANTHROPIC_API_KEY: UPSTREAM_KEY,
+        MODELBRIDGE_JOBS: '0',
+        LOG_LEVEL: 'warn',
+        NODE_ENV: 'production',
+      },
+    }),
+  );
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`);
+}
+
+async function startPeer(port: number): Promise<void> {
+  const child = track(spawn(process.execPath, [path.join(root, 'bench', 'peer', 'start.mjs'), String(port)], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => String(d).includes('listening') && resolve());
+    child.once('exit', (code) => reject(new Error(`peer exited ${code}; run npm --prefix bench/peer ci`)));
+  });
+}
+
+interface LoadResult {
+  requestsPerSecond: number;
+  total: number;
+  ok2xx: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  latencyMs: { p50: number; p90: number; p99: number; mean: number };
+}
+interface LatencyResult {
+  count: number;
+  failures: number;
+  ttfbUs: { p50: number; p90: number; p99: number };
+  totalUs: { p50: number; p90: number; p99: number };
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  console.error(`bench: ${durationSeconds}s per load, ${connections} connections, ${latencyCount} sequential requests for latency`);
+  const fake = await startFake();
+  const seed: BenchSeed = await seedBench(databaseUrl, 100);
+  const mbPort = await freePort();
+  await startModelBridge(mbPort, fake.port);
+  const peerPort = await freePort();
+  if (!skipPeer) await startPeer(peerPort);
+
+  const direct = `http://127.0.0.1:${fake.port}/v1/chat/completions`;
+  const mb = `http://127.0.0.1:${mbPort}/v1/chat/completions`;
+  const peer = `http://127.0.0.1:${peerPort}/v1/chat/completions`;
+  const json = { 'content-type': 'application/json' };
+  const peerHeaders = { ...json, 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${fake.port}/v1`, authorization: `Bearer ${UPSTREAM_KEY}` };
+  const directHeaders = { ...json, authorization: `Bearer ${UPSTREAM_KEY}` };
+
+  const loads: Record<string, LoadResult> = {};
+  const checks: Record<string, unknown> = {};
+  const load = (url: string, headers: Record<string, string>, rotateBearer?: string[]) =>
+    runJson<LoadResult>('load.ts', { url, connections, durationSeconds, headers, body: BODY, rotateBearer } satisfies LoadSpec);
+
+  // Warm every path once (JIT, pools) so the first measured scenario is not penalised.
+  await runJson<LatencyResult>('latency.ts', { url: mb, headers: { ...json, authorization: `Bearer ${seed.hotKey}` }, body: BODY, count: 200, warmup: 50, stream: false });
+
+  /** A ModelBridge scenario: the load, then the correctness check (a fast wrong answer does not count). */
+  async function meteredLoad(name: string, headers: Record<string, string>, rotate?: string[]) {
+    const servedBefore = await fake.served();
+    const eventsBefore = await seed.countEvents();
+    loads[name] = await load(mb, headers, rotate);
+    const served = (await fake.served()) - servedBefore;
+    const events = (await seed.countEvents()) - eventsBefore;
+    checks[name] = { ok2xx: loads[name]!.ok2xx, usageEvents: events, upstreamServed: served, invariants: await checkInvariants(databaseUrl) };
+  }
+
+  console.error('scenario: direct');
+  loads.direct = await load(direct, directHeaders);
+  console.error('scenario: ModelBridge, 100 keys');
+  await meteredLoad('modelbridge_100_keys', json, seed.keys);
+  console.error('scenario: ModelBridge, one hot key');
+  await meteredLoad('modelbridge_hot_key', { ...json, authorization: `Bearer ${seed.hotKey}` });
+  if (!skipPeer) {
+    console.error('scenario: Portkey');
+    loads.portkey = await load(peer, peerHeaders);
+  }
+
+  console.error('scenario: one request in flight');
+  const latency: Record<string, LatencyResult> = {};
+  const seq = (url: string, headers: Record<string, string>, stream: boolean) =>
+    runJson<LatencyResult>('latency.ts', { url, headers, body: stream ? STREAM_BODY : BODY, count: latencyCount, warmup: 200, stream });
+  latency.direct = await seq(direct, directHeaders, false);
+  latency.modelbridge = await seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, false);
+  if (!skipPeer) latency.portkey = await seq(peer, peerHeaders, false);
+  console.error('scenario: streaming, one request in flight');
+  latency.direct_stream = await seq(direct, directHeaders, true);
+  latency.modelbridge_stream = await seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, true);
+  if (!skipPeer) latency.portkey_stream = await seq(peer, peerHeaders, true);
+  checks.final = { invariants: await checkInvariants(databaseUrl) };
+
+  const results = { startedAt, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, durationSeconds, connections, loads, latency, checks };
+  const dir = path.join(root, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  fs.writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(results, null, 2));
+  const summary = renderSummary(results);
+  fs.writeFileSync(path.join(dir, `${stamp}.md`), summary);
+  fs.writeFileSync(path.join(dir, 'latest.md'), summary);
+  process.stdout.write(summary);
+  await seed.close();
+}
+
+function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<string, LatencyResult>; checks: Record<string, unknown>; machine: unknown; startedAt: Date }): string {
+  const lines = [`# Benchmark ${r.startedAt.toISOString()}`, '', `machine: ${JSON.stringify(r.machine)}; ${connections} connections, ${durationSeconds}s per load`, ''];
+  lines.push('| load | req/s | p50 ms | p90 ms | p99 ms | 2xx | non-2xx | errors |', '|---|---|---|---|---|---|---|---|');
+  for (const [name, l] of Object.entries(r.loads))
+    lines.push(`| ${name} | ${l.requestsPerSecond.toFixed(0)} | ${l.latencyMs.p50} | ${l.latencyMs.p90} | ${l.latencyMs.p99} | ${l.ok2xx} | ${l.non2xx} | ${l.errors + l.timeouts} |`);
+  const pk = r.loads.portkey?.requestsPerSecond;
+  if (pk) {
+    lines.push('', `ratio to Portkey: 100 keys ${(r.loads.modelbridge_100_keys!.requestsPerSecond / pk).toFixed(2)}×, hot key ${(r.loads.modelbridge_hot_key!.requestsPerSecond / pk).toFixed(2)}×`);
+  }
+  lines.push('', '| one in flight | ttfb p50 µs | ttfb p99 µs | total p50 µs | total p90 µs | total p99 µs | failures |', '|---|---|---|---|---|---|---|');
+  for (const [name, l] of Object.entries(r.latency))
+    lines.push(`| ${name} | ${l.ttfbUs.p50.toFixed(0)} | ${l.ttfbUs.p99.toFixed(0)} | ${l.totalUs.p50.toFixed(0)} | ${l.totalUs.p90.toFixed(0)} | ${l.totalUs.p99.toFixed(0)} | ${l.failures} |`);
+  const added = (a?: LatencyResult, b?: LatencyResult, f: 'ttfbUs' | 'totalUs' = 'totalUs') => (a && b ? `p50 +${(a[f].p50 - b[f].p50).toFixed(0)} µs, p99 +${(a[f].p99 - b[f].p99).toFixed(0)} µs` : 'n/a');
+  lines.push('', `added latency, ModelBridge: ${added(r.latency.modelbridge, r.latency.direct)}; Portkey: ${added(r.latency.portkey, r.latency.direct)}`);
+  lines.push(`added streaming time to first byte, ModelBridge: ${added(r.latency.modelbridge_stream, r.latency.direct_stream, 'ttfbUs')}; Portkey: ${added(r.latency.portkey_stream, r.latency.direct_stream, 'ttfbUs')}`);
+  lines.push('', '## Correctness', '', '```json', JSON.stringify(r.checks, null, 2), '```', '');
+  return lines.join('\n');
+}
+
+main().then(
+  () => {
+    killAll();
+    process.exit(0);
+  },
+  (err) => {
+    console.error(err);
+    killAll();
+    process.exit(1);
+  },
+);
