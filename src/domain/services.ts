@@ -8,6 +8,8 @@ import { TokensService } from './tokens/tokens.service.js';
 import { BalancesService } from './billing/balances.service.js';
 import { MeteringService } from './billing/metering.service.js';
 import { ModelsService } from './models/models.service.js';
+import { PlansService } from './accounts/plans.js';
+import { UsageService } from './usage/usage.service.js';
 
 export interface ServicesOptions {
   db: Db;
@@ -22,18 +24,21 @@ export interface ServicesOptions {
 export function createServices(options: ServicesOptions) {
   const { db, clock, timeZone } = options;
   const audit = new AuditService(clock);
+  const keys = new KeysService({ db, clock, audit });
   return {
     db,
     clock,
     timeZone,
     audit,
     users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
-    keys: new KeysService({ db, clock, audit }),
+    keys,
     teams: new TeamsService({ db, clock, audit }),
     tokens: new TokensService({ db, clock, audit }),
     balances: new BalancesService({ db, clock, audit, timeZone }),
     metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? 15 * 60_000 }),
     models: new ModelsService({ db, clock, audit }),
+    plans: new PlansService({ db, clock, audit }),
+    usage: new UsageService({ db, clock, timeZone, keys }),
   };
 }
 

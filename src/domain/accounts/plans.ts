@@ -1,6 +1,12 @@
-import type { Queryable } from '../../db/knex.js';
+import type { Db, Queryable } from '../../db/knex.js';
 import { toBool } from '../../db/rows.js';
-import { toMicro, toMicroOrNull, type Micro } from '../money.js';
+import { withTransaction } from '../../db/transaction.js';
+import { isInstallationAdmin, type Actor } from '../actor.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { Clock } from '../clock.js';
+import { badInput, conflict, forbidden, isDuplicateKeyError, notFound } from '../errors.js';
+import { newId } from '../ids.js';
+import { MAX_AMOUNT_MICRO, toMicro, toMicroOrNull, type Micro } from '../money.js';
 
 export interface Plan {
   id: string;
@@ -39,4 +45,93 @@ export async function defaultPlan(q: Queryable): Promise<Plan> {
   const row = (await q('plans').where('is_default', true).first()) ?? (await q('plans').orderBy('included_micro').first());
   if (!row) throw new Error('no plans exist: run the migrations');
   return planFromRow(row);
+}
+
+export interface PlanInput {
+  name: string;
+  includedMicro: Micro;
+  overageAllowed: boolean;
+  /** null = unlimited overage (when allowed). */
+  overageCapMicro: Micro | null;
+  /** The plan new users get. Making one plan the default takes it from the others. */
+  isDefault?: boolean;
+}
+
+export const PLAN_NAME_MAX = 100;
+
+export interface PlansDeps {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+}
+
+/** Plans are edited by installation admins only; every change is audited with its before and after. */
+export class PlansService {
+  constructor(private readonly deps: PlansDeps) {}
+
+  list(q: Queryable = this.deps.db): Promise<Plan[]> {
+    return listPlans(q);
+  }
+
+  async create(input: PlanInput, actor: Actor): Promise<Plan> {
+    if (!isInstallationAdmin(actor)) throw forbidden();
+    const plan = validatePlan(input);
+    const now = this.deps.clock.now();
+    const id = newId();
+    return this.write(async (tx) => {
+      if (plan.isDefault) await tx('plans').update({ is_default: false, updated_at: now });
+      await tx('plans').insert({ id, ...planRow(plan), is_default: plan.isDefault ?? false, created_at: now, updated_at: now });
+      const created = planFromRow((await tx('plans').where({ id }).first())!);
+      await this.deps.audit.record(tx, actor, 'plan.create', { type: 'plan', id }, { ...created });
+      return created;
+    });
+  }
+
+  async update(id: string, changes: Partial<PlanInput>, actor: Actor): Promise<Plan> {
+    if (!isInstallationAdmin(actor)) throw forbidden();
+    const now = this.deps.clock.now();
+    return this.write(async (tx) => {
+      const row = await tx('plans').where({ id }).forUpdate().first();
+      if (!row) throw notFound('Plan');
+      const before = planFromRow(row);
+      const plan = validatePlan({ ...before, ...definedOnly(changes) });
+      if (before.isDefault && changes.isDefault === false)
+        throw badInput('Every installation needs a default plan; make another plan the default instead.');
+      if (changes.isDefault && !before.isDefault) await tx('plans').update({ is_default: false, updated_at: now });
+      await tx('plans').where({ id }).update({ ...planRow(plan), ...(changes.isDefault && { is_default: true }), updated_at: now });
+      const after = planFromRow((await tx('plans').where({ id }).first())!);
+      await this.deps.audit.record(tx, actor, 'plan.update', { type: 'plan', id }, { before, after });
+      return after;
+    });
+  }
+
+  private async write<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    try {
+      return await withTransaction(this.deps.db, fn);
+    } catch (err) {
+      if (isDuplicateKeyError(err)) throw conflict('A plan with that name already exists.');
+      throw err;
+    }
+  }
+}
+
+function validatePlan(input: PlanInput): PlanInput {
+  const name = input.name.trim();
+  if (name.length < 1 || name.length > PLAN_NAME_MAX) throw badInput(`A plan name is 1 to ${PLAN_NAME_MAX} characters.`);
+  for (const amount of [input.includedMicro, input.overageCapMicro ?? 0])
+    if (!Number.isSafeInteger(amount) || amount < 0 || amount > MAX_AMOUNT_MICRO) throw badInput('Plan amounts are non-negative AUD amounts.');
+  return { ...input, name };
+}
+
+function planRow(plan: PlanInput) {
+  return {
+    name: plan.name,
+    included_micro: plan.includedMicro,
+    overage_allowed: plan.overageAllowed,
+    overage_cap_micro: plan.overageCapMicro,
+  };
+}
+
+function definedOnly<T extends object>(changes: T): Partial<T> {
+  return Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Db, Queryable } from '../../db/knex.js';
 import { withTransaction } from '../../db/transaction.js';
 import { generateSecret, hashSecret, lastFour } from '../../auth/secret-format.js';
@@ -58,33 +59,11 @@ export class KeysService {
   }
 
   async list(filter: ListKeysFilter, actor: Actor, q: Queryable = this.deps.db): Promise<ApiKey[]> {
-    let query = q('api_keys').select('api_keys.*').orderBy('api_keys.created_at', 'desc').orderBy('api_keys.id');
-    if (filter.all) {
-      if (!isInstallationAdmin(actor)) throw forbidden();
-      if (filter.teamId) query = query.where('api_keys.team_id', filter.teamId);
-    } else if (filter.teamId) {
-      const role = await teamRoleOf(q, filter.teamId, actor.userId);
-      if (!role) throw notFound('Team');
-      query = query.where('api_keys.team_id', filter.teamId);
-      if (!teamPermissions.manageAllKeys(role)) {
-        if (!teamPermissions.manageOwnKeys(role)) return [];
-        query = query.where('api_keys.owner_id', actor.userId);
-      }
-    } else {
-      // Personal keys, plus the team keys the caller's role lets them see.
-      query = query
-        .leftJoin('team_members as tm', function () {
-          this.on('tm.team_id', '=', 'api_keys.team_id').andOn('tm.user_id', '=', q.raw('?', [actor.userId]));
-        })
-        .where((w) =>
-          w
-            .where((p) => p.whereNull('api_keys.team_id').andWhere('api_keys.owner_id', actor.userId))
-            .orWhereIn('tm.role', ['owner', 'admin'])
-            .orWhere((m) => m.where('tm.role', 'member').andWhere('api_keys.owner_id', actor.userId)),
-        );
-    }
+    const visible = await visibleKeysQuery(q, filter, actor);
+    if (!visible) return [];
+    const rows = await visible.select('api_keys.*').orderBy('api_keys.created_at', 'desc').orderBy('api_keys.id');
     const now = this.deps.clock.now();
-    const keys = (await query).map((r: Record<string, unknown>) => keyFromRow(r, now));
+    const keys: ApiKey[] = rows.map((r: Record<string, unknown>) => keyFromRow(r, now));
     return filter.status ? keys.filter((k) => k.status === filter.status) : keys;
   }
 
@@ -228,6 +207,37 @@ export class KeysService {
     if (expiresAt.getTime() <= this.deps.clock.now().getTime()) throw badInput('The expiry must be in the future.');
     return expiresAt;
   }
+}
+
+/**
+ * The keys an actor may see, as a query on `api_keys` (SPEC §4 visibility): personal keys — their owner; team keys —
+ * owners and admins all, members their own, viewers none; `all` — installation admins, everything. Null when the
+ * filter can show nothing. The key list and the usage log both build on this, so the rule exists once.
+ */
+export async function visibleKeysQuery(q: Queryable, filter: Pick<ListKeysFilter, 'teamId' | 'all'>, actor: Actor): Promise<Knex.QueryBuilder | null> {
+  let query = q('api_keys');
+  if (filter.all) {
+    if (!isInstallationAdmin(actor)) throw forbidden();
+    return filter.teamId ? query.where('api_keys.team_id', filter.teamId) : query;
+  }
+  if (filter.teamId) {
+    const role = await teamRoleOf(q, filter.teamId, actor.userId);
+    if (!role) throw notFound('Team');
+    query = query.where('api_keys.team_id', filter.teamId);
+    if (teamPermissions.manageAllKeys(role)) return query;
+    return teamPermissions.manageOwnKeys(role) ? query.where('api_keys.owner_id', actor.userId) : null;
+  }
+  // Personal keys, plus the team keys the caller's role lets them see.
+  return query
+    .leftJoin('team_members as tm', function () {
+      this.on('tm.team_id', '=', 'api_keys.team_id').andOn('tm.user_id', '=', q.raw('?', [actor.userId]));
+    })
+    .where((w) =>
+      w
+        .where((p) => p.whereNull('api_keys.team_id').andWhere('api_keys.owner_id', actor.userId))
+        .orWhereIn('tm.role', ['owner', 'admin'])
+        .orWhere((m) => m.where('tm.role', 'member').andWhere('api_keys.owner_id', actor.userId)),
+    );
 }
 
 export async function teamRoleOf(q: Queryable, teamId: string, userId: string): Promise<TeamRole | null> {
