@@ -26,11 +26,7 @@ function zoneOffsetMs(instant: Date, timeZone: string): number {
 
 /** The UTC instant of local midnight on the first day of (year, month) in the zone. month is 1–12, may overflow. */
 function startOfLocalMonth(year: number, month: number, timeZone: string): Date {
-  const naive = Date.UTC(year, month - 1, 1, 0, 0, 0);
-  // Two passes settle the offset even when midnight is close to a DST change.
-  let guess = naive - zoneOffsetMs(new Date(naive), timeZone);
-  guess = naive - zoneOffsetMs(new Date(guess), timeZone);
-  return new Date(guess);
+  return startOfLocalDate(year, month, 1, timeZone);
 }
 
 export interface Period {
@@ -46,4 +42,36 @@ export function billingPeriodAt(instant: Date, timeZone: string): Period {
   const next = localParts(new Date(start.getTime() + 40 * 86_400_000), timeZone);
   const end = startOfLocalMonth(next.year, next.month, timeZone);
   return { start, end };
+}
+
+/**
+ * The UTC instant of local midnight starting a calendar date in the zone (month 1–12, day 1–31; both may
+ * overflow, like Date.UTC). Used for daily charts and for "expires at the end of this date" inputs.
+ */
+export function startOfLocalDate(year: number, month: number, day: number, timeZone: string): Date {
+  const naive = Date.UTC(year, month - 1, day, 0, 0, 0);
+  // Two passes settle the offset even when midnight is close to a DST change.
+  let guess = naive - zoneOffsetMs(new Date(naive), timeZone);
+  guess = naive - zoneOffsetMs(new Date(guess), timeZone);
+  return new Date(guess);
+}
+
+/** The local calendar date of an instant in the zone. */
+export function localDateOf(instant: Date, timeZone: string): { year: number; month: number; day: number } {
+  const { year, month, day } = localParts(instant, timeZone);
+  return { year, month, day };
+}
+
+/** The last `count` local days up to and including today, as [start, end) UTC instants, oldest first. */
+export function lastLocalDays(now: Date, count: number, timeZone: string): Array<{ date: string; start: Date; end: Date }> {
+  const today = localDateOf(now, timeZone);
+  const days: Array<{ date: string; start: Date; end: Date }> = [];
+  for (let i = count - 1; i >= 0; i--) {
+    const start = startOfLocalDate(today.year, today.month, today.day - i, timeZone);
+    const end = startOfLocalDate(today.year, today.month, today.day - i + 1, timeZone);
+    const d = localDateOf(new Date(start.getTime() + 3_600_000 * 12), timeZone);
+    const date = `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
+    days.push({ date, start, end });
+  }
+  return days;
 }
