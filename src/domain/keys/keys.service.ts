@@ -61,7 +61,7 @@ export class KeysService {
   async list(filter: ListKeysFilter, actor: Actor, q: Queryable = this.deps.db): Promise<ApiKey[]> {
     const visible = await visibleKeysQuery(q, filter, actor);
     if (!visible) return [];
-    const rows = await visible.select('api_keys.*').orderBy('api_keys.created_at', 'desc').orderBy('api_keys.id');
+    const rows = await visible.query.select('api_keys.*').orderBy('api_keys.created_at', 'desc').orderBy('api_keys.id');
     const now = this.deps.clock.now();
     const keys: ApiKey[] = rows.map((r: Record<string, unknown>) => keyFromRow(r, now));
     return filter.status ? keys.filter((k) => k.status === filter.status) : keys;
@@ -213,22 +213,27 @@ export class KeysService {
  * The keys an actor may see, as a query on `api_keys` (SPEC §4 visibility): personal keys — their owner; team keys —
  * owners and admins all, members their own, viewers none; `all` — installation admins, everything. Null when the
  * filter can show nothing. The key list and the usage log both build on this, so the rule exists once.
+ * (Wrapped in an object: a knex builder is thenable, so returning it bare from an async function would run it.)
  */
-export async function visibleKeysQuery(q: Queryable, filter: Pick<ListKeysFilter, 'teamId' | 'all'>, actor: Actor): Promise<Knex.QueryBuilder | null> {
-  let query = q('api_keys');
+export async function visibleKeysQuery(
+  q: Queryable,
+  filter: Pick<ListKeysFilter, 'teamId' | 'all'>,
+  actor: Actor,
+): Promise<{ query: Knex.QueryBuilder } | null> {
+  const keys = q('api_keys');
   if (filter.all) {
     if (!isInstallationAdmin(actor)) throw forbidden();
-    return filter.teamId ? query.where('api_keys.team_id', filter.teamId) : query;
+    return { query: filter.teamId ? keys.where('api_keys.team_id', filter.teamId) : keys };
   }
   if (filter.teamId) {
     const role = await teamRoleOf(q, filter.teamId, actor.userId);
     if (!role) throw notFound('Team');
-    query = query.where('api_keys.team_id', filter.teamId);
-    if (teamPermissions.manageAllKeys(role)) return query;
-    return teamPermissions.manageOwnKeys(role) ? query.where('api_keys.owner_id', actor.userId) : null;
+    const teamKeys = keys.where('api_keys.team_id', filter.teamId);
+    if (teamPermissions.manageAllKeys(role)) return { query: teamKeys };
+    return teamPermissions.manageOwnKeys(role) ? { query: teamKeys.where('api_keys.owner_id', actor.userId) } : null;
   }
   // Personal keys, plus the team keys the caller's role lets them see.
-  return query
+  const query = keys
     .leftJoin('team_members as tm', function () {
       this.on('tm.team_id', '=', 'api_keys.team_id').andOn('tm.user_id', '=', q.raw('?', [actor.userId]));
     })
@@ -238,6 +243,7 @@ export async function visibleKeysQuery(q: Queryable, filter: Pick<ListKeysFilter
         .orWhereIn('tm.role', ['owner', 'admin'])
         .orWhere((m) => m.where('tm.role', 'member').andWhere('api_keys.owner_id', actor.userId)),
     );
+  return { query };
 }
 
 export async function teamRoleOf(q: Queryable, teamId: string, userId: string): Promise<TeamRole | null> {

@@ -89,7 +89,7 @@ export class UsageService {
     } else {
       const visible = await visibleKeysQuery(q, filter, actor);
       if (!visible) return { events: [], nextCursor: null };
-      query = query.whereIn('key_id', visible.select('api_keys.id'));
+      query = query.whereIn('key_id', visible.query.select('api_keys.id'));
     }
     query = inRange(query, filter.from, filter.to);
     if (filter.cursor !== undefined) {
