@@ -8,6 +8,9 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { createServices } from './domain/services.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { createJobs } from './jobs/index.js';
+import { JobRunner } from './jobs/runner.js';
+import { startScheduler, type Scheduler } from './jobs/scheduler.js';
 
 /** Builds every dependency of the app from the config: db → services → sessions. Tests pass their own db/clock. */
 export function wire(config: Config, options: { db?: Db; clock?: Clock; logger?: Logger } = {}): AppDeps {
@@ -42,14 +45,25 @@ export async function start(config: Config): Promise<Running> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   deps.logger.info({ url, database: config.databaseUrl ? 'mysql' : 'sqlite' }, 'ModelBridge listening');
+  const scheduler = config.jobsEnabled ? startJobs(deps) : null;
+  if (!scheduler) deps.logger.info('scheduled jobs are off (MODELBRIDGE_JOBS=0)');
   return {
     deps,
     server,
     url,
     async stop() {
+      // Jobs first: a run in progress finishes before the pool it uses closes.
+      await scheduler?.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await deps.services.db.destroy();
     },
   };
+}
+
+/** The scheduled jobs of this instance (SPEC §6); every instance runs them, the job_locks lease picks one per run. */
+export function startJobs(deps: AppDeps): Scheduler {
+  const { services, logger, metrics } = deps;
+  const runner = new JobRunner({ db: services.db, clock: services.clock, logger, metrics });
+  return startScheduler(Object.values(createJobs(services)), runner, logger);
 }

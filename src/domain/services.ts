@@ -10,6 +10,9 @@ import { MeteringService } from './billing/metering.service.js';
 import { ModelsService } from './models/models.service.js';
 import { PlansService } from './accounts/plans.js';
 import { UsageService } from './usage/usage.service.js';
+import { KeyExpiryService } from './keys/expiry.service.js';
+import { ReconcileService } from './billing/reconcile.service.js';
+import { RolloverService } from './billing/rollover.service.js';
 
 export interface ServicesOptions {
   db: Db;
@@ -39,6 +42,9 @@ export function createServices(options: ServicesOptions) {
     models: new ModelsService({ db, clock, audit }),
     plans: new PlansService({ db, clock, audit }),
     usage: new UsageService({ db, clock, timeZone, keys }),
+    keyExpiry: new KeyExpiryService({ db, clock, audit }),
+    reconcile: new ReconcileService({ db, clock, audit }),
+    rollover: new RolloverService({ db, clock, timeZone }),
   };
 }
 

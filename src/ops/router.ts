@@ -1,7 +1,71 @@
-import { Router } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import type { AppDeps } from '../app-deps.js';
+import { bearerToken } from '../http/request-auth.js';
+import { isPrivateAddress } from './private-address.js';
+import { refreshScrapeGauges } from './scrape-gauges.js';
 
-// Placeholder until this door is built.
-export function createOpsRouter(_deps: AppDeps): Router {
-  return Router();
+/** How long /healthz waits for the database before answering 503: a load balancer must get an answer quickly. */
+const HEALTH_DB_TIMEOUT_MS = 2000;
+
+/**
+ * Operations endpoints, no portal or API auth:
+ * - GET /healthz — 200 when the process is up and the database answers `select 1`, 503 otherwise. Public: it says
+ *   nothing but "up" or "down", and load balancers cannot log in.
+ * - GET /metrics — Prometheus text. Every series is an aggregate (labels are endpoints, outcomes, phases, job names,
+ *   drift kinds: never a key, user or team), yet volumes and balances-in-flight are still business data, so it
+ *   answers only scrapers on a private network or an installation admin's management token (docs/operations.md).
+ */
+export function createOpsRouter(deps: AppDeps): Router {
+  const router = Router();
+
+  router.get('/healthz', async (_req, res) => {
+    res.set('Cache-Control', 'no-store');
+    try {
+      await withTimeout(deps.services.db.raw('select 1').then(() => undefined), HEALTH_DB_TIMEOUT_MS);
+      res.json({ status: 'ok', database: 'ok' });
+    } catch (err) {
+      deps.logger.warn({ err }, 'health check: database unreachable');
+      res.status(503).json({ status: 'unavailable', database: 'unreachable' });
+    }
+  });
+
+  router.get('/metrics', metricsAccess(deps), async (_req, res) => {
+    try {
+      await refreshScrapeGauges(deps);
+    } catch (err) {
+      // Serve what we have: a scrape with stale gauges beats no scrape while the database is down.
+      deps.logger.warn({ err }, 'metrics: refreshing database gauges failed');
+    }
+    res.set('Cache-Control', 'no-store');
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  return router;
+}
+
+/**
+ * Who may scrape: a direct peer on a loopback or private address (req.ip is the forwarded client when a loopback
+ * reverse proxy sits in front, so the public internet behind that proxy is refused), or a bearer management token
+ * of an installation admin, for scrapers that come from elsewhere.
+ */
+function metricsAccess(deps: AppDeps): RequestHandler {
+  return async (req, res, next) => {
+    if (isPrivateAddress(clientAddress(req))) return next();
+    const token = bearerToken(req);
+    const user = token ? await deps.services.tokens.authenticate(token).catch(() => null) : null;
+    if (user?.role === 'admin') return next();
+    res.status(token ? 403 : 401).set('Cache-Control', 'no-store').type('text/plain').send('Metrics are for private-network scrapers or an admin management token.\n');
+  };
+}
+
+function clientAddress(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? '';
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

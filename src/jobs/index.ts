@@ -1,0 +1,16 @@
+import type { Services } from '../domain/services.js';
+import { expireKeysJob } from './expire-keys.js';
+import type { Job, JobName } from './job.js';
+import { reconcileJob } from './reconcile.js';
+import { releaseStaleHoldsJob } from './release-stale-holds.js';
+import { rolloverJob } from './rollover.js';
+
+/** Every scheduled job of ModelBridge, wired to the domain services. */
+export function createJobs(services: Services): Record<JobName, Job> {
+  return {
+    'expire-keys': expireKeysJob(services.keyExpiry),
+    'release-holds': releaseStaleHoldsJob(services.metering, services.clock),
+    reconcile: reconcileJob(services.reconcile),
+    rollover: rolloverJob(services.rollover, services.timeZone),
+  };
+}

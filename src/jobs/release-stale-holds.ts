@@ -1,0 +1,21 @@
+import type { Clock } from '../domain/clock.js';
+import type { MeteringService } from '../domain/billing/metering.service.js';
+import { releaseStaleHolds } from '../domain/billing/stale-holds.js';
+import type { Job } from './job.js';
+
+/** Every minute: holds past their deadline (the process that admitted them died) are released as `abandoned`. */
+export function releaseStaleHoldsJob(metering: MeteringService, clock: Clock): Job {
+  return {
+    name: 'release-holds',
+    schedule: '* * * * *',
+    leaseMs: 5 * 60_000,
+    async run({ logger }) {
+      const result = await releaseStaleHolds(metering, clock);
+      for (const { requestId, error } of result.failed) logger.error({ err: error, job: 'release-holds', requestId }, 'releasing a stale hold failed');
+      const summary = `${result.released} released, ${result.alreadySettled} already settled`;
+      // Failures make the run fail (so it shows in metrics and job status); the holds stay for the next run.
+      if (result.failed.length) throw new Error(`${summary}, ${result.failed.length} failed`);
+      return summary;
+    },
+  };
+}

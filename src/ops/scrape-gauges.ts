@@ -1,0 +1,31 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { AppDeps } from '../app-deps.js';
+import { listJobStatus } from '../domain/jobs/job-locks.js';
+
+const JOB_LAST_SUCCESS = 'modelbridge_job_last_success_timestamp_seconds';
+const JOB_LAST_FAILED = 'modelbridge_job_last_run_failed';
+
+/**
+ * Gauges read from the database at scrape time, so they describe the whole installation (every instance), not just
+ * the one that happens to be scraped: outstanding holds, and each job's last result as recorded in job_locks.
+ */
+export async function refreshScrapeGauges(deps: AppDeps): Promise<void> {
+  const { db, clock } = deps.services;
+  const holds = await db('holds').count({ n: '*' }).first();
+  deps.metrics.holdsOutstanding.set(Number(holds?.n ?? 0));
+
+  const lastSuccess = gauge(deps.metrics.registry, JOB_LAST_SUCCESS, 'When each job last finished successfully on any instance (unix seconds).');
+  const lastFailed = gauge(deps.metrics.registry, JOB_LAST_FAILED, 'Whether the most recent finished run of each job failed (1) or not (0).');
+  for (const job of await listJobStatus(db, clock.now())) {
+    if (job.lastOk === null) continue;
+    lastFailed.set({ job: job.name }, job.lastOk ? 0 : 1);
+    if (job.lastOk && job.lastFinishedAt) lastSuccess.set({ job: job.name }, Math.floor(job.lastFinishedAt.getTime() / 1000));
+  }
+}
+
+/** Registered on first use in the app's own registry (tests run several apps, each with its registry). */
+function gauge(registry: Registry, name: string, help: string): Gauge<'job'> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Gauge<'job'>;
+  return new Gauge({ name, help, labelNames: ['job'] as const, registers: [registry] });
+}
