@@ -60,7 +60,7 @@ export class UsageReports {
       const key = await this.deps.keys.get(filter.keyId, actor);
       return { keys: db('api_keys').where('api_keys.id', key.id) };
     }
-    let keys = await visibleKeysQuery(db, { teamId: filter.teamId }, actor);
+    let keys = (await visibleKeysQuery(db, { teamId: filter.teamId }, actor))?.query ?? null;
     if (keys && filter.personal) keys = keys.whereNull('api_keys.team_id');
     if (keys && filter.ownOnly) keys = keys.where('api_keys.owner_id', actor.userId);
     return { keys };
