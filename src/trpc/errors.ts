@@ -1,0 +1,43 @@
+import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { ZodError } from 'zod';
+import type { Logger } from '../logger.js';
+import { DomainError, type DomainErrorCode } from '../domain/errors.js';
+
+/**
+ * The one place domain errors become tRPC errors (the Express error handlers are the other door's place).
+ * Domain messages are written to be shown; anything unexpected becomes a generic 500 and is logged instead.
+ */
+const CODE_FOR: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
+  BAD_INPUT: 'BAD_REQUEST',
+  UNAUTHENTICATED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  CONFLICT: 'CONFLICT',
+  TOO_MANY_REQUESTS: 'TOO_MANY_REQUESTS',
+};
+
+export const INTERNAL_MESSAGE = 'Something went wrong on our side; it has been logged.';
+
+/** Translates whatever a procedure threw (tRPC has wrapped it in a TRPCError with the original as `cause`). */
+export function toTrpcError(error: TRPCError): TRPCError {
+  const cause = error.cause;
+  if (cause instanceof DomainError) return new TRPCError({ code: CODE_FOR[cause.code], message: cause.message, cause });
+  if (cause instanceof ZodError) return new TRPCError({ code: 'BAD_REQUEST', message: describeZodError(cause), cause });
+  return error;
+}
+
+/** "name: String must contain at most 1000 character(s)" — paths and rules only, never the submitted values. */
+function describeZodError(error: ZodError): string {
+  const first = error.issues.slice(0, 3).map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+  return `Invalid input. ${first.join('; ')}`;
+}
+
+/**
+ * Logs errors nobody planned for. Only the error's type, code and message go to the log: request inputs and
+ * headers never do, and database errors carry only hashes of secrets (the secrets themselves are never stored).
+ */
+export function logUnexpected(logger: Logger, error: TRPCError, path: string | undefined): void {
+  if (error.code !== 'INTERNAL_SERVER_ERROR') return;
+  const cause = (error.cause ?? error) as Error & { code?: unknown; errno?: unknown };
+  logger.error({ path, error: { type: cause.name, code: cause.code, errno: cause.errno, message: String(cause.message).slice(0, 500) } }, 'tRPC procedure failed');
+}

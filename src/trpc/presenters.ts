@@ -1,0 +1,155 @@
+import type { Plan } from '../domain/accounts/plans.js';
+import type { User } from '../domain/accounts/users.service.js';
+import type { AuditEvent } from '../domain/audit/audit.service.js';
+import type { PersonalBalance } from '../domain/billing/balances.service.js';
+import type { ApiKey } from '../domain/keys/key.js';
+import type { CatalogModel } from '../domain/models/models.service.js';
+import { microToAud, type Micro } from '../domain/money.js';
+import type { Team, TeamMember } from '../domain/teams/teams.service.js';
+import type { ManagementToken } from '../domain/tokens/tokens.service.js';
+import type { KeyUsage, UsageEvent, UsageTotals } from '../domain/usage/usage.service.js';
+
+/**
+ * Domain values → the API's wire shapes (SPEC §7): money as AUD decimal strings, timestamps as ISO-8601, ids as
+ * strings. No secret is ever part of these shapes; create and rotate add the secret beside them, once.
+ */
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+const audOrNull = (m: Micro | null): string | null => (m === null ? null : microToAud(m));
+
+export function keyDto(k: ApiKey) {
+  return {
+    id: k.id,
+    name: k.name,
+    last4: k.last4,
+    status: k.status,
+    spendAud: microToAud(k.spendMicro),
+    spendLimitAud: audOrNull(k.spendLimitMicro),
+    expiresAt: iso(k.expiresAt),
+    teamId: k.teamId,
+    ownerId: k.ownerId,
+    requestCount: k.requestCount,
+    createdAt: k.createdAt.toISOString(),
+    lastUsedAt: iso(k.lastUsedAt),
+    // A rotated key retires silently at the end of its grace period; that instant is when it was revoked.
+    revokedAt: iso(k.revokedAt ?? (k.status === 'revoked' ? k.retireAt : null)),
+  };
+}
+export type KeyDto = ReturnType<typeof keyDto>;
+
+export function teamDto(t: Team) {
+  return { id: t.id, name: t.name, balanceAud: microToAud(t.balanceMicro), role: t.role };
+}
+
+export function memberDto(m: TeamMember) {
+  return { userId: m.userId, email: m.email, name: m.name, role: m.role };
+}
+
+export function userDto(u: User) {
+  return { id: u.id, email: u.email, name: u.name, role: u.role, disabled: u.disabled, planId: u.planId, createdAt: u.createdAt.toISOString() };
+}
+
+export function planDto(p: Plan) {
+  return {
+    id: p.id,
+    name: p.name,
+    includedAud: microToAud(p.includedMicro),
+    overageAllowed: p.overageAllowed,
+    overageCapAud: audOrNull(p.overageCapMicro),
+    isDefault: p.isDefault,
+  };
+}
+
+export function balanceDto(b: PersonalBalance) {
+  return {
+    includedAud: microToAud(b.includedMicro),
+    includedUsedAud: microToAud(b.includedUsedMicro),
+    prepaidAud: microToAud(b.prepaidMicro),
+    overageUsedAud: microToAud(b.overageUsedMicro),
+    overageCapAud: audOrNull(b.overageCapMicro),
+    periodStart: b.periodStart.toISOString(),
+    periodEnd: b.periodEnd.toISOString(),
+  };
+}
+
+export function tokenDto(t: ManagementToken) {
+  return {
+    id: t.id,
+    name: t.name,
+    last4: t.last4,
+    status: t.status,
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+    lastUsedAt: iso(t.lastUsedAt),
+    createdAt: t.createdAt.toISOString(),
+  };
+}
+
+export function modelDto(m: CatalogModel) {
+  return {
+    id: m.id,
+    provider: m.provider,
+    upstreamModel: m.upstreamModel,
+    inputAudPerMTok: microToAud(m.inputMicroPerMTok),
+    outputAudPerMTok: microToAud(m.outputMicroPerMTok),
+    enabled: m.enabled,
+  };
+}
+
+function totalsDto(t: UsageTotals) {
+  return { requests: t.requests, inputTokens: t.inputTokens, outputTokens: t.outputTokens, costAud: microToAud(t.costMicro) };
+}
+
+export function keyUsageDto(u: KeyUsage) {
+  return {
+    keyId: u.keyId,
+    from: u.from.toISOString(),
+    to: u.to.toISOString(),
+    totals: totalsDto(u.totals),
+    byDay: u.byDay.map((d) => ({ day: d.day, ...totalsDto(d) })),
+    byModel: u.byModel.map((m) => ({ model: m.model, ...totalsDto(m) })),
+  };
+}
+
+export function usageEventDto(e: UsageEvent) {
+  return {
+    id: e.id,
+    requestId: e.requestId,
+    keyId: e.keyId,
+    userId: e.userId,
+    teamId: e.teamId,
+    model: e.model,
+    provider: e.provider,
+    endpoint: e.endpoint,
+    inputTokens: e.inputTokens,
+    outputTokens: e.outputTokens,
+    costAud: microToAud(e.costMicro),
+    split: {
+      includedAud: microToAud(e.split.includedMicro),
+      prepaidAud: microToAud(e.split.prepaidMicro),
+      overageAud: microToAud(e.split.overageMicro),
+      teamAud: microToAud(e.split.teamMicro),
+    },
+    outcome: e.outcome,
+    estimated: e.estimated,
+    httpStatus: e.httpStatus,
+    latencyMs: e.latencyMs,
+    streamed: e.streamed,
+    startedAt: e.startedAt.toISOString(),
+    createdAt: e.createdAt.toISOString(),
+  };
+}
+
+export function auditDto(e: AuditEvent) {
+  return {
+    id: e.id,
+    actorId: e.actorId,
+    actorKind: e.actorKind,
+    action: e.action,
+    targetType: e.targetType,
+    targetId: e.targetId,
+    details: e.details,
+    ip: e.ip,
+    userAgent: e.userAgent,
+    createdAt: e.createdAt.toISOString(),
+  };
+}

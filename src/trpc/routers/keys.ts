@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { authedProcedure, router } from '../init.js';
+import { aud, id, isoDate, keyStatus, text } from '../inputs.js';
+import { keyDto, keyUsageDto } from '../presenters.js';
+
+export const keysRouter = router({
+  /** Keys the caller may see; `all: true` lists every key of the installation (installation admins only). */
+  list: authedProcedure
+    .input(z.object({ teamId: id.optional(), status: keyStatus.optional(), all: z.boolean().optional() }).strict().optional())
+    .query(async ({ ctx, input }) => (await ctx.deps.services.keys.list(input ?? {}, ctx.actor)).map(keyDto)),
+
+  get: authedProcedure
+    .input(z.object({ id }).strict())
+    .query(async ({ ctx, input }) => keyDto(await ctx.deps.services.keys.get(input.id, ctx.actor))),
+
+  /** Totals per day (installation time zone) and per model; default range: the last 30 days. */
+  usage: authedProcedure
+    .input(z.object({ id, from: isoDate.optional(), to: isoDate.optional() }).strict())
+    .query(async ({ ctx, input }) => keyUsageDto(await ctx.deps.services.usage.keyUsage(input.id, input, ctx.actor))),
+
+  /** The secret is in this response and nowhere else, ever. */
+  create: authedProcedure
+    .input(z.object({ name: text, spendLimitAud: aud.nullish(), expiresAt: isoDate.nullish(), teamId: id.nullish() }).strict())
+    .mutation(async ({ ctx, input }) => {
+      const { key, secret } = await ctx.deps.services.keys.create(
+        { name: input.name, spendLimitMicro: input.spendLimitAud ?? null, expiresAt: input.expiresAt ?? null, teamId: input.teamId ?? null },
+        ctx.actor,
+      );
+      return { key: keyDto(key), secret };
+    }),
+
+  /** `spendLimitAud: null` removes the limit; omitting it leaves the limit as it is. */
+  update: authedProcedure
+    .input(z.object({ id, name: text.optional(), spendLimitAud: aud.nullable().optional() }).strict())
+    .mutation(async ({ ctx, input }) =>
+      keyDto(await ctx.deps.services.keys.update(input.id, { name: input.name, spendLimitMicro: input.spendLimitAud }, ctx.actor)),
+    ),
+
+  revoke: authedProcedure
+    .input(z.object({ id }).strict())
+    .mutation(async ({ ctx, input }) => keyDto(await ctx.deps.services.keys.revoke(input.id, ctx.actor))),
+
+  /** A successor with the same name, team, limit and expiry; the old key retires after the grace period (0 = now). */
+  rotate: authedProcedure
+    .input(z.object({ id, gracePeriodSeconds: z.number().int().min(0).optional() }).strict())
+    .mutation(async ({ ctx, input }) => {
+      const { key, secret, previous } = await ctx.deps.services.keys.rotate(input.id, input.gracePeriodSeconds ?? 0, ctx.actor);
+      return { key: keyDto(key), secret, previous: keyDto(previous) };
+    }),
+});
