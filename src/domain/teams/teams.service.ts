@@ -113,6 +113,9 @@ export class TeamsService {
    */
   async removeMember(teamId: string, userId: string, actor: Actor): Promise<void> {
     await withTransaction(this.deps.db, async (tx) => {
+      // The caller's own membership first: otherwise "member not found" vs "team not found" would tell an
+      // outsider who is in the team.
+      if (!(await teamRoleOf(tx, teamId, actor.userId))) throw notFound('Team');
       const current = await this.memberRow(tx, teamId, userId);
       if (userId !== actor.userId) {
         const actorRole = await this.requireMemberManager(tx, teamId, actor, current.role);
