@@ -1,6 +1,7 @@
 import express from 'express';
 import type { AppDeps } from './app-deps.js';
 import { createProxyRouter } from './proxy/router.js';
+import { createDemoUpstreamRouter } from './proxy/upstreams/demo/index.js';
 import { createTrpcHandler } from './trpc/express.js';
 import { createPortalRouter } from './portal/router.js';
 import { createOpsRouter } from './ops/router.js';
@@ -16,6 +17,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   app.use(createOpsRouter(deps));
   app.use('/v1', createProxyRouter(deps));
+  // The built-in demo upstream (reached only by the proxy itself, over HTTP): see src/proxy/upstreams/demo.
+  app.use('/demo', createDemoUpstreamRouter());
   app.use('/trpc', createTrpcHandler(deps));
   app.use(createPortalRouter(deps));
   return app;

@@ -1,7 +1,40 @@
-import { Router } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { AppDeps } from '../app-deps.js';
+import type { ProxyContext } from './context.js';
+import { ENDPOINTS } from './endpoints.js';
+import { ProxyError, sendProxyError } from './errors.js';
+import { formatOf, keyStatus, listModels } from './info.js';
+import { meteredHandler } from './pipeline.js';
+import { createUpstreamClient } from './upstreams/http.js';
+import { createUpstreams } from './upstreams/index.js';
 
-// Placeholder until this door is built.
-export function createProxyRouter(_deps: AppDeps): Router {
-  return Router();
+/**
+ * The /v1 door: OpenAI- and Anthropic-compatible endpoints, authenticated by API key only (management tokens and
+ * session cookies never work here), metered per request. No body parser is mounted: each endpoint reads its own
+ * body with a size limit, and keeps the raw bytes to forward them unchanged when it can.
+ */
+export function createProxyRouter(deps: AppDeps): Router {
+  const ctx: ProxyContext = {
+    metering: deps.services.metering,
+    models: deps.services.models,
+    upstreams: createUpstreams(deps.config),
+    http: createUpstreamClient({ timeoutMs: deps.config.upstreamTimeoutMs }),
+    metrics: deps.metrics,
+    logger: deps.logger,
+  };
+  for (const provider of ctx.upstreams.demoProviders)
+    deps.logger.info({ provider }, `no ${provider} upstream configured: its models are answered by the built-in demo upstream`);
+
+  const router = Router();
+  router.post('/chat/completions', meteredHandler(ctx, ENDPOINTS.chat));
+  router.post('/embeddings', meteredHandler(ctx, ENDPOINTS.embeddings));
+  router.post('/messages', meteredHandler(ctx, ENDPOINTS.messages));
+  router.get('/models', listModels(ctx));
+  router.get('/key', keyStatus(ctx));
+  router.use((req: Request, res: Response) => {
+    const url = req.originalUrl.split('?')[0]!.slice(0, 200);
+    sendProxyError(res, formatOf(req), new ProxyError(404, 'unknown_url', `Unknown request URL: ${req.method} ${url}.`), ctx.logger);
+  });
+  router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => sendProxyError(res, formatOf(req), err, ctx.logger));
+  return router;
 }

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import type { Provider } from '../domain/models/models.service.js';
+import { invalidRequest } from './errors.js';
+import type { ApiFormat, EndpointName } from './upstreams/types.js';
+
+/** What metering needs to know about a request; the body itself is forwarded as the client wrote it. */
+export interface MeteredRequest {
+  model: string;
+  stream: boolean;
+  /** The client asked for usage in its stream (OpenAI `stream_options.include_usage`). */
+  clientWantsUsage: boolean;
+  /** The client's own output cap, or null to fall back to the model's cap. */
+  maxOutputTokens: number | null;
+  /** How many completions the request asks for (OpenAI `n`): each may use the whole output cap. */
+  choices: number;
+}
+
+export interface EndpointSpec {
+  name: EndpointName;
+  /** The public path, as recorded on holds and usage events. */
+  path: string;
+  format: ApiFormat;
+  provider: Provider;
+  parse(body: Record<string, unknown>): MeteredRequest;
+}
+
+/** A token cap as the APIs take it; far above any real model, low enough that cost arithmetic stays exact. */
+const tokenCap = z.number().int().min(1).max(10_000_000);
+const modelId = z.string().min(1).max(200);
+
+// Only the fields metering relies on are checked; the rest is the upstream's business. passthrough() keeps zod
+// from rejecting the many other fields these APIs take.
+const chatSchema = z
+  .object({
+    model: modelId,
+    messages: z.array(z.unknown()).min(1),
+    stream: z.boolean().nullish(),
+    stream_options: z.object({ include_usage: z.boolean().nullish() }).passthrough().nullish(),
+    max_tokens: tokenCap.nullish(),
+    max_completion_tokens: tokenCap.nullish(),
+    n: z.number().int().min(1).max(128).nullish(),
+  })
+  .passthrough();
+
+const embeddingsSchema = z
+  .object({
+    model: modelId,
+    input: z.union([z.string(), z.array(z.unknown()).min(1)]),
+  })
+  .passthrough();
+
+const messagesSchema = z
+  .object({
+    model: modelId,
+    messages: z.array(z.unknown()).min(1),
+    max_tokens: tokenCap,
+    stream: z.boolean().nullish(),
+  })
+  .passthrough();
+
+function check<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.join('.') || 'body';
+  throw invalidRequest(`Invalid request: ${field}: ${issue.message}.`);
+}
+
+export const ENDPOINTS: Record<EndpointName, EndpointSpec> = {
+  chat: {
+    name: 'chat',
+    path: '/v1/chat/completions',
+    format: 'openai',
+    provider: 'openai',
+    parse(body) {
+      const b = check(chatSchema, body);
+      const caps = [b.max_tokens, b.max_completion_tokens].filter((c): c is number => typeof c === 'number');
+      return {
+        model: b.model,
+        stream: b.stream === true,
+        clientWantsUsage: b.stream_options?.include_usage === true,
+        maxOutputTokens: caps.length ? Math.max(...caps) : null,
+        choices: b.n ?? 1,
+      };
+    },
+  },
+  embeddings: {
+    name: 'embeddings',
+    path: '/v1/embeddings',
+    format: 'openai',
+    provider: 'openai',
+    parse(body) {
+      const b = check(embeddingsSchema, body);
+      return { model: b.model, stream: false, clientWantsUsage: false, maxOutputTokens: 0, choices: 1 };
+    },
+  },
+  messages: {
+    name: 'messages',
+    path: '/v1/messages',
+    format: 'anthropic',
+    provider: 'anthropic',
+    parse(body) {
+      const b = check(messagesSchema, body);
+      return { model: b.model, stream: b.stream === true, clientWantsUsage: true, maxOutputTokens: b.max_tokens, choices: 1 };
+    },
+  },
+};
+
+/** Where a provider's models are served, for the 400 that names the right endpoint. */
+export const ENDPOINT_OF_PROVIDER: Record<Provider, string> = {
+  openai: 'POST /v1/chat/completions (or /v1/embeddings)',
+  anthropic: 'POST /v1/messages',
+};

@@ -1,0 +1,109 @@
+import type { Response } from 'express';
+import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
+import type { Logger } from '../logger.js';
+import type { ApiFormat } from './upstreams/types.js';
+
+/** Codes of the proxy's own errors (the refusals of authentication and admission are MeteringRefusal reasons). */
+export type ProxyErrorCode = 'invalid_request' | 'request_too_large' | 'model_not_found' | 'unknown_url' | 'upstream_error' | 'internal_error';
+
+/** A refusal decided by the proxy itself: bad input, unknown model, an upstream that failed. */
+export class ProxyError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ProxyErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProxyError';
+  }
+}
+
+export const invalidRequest = (message: string) => new ProxyError(400, 'invalid_request', message);
+export const requestTooLarge = (limitBytes: number) =>
+  new ProxyError(413, 'request_too_large', `The request body is larger than ${Math.round(limitBytes / 1_048_576)} MB.`);
+export const modelNotFound = (model: string) =>
+  new ProxyError(404, 'model_not_found', `The model '${model.slice(0, 100)}' does not exist or is not enabled on this ModelBridge.`);
+export const upstreamFailed = (timeout: boolean) =>
+  timeout
+    ? new ProxyError(504, 'upstream_error', 'The upstream provider did not answer in time. Nothing was charged.')
+    : new ProxyError(502, 'upstream_error', 'The upstream provider could not be reached or failed. Nothing was charged.');
+
+interface Shape {
+  status: number;
+  /** `type` in an OpenAI error body. */
+  openai: string;
+  /** `error.type` in an Anthropic error body. */
+  anthropic: string;
+  /** false: retrying the same request cannot succeed, so the official SDKs must not (x-should-retry: false). */
+  retry: boolean;
+}
+
+const REFUSALS: Record<RefusalReason, Shape> = {
+  invalid_api_key: { status: 401, openai: 'invalid_request_error', anthropic: 'authentication_error', retry: false },
+  key_revoked: { status: 401, openai: 'invalid_request_error', anthropic: 'authentication_error', retry: false },
+  key_expired: { status: 401, openai: 'invalid_request_error', anthropic: 'authentication_error', retry: false },
+  spend_limit_reached: { status: 429, openai: 'insufficient_quota', anthropic: 'rate_limit_error', retry: false },
+  spend_limit_pending: { status: 429, openai: 'rate_limit_error', anthropic: 'rate_limit_error', retry: true },
+  insufficient_balance: { status: 402, openai: 'insufficient_quota', anthropic: 'billing_error', retry: false },
+};
+
+const PROXY_ERRORS: Record<ProxyErrorCode, Omit<Shape, 'status'>> = {
+  invalid_request: { openai: 'invalid_request_error', anthropic: 'invalid_request_error', retry: false },
+  request_too_large: { openai: 'invalid_request_error', anthropic: 'request_too_large', retry: false },
+  model_not_found: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
+  unknown_url: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
+  upstream_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
+  internal_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
+};
+
+/**
+ * THE place where a refusal or failure becomes an HTTP response, in the endpoint's own error format. Messages are
+ * written by us and never contain the key. Anything unexpected is logged (without request data) and answered 500.
+ */
+export function sendProxyError(res: Response, format: ApiFormat, err: unknown, logger: Logger): void {
+  let status: number;
+  let code: string;
+  let shape: Omit<Shape, 'status'>;
+  let message: string;
+  const headers: Record<string, string> = {};
+  if (err instanceof MeteringRefusal) {
+    ({ status, ...shape } = REFUSALS[err.reason]);
+    code = err.reason;
+    message = err.message;
+    if (err.details.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.details.retryAfterSeconds);
+  } else if (err instanceof ProxyError) {
+    status = err.status;
+    code = err.code;
+    shape = PROXY_ERRORS[err.code];
+    message = err.message;
+  } else {
+    logger.error({ err: describeError(err) }, 'proxy request failed unexpectedly');
+    status = 500;
+    code = 'internal_error';
+    shape = PROXY_ERRORS.internal_error;
+    message = 'ModelBridge could not process this request. Retry shortly.';
+  }
+  if (status === 504 && format === 'anthropic') shape = { ...shape, anthropic: 'timeout_error' };
+  headers['x-should-retry'] = String(shape.retry);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = format === 'anthropic'
+    ? { type: 'error', error: { type: shape.anthropic, message } }
+    : { error: { message, type: shape.openai, code, param: null } };
+  sendJson(res, status, body, headers);
+}
+
+export function sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers });
+  res.end(json);
+}
+
+/** An error for a log line: its kind and message, never the request it came from (which may hold a key). */
+export function describeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const e = err as Error & { code?: unknown; errno?: unknown };
+  return { name: e.name, message: e.message.slice(0, 500), code: e.code, errno: e.errno };
+}

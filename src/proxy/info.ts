@@ -1,0 +1,70 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { microToAud } from '../domain/money.js';
+import { lookUpKey, readApiKey } from './authenticate.js';
+import type { ProxyContext } from './context.js';
+import { sendJson, sendProxyError } from './errors.js';
+import type { ApiFormat } from './upstreams/types.js';
+
+/** GET routes answer in Anthropic's format when the client says it speaks it (the Anthropic SDKs always do). */
+export function formatOf(req: Request): ApiFormat {
+  return req.headers['anthropic-version'] !== undefined ? 'anthropic' : 'openai';
+}
+
+/**
+ * GET /v1/models: the enabled catalog, in the OpenAI list format; Anthropic clients get the Anthropic list of the
+ * models they can call on /v1/messages. Needs a key (revoked and expired keys are refused), but no balance.
+ */
+export function listModels(ctx: ProxyContext): RequestHandler {
+  return async (req: Request, res: Response) => {
+    const format = formatOf(req);
+    try {
+      await lookUpKey(ctx.metering, readApiKey(req));
+      const models = (await ctx.models.list()).filter((m) => m.enabled);
+      if (format === 'anthropic') {
+        const data = models.filter((m) => m.provider === 'anthropic').map((m) => ({
+          type: 'model', id: m.id, display_name: m.id, created_at: '2025-01-01T00:00:00Z',
+        }));
+        return sendJson(res, 200, { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
+      }
+      sendJson(res, 200, {
+        object: 'list',
+        data: models.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.provider })),
+      });
+    } catch (err) {
+      sendProxyError(res, format, err, ctx.logger);
+    }
+  };
+}
+
+/**
+ * GET /v1/key: the calling key's own status, spend, limit and expiry, so a tool or script can check its budget.
+ * Works for a key that reached its limit (that is when it is most wanted); revoked and expired keys get 401.
+ * Amounts are AUD decimal strings, like the rest of the API.
+ */
+export function keyStatus(ctx: ProxyContext): RequestHandler {
+  return async (req: Request, res: Response) => {
+    try {
+      const key = await lookUpKey(ctx.metering, readApiKey(req));
+      const limit = key.spendLimitMicro;
+      sendJson(res, 200, {
+        object: 'api_key',
+        id: key.id,
+        name: key.name,
+        last4: key.last4,
+        status: key.status,
+        currency: 'AUD',
+        spend_aud: microToAud(key.spendMicro),
+        limit_aud: limit === null ? null : microToAud(limit),
+        remaining_aud: limit === null ? null : microToAud(Math.max(0, limit - key.spendMicro)),
+        held_aud: microToAud(key.heldMicro),
+        request_count: key.requestCount,
+        team_id: key.teamId,
+        expires_at: key.expiresAt?.toISOString() ?? null,
+        created_at: key.createdAt.toISOString(),
+        last_used_at: key.lastUsedAt?.toISOString() ?? null,
+      });
+    } catch (err) {
+      sendProxyError(res, formatOf(req), err, ctx.logger);
+    }
+  };
+}

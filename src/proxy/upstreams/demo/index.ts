@@ -1,0 +1,60 @@
+import type { Socket } from 'node:net';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { timingSafeEqual } from 'node:crypto';
+import { randomBase62 } from '../../../domain/ids.js';
+import type { Provider } from '../../../domain/models/models.service.js';
+import { anthropicMessage, anthropicStream, openaiChat, openaiChatStream, openaiEmbeddings, type DemoBody } from './replies.js';
+
+/**
+ * The built-in demo upstream: an OpenAI- and Anthropic-compatible endpoint this app serves itself under /demo, used
+ * for a provider that has no configuration, so a new installation can try the whole flow (key → request →
+ * metering → usage) right after `npm start`. Its replies say plainly that they are demo text.
+ *
+ * The proxy reaches it over HTTP through the same provider code as a real upstream. It is not public: each process
+ * makes a random credential that only its own proxy sends, so nobody can use /demo directly.
+ */
+export const DEMO_TOKEN = `demo_${randomBase62(32)}`;
+const TOKEN_BYTES = Buffer.from(DEMO_TOKEN);
+
+/** The demo base URL, in the form the provider's SDK takes, on the local address a request arrived at. */
+export function demoBaseUrl(provider: Provider, socket: Socket): string {
+  let host = socket.localAddress ?? '127.0.0.1';
+  if (host.startsWith('::ffff:')) host = host.slice(7);
+  if (host.includes(':')) host = `[${host}]`;
+  const origin = `http://${host}:${socket.localPort}`;
+  return provider === 'openai' ? `${origin}/demo/openai/v1` : `${origin}/demo/anthropic`;
+}
+
+function presented(req: Request): string {
+  const auth = req.get('authorization');
+  if (auth?.startsWith('Bearer ')) return auth.slice(7);
+  return req.get('x-api-key') ?? '';
+}
+
+function requireDemoToken(req: Request, res: Response, next: NextFunction): void {
+  const given = Buffer.from(presented(req));
+  if (given.length === TOKEN_BYTES.length && timingSafeEqual(given, TOKEN_BYTES)) return next();
+  const message = 'The demo upstream is only reachable through ModelBridge’s /v1 endpoints.';
+  res.status(401).json(req.path.startsWith('/anthropic/')
+    ? { type: 'error', error: { type: 'authentication_error', message } }
+    : { error: { message, type: 'invalid_request_error', code: 'invalid_api_key', param: null } });
+}
+
+export function createDemoUpstreamRouter(): Router {
+  const router = Router();
+  router.use(requireDemoToken, express.json({ limit: '12mb' }));
+  router.post('/openai/v1/chat/completions', (req: Request, res: Response) => {
+    const body = req.body as DemoBody;
+    if (body.stream === true) return openaiChatStream(res, body);
+    res.json(openaiChat(body));
+  });
+  router.post('/openai/v1/embeddings', (req: Request, res: Response) => {
+    res.json(openaiEmbeddings(req.body as DemoBody));
+  });
+  router.post('/anthropic/v1/messages', (req: Request, res: Response) => {
+    const body = req.body as DemoBody;
+    if (body.stream === true) return anthropicStream(res, body);
+    res.json(anthropicMessage(body));
+  });
+  return router;
+}
