@@ -1,0 +1,199 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/knex.js';
+import { toBool } from '../../src/db/rows.js';
+import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
+import { ManualClock } from '../../src/domain/clock.js';
+import { toMicro } from '../../src/domain/money.js';
+import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
+import { makeKey, makeTeam, makeUser } from '../support/factories.js';
+import { admit, countRows, jobInstance, settle, type JobInstance } from '../support/jobs.js';
+
+const AUD = 1_000_000;
+const HOLD_TTL_MS = 15 * 60_000;
+
+type QueryFn = (this: { config: unknown }, connection: unknown, query: unknown) => Promise<unknown>;
+
+/**
+ * Runs `hook` before every statement that `db` sends — transactions included (knex gives each transaction its own
+ * client object whose query comes from the dialect's prototype, so that is where the hook goes; other pools in this
+ * test file pass straight through). Returns the undo.
+ */
+function beforeEachStatement(db: Db, hook: (sql: string, connection: unknown) => Promise<void>): () => void {
+  const proto = Object.getPrototypeOf(db.client) as { query: QueryFn };
+  const original = proto.query;
+  const target = db.client.config;
+  proto.query = async function (this: { config: unknown }, connection, query) {
+    if (this.config === target) await hook(typeof query === 'string' ? query : (query as { sql: string }).sql, connection);
+    return original.call(this, connection, query);
+  };
+  return () => {
+    proto.query = original;
+  };
+}
+
+async function moneyState(db: Db, keyId: string, teamId: string) {
+  const key = await db('api_keys').where({ id: keyId }).first();
+  const team = await db('teams').where({ id: teamId }).first();
+  return {
+    keySpend: toMicro(key.spend_micro),
+    keyHeld: toMicro(key.held_micro),
+    requests: Number(key.request_count),
+    teamBalance: toMicro(team.balance_micro),
+    teamHeld: toMicro(team.held_micro),
+    events: await countRows(db, 'usage_events', { key_id: keyId }),
+    ledger: await countRows(db, 'ledger_entries', { key_id: keyId }),
+  };
+}
+
+describe(`faults around metering (${dialect})`, () => {
+  let t: TestDb;
+  let clock: ManualClock;
+  let a: JobInstance;
+  beforeAll(async () => {
+    t = await createTestDb();
+    clock = new ManualClock('2026-11-26T00:00:00.000Z');
+    a = jobInstance(t.db, clock);
+  });
+  afterAll(async () => t.destroy());
+
+  async function teamWithKey() {
+    const owner = await makeUser(a.services);
+    const team = await makeTeam(a.services, owner, { balanceMicro: 10 * AUD });
+    const { key } = await makeKey(a.services, owner, { teamId: team.id });
+    return { owner, team, key };
+  }
+
+  it('a database error between the usage-event insert and the debit leaves neither; the retry charges once', async () => {
+    const { team, key } = await teamWithKey();
+    // A separate pool plays the proxy instance whose settlement fails.
+    const proxy = jobInstance(t.another(), clock);
+    const hold = await admit(proxy.services, key.id, 2 * AUD);
+    const before = await moneyState(t.db, key.id, team.id);
+
+    let sawUsageInsert = false;
+    const undo = beforeEachStatement(proxy.services.db, async (sql) => {
+      if (sql.startsWith('insert into `usage_events`')) sawUsageInsert = true;
+      if (sawUsageInsert && sql.startsWith('insert into `ledger_entries`')) throw new Error('injected: database gone mid-settlement');
+    });
+    try {
+      await expect(settle(proxy.services, hold, 1_500_000)).rejects.toThrow('injected');
+    } finally {
+      undo();
+    }
+    expect(sawUsageInsert).toBe(true);
+    expect(await moneyState(t.db, key.id, team.id)).toEqual(before);
+    expect(await countRows(t.db, 'holds', { request_id: hold.requestId })).toBe(1);
+
+    // The proxy retries the settlement: applied once, and a second retry changes nothing.
+    expect((await settle(proxy.services, hold, 1_500_000)).applied).toBe(true);
+    expect((await settle(proxy.services, hold, 1_500_000)).applied).toBe(false);
+    const after = await moneyState(t.db, key.id, team.id);
+    expect(after).toMatchObject({ keySpend: 1_500_000, keyHeld: 0, requests: 1, teamBalance: 10 * AUD - 1_500_000, teamHeld: 0, events: 1, ledger: 1 });
+    expect((await a.run('reconcile')).summary).toMatch(/^0 drifts corrected, 0 need attention/);
+  });
+
+  describe.runIf(onMysql)('the settlement connection killed mid-transaction', () => {
+    it('rolls back the usage event with the rest: both rows or neither', async () => {
+      const { team, key } = await teamWithKey();
+      const proxy = jobInstance(t.another(), clock);
+      const hold = await admit(proxy.services, key.id, 2 * AUD);
+      const before = await moneyState(t.db, key.id, team.id);
+
+      let victim: number | null = null;
+      const undo = beforeEachStatement(proxy.services.db, async (sql, connection) => {
+        const threadId = (connection as { threadId: number }).threadId;
+        if (sql.startsWith('insert into `usage_events`')) victim = threadId;
+        else if (victim === threadId && sql.startsWith('update `api_keys`')) {
+          // From another connection, as an operator or a failover would: the server ends the session mid-transaction.
+          await t.db.raw('KILL CONNECTION ?', [threadId]);
+        }
+      });
+      try {
+        await expect(settle(proxy.services, hold, 1_500_000)).rejects.toThrow(/closed|lost|kill/i);
+      } finally {
+        undo();
+      }
+      expect(victim).not.toBeNull();
+      // The usage event had been inserted in that transaction; the server rolled it back with the connection.
+      expect(await moneyState(t.db, key.id, team.id)).toEqual(before);
+      expect(await countRows(t.db, 'usage_events', { request_id: hold.requestId })).toBe(0);
+      expect(await countRows(t.db, 'holds', { request_id: hold.requestId })).toBe(1);
+
+      // The pool recovers; the retry charges once.
+      expect((await settle(proxy.services, hold, 1_500_000)).applied).toBe(true);
+      expect(await moneyState(t.db, key.id, team.id)).toMatchObject({ keySpend: 1_500_000, teamBalance: 10 * AUD - 1_500_000, events: 1, ledger: 1, keyHeld: 0, teamHeld: 0 });
+      expect((await a.run('reconcile')).summary).toMatch(/^0 drifts corrected, 0 need attention/);
+    });
+  });
+
+  it('a process killed after admission: the job releases the hold past its deadline and the key’s headroom comes back', async () => {
+    const owner = await makeUser(a.services); // Free: 5 AUD included
+    const { key } = await makeKey(a.services, owner, { spendLimitMicro: AUD });
+    // The process admits a request for all of the key's headroom... and dies: it never settles.
+    const hold = await admit(a.services, key.id, AUD);
+    const refused = await admit(a.services, key.id, 100_000).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(MeteringRefusal);
+    expect((refused as MeteringRefusal).reason).toBe('spend_limit_pending');
+
+    clock.advance(HOLD_TTL_MS - 1);
+    expect((await a.run('release-holds')).summary).toBe('0 released, 0 already settled');
+    clock.advance(1);
+    expect(await a.run('release-holds')).toMatchObject({ result: 'ok', summary: '1 released, 0 already settled' });
+
+    const event = await t.db('usage_events').where({ request_id: hold.requestId }).first();
+    expect(event).toMatchObject({ outcome: 'abandoned', key_id: key.id, http_status: 0 });
+    expect(toBool(event.estimated)).toBe(true);
+    expect(toMicro(event.cost_micro)).toBe(0);
+    expect(await countRows(t.db, 'holds')).toBe(0);
+    const keyRow = await t.db('api_keys').where({ id: key.id }).first();
+    expect([toMicro(keyRow.held_micro), toMicro(keyRow.spend_micro), keyRow.status]).toEqual([0, 0, 'active']);
+    expect(toMicro((await t.db('personal_balances').where({ user_id: owner.user.id }).first()).held_micro)).toBe(0);
+
+    // Headroom is back: the next request is admitted for the whole limit again.
+    const next = await admit(a.services, key.id, AUD);
+    expect(next.amountMicro).toBe(AUD);
+    await settle(a.services, next, 10);
+    // The dead process's late settlement, should it ever come, changes nothing.
+    expect((await settle(a.services, hold, 500_000)).applied).toBe(false);
+    expect((await a.run('release-holds')).summary).toBe('0 released, 0 already settled');
+    expect((await a.run('reconcile')).summary).toMatch(/^0 drifts corrected, 0 need attention/);
+  });
+
+  it('a release that fails for one hold fails the run (counted, recorded) and releases the others', async () => {
+    const { team, key } = await teamWithKey();
+    const good = await admit(a.services, key.id, AUD);
+    // A hold whose payer row is gone cannot be settled: the job must report it, not stop at it.
+    await t.db('holds').insert({
+      request_id: 'req_orphan', key_id: key.id, user_id: 'no-such-user', team_id: null, amount_micro: 1, model: 'm',
+      provider: 'openai', endpoint: '/v1/chat/completions', streamed: false, created_at: clock.now(), deadline_at: clock.now(),
+    });
+    clock.advance(HOLD_TTL_MS);
+    const run = await a.run('release-holds');
+    expect(run).toMatchObject({ result: 'failed', summary: '1 released, 0 already settled, 1 failed' });
+    expect(await countRows(t.db, 'usage_events', { request_id: good.requestId })).toBe(1);
+    expect(toMicro((await t.db('teams').where({ id: team.id }).first()).held_micro)).toBe(0);
+    expect((await t.db('job_locks').where({ name: 'release-holds' }).first()).last_result).toMatch(/^failed: /);
+    expect(a.logs.some((l) => l.includes('releasing a stale hold failed') && l.includes('req_orphan'))).toBe(true);
+    await t.db('holds').where({ request_id: 'req_orphan' }).delete();
+  });
+
+  describe.runIf(onMysql)('the proxy settling while the job releases', () => {
+    it('applies exactly one of the two for every request', async () => {
+      const { team, key } = await teamWithKey();
+      const holds = [];
+      for (let i = 0; i < 10; i++) holds.push(await admit(a.services, key.id, 200_000));
+      clock.advance(HOLD_TTL_MS);
+      const b = jobInstance(t.another(), clock);
+      const [job, ...settled] = await Promise.all([b.run('release-holds'), ...holds.map((h) => settle(a.services, h, 100_000))]);
+      expect(job.result).toBe('ok');
+      const charged = settled.filter((s) => s.applied).length;
+      expect(Number(/^(\d+) released/.exec(job.summary)?.[1])).toBe(10 - charged);
+      const events = await t.db('usage_events').whereIn('request_id', holds.map((h) => h.requestId));
+      expect(events).toHaveLength(10);
+      expect(events.filter((e: Record<string, unknown>) => e.outcome === 'ok')).toHaveLength(charged);
+      const state = await moneyState(t.db, key.id, team.id);
+      expect(state).toMatchObject({ keySpend: charged * 100_000, keyHeld: 0, teamHeld: 0, teamBalance: 10 * AUD - charged * 100_000 });
+      expect((await a.run('reconcile')).summary).toMatch(/^0 drifts corrected, 0 need attention/);
+    });
+  });
+});
