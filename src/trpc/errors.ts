@@ -28,7 +28,11 @@ export function toTrpcError(error: TRPCError): TRPCError {
 
 /** "name: String must contain at most 1000 character(s)" — paths and rules only, never the submitted values. */
 function describeZodError(error: ZodError): string {
-  const first = error.issues.slice(0, 3).map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+  const first = error.issues.slice(0, 3).map((issue) => {
+    // Zod's enum message quotes the received value; a mistaken paste of a secret must not come back in a response.
+    const rule = issue.code === 'invalid_enum_value' ? `Expected one of ${issue.options.join(', ')}` : issue.message.replace(/,? received '[\s\S]*'$/, '');
+    return issue.path.length ? `${issue.path.join('.')}: ${rule}` : rule;
+  });
   return `Invalid input. ${first.join('; ')}`;
 }
 
