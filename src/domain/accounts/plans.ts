@@ -79,10 +79,11 @@ export class PlansService {
     const now = this.deps.clock.now();
     const id = newId();
     return this.write(async (tx) => {
-      if (plan.isDefault) await tx('plans').update({ is_default: false, updated_at: now });
+      await ensureNameFree(tx, plan.name, null);
+      const previousDefaultId = plan.isDefault ? await takeDefault(tx, now) : undefined;
       await tx('plans').insert({ id, ...planRow(plan), is_default: plan.isDefault ?? false, created_at: now, updated_at: now });
       const created = planFromRow((await tx('plans').where({ id }).first())!);
-      await this.deps.audit.record(tx, actor, 'plan.create', { type: 'plan', id }, { ...created });
+      await this.deps.audit.record(tx, actor, 'plan.create', { type: 'plan', id }, { ...created, ...(previousDefaultId && { previousDefaultId }) });
       return created;
     });
   }
@@ -95,12 +96,13 @@ export class PlansService {
       if (!row) throw notFound('Plan');
       const before = planFromRow(row);
       const plan = validatePlan({ ...before, ...definedOnly(changes) });
+      await ensureNameFree(tx, plan.name, id);
       if (before.isDefault && changes.isDefault === false)
         throw badInput('Every installation needs a default plan; make another plan the default instead.');
-      if (changes.isDefault && !before.isDefault) await tx('plans').update({ is_default: false, updated_at: now });
+      const previousDefaultId = changes.isDefault && !before.isDefault ? await takeDefault(tx, now) : undefined;
       await tx('plans').where({ id }).update({ ...planRow(plan), ...(changes.isDefault && { is_default: true }), updated_at: now });
       const after = planFromRow((await tx('plans').where({ id }).first())!);
-      await this.deps.audit.record(tx, actor, 'plan.update', { type: 'plan', id }, { before, after });
+      await this.deps.audit.record(tx, actor, 'plan.update', { type: 'plan', id }, { before, after, ...(previousDefaultId && { previousDefaultId }) });
       return after;
     });
   }
@@ -113,6 +115,20 @@ export class PlansService {
       throw err;
     }
   }
+}
+
+/** Clears the current default (a new one is about to be set) and says which plan it was, for the audit trail. */
+async function takeDefault(q: Queryable, now: Date): Promise<string | undefined> {
+  const current = await q('plans').where('is_default', true).first('id');
+  await q('plans').where('is_default', true).update({ is_default: false, updated_at: now });
+  return (current?.id as string | undefined) ?? undefined;
+}
+
+/** Plans are found by name case-insensitively (the CLI's --plan), so names must be unique that way on both databases. */
+async function ensureNameFree(q: Queryable, name: string, exceptId: string | null): Promise<void> {
+  let query = q('plans').whereRaw('LOWER(name) = ?', [name.toLowerCase()]);
+  if (exceptId) query = query.whereNot('id', exceptId);
+  if (await query.first('id')) throw conflict('A plan with that name already exists.');
 }
 
 function validatePlan(input: PlanInput): PlanInput {
