@@ -1,7 +1,78 @@
-import { Router } from 'express';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import express, { Router } from 'express';
+import helmet from 'helmet';
 import type { AppDeps } from '../app-deps.js';
+import { LoginThrottle } from '../domain/accounts/login-throttle.js';
+import { UsageReports } from '../domain/usage/usage-reports.js';
+import type { Portal } from './context.js';
+import { loadSession, requireAdmin, requireUser, sameOriginOnly } from './guards.js';
+import { createRender } from './render.js';
+import { notFoundHandler, portalErrorHandler } from './errors.js';
+import { authRoutes } from './auth.routes.js';
+import { dashboardRoutes } from './dashboard.routes.js';
+import { keysRoutes } from './keys.routes.js';
+import { teamsRoutes } from './teams.routes.js';
+import { usageRoutes } from './usage.routes.js';
+import { tokensRoutes } from './tokens.routes.js';
+import { adminRoutes } from './admin.routes.js';
 
-// Placeholder until this door is built.
-export function createPortalRouter(_deps: AppDeps): Router {
-  return Router();
+const PUBLIC_DIR = fileURLToPath(new URL('../../public', import.meta.url));
+const HTMX_FILE = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js');
+
+/**
+ * The browser portal: server-rendered pages (Eta), enhanced by htmx when JavaScript runs. Middleware order:
+ * security headers → assets → CSRF origin check → form parsing → session → public pages → everything else
+ * behind sign-in → the one error handler.
+ */
+export function createPortalRouter(deps: AppDeps): Router {
+  const { services, config } = deps;
+  const render = createRender(config, services.clock);
+  const portal: Portal = {
+    deps,
+    render,
+    reports: new UsageReports({ db: services.db, clock: services.clock, keys: services.keys }),
+    throttle: new LoginThrottle({ clock: services.clock }),
+  };
+  const secure = config.publicUrl?.startsWith('https:') ?? false;
+  const router = Router();
+
+  router.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: true,
+        directives: {
+          // No inline script or style anywhere: htmx is told not to inject its indicator <style> (see layout.eta),
+          // charts are SVG attributes, page behaviour lives in /assets/app.js.
+          'default-src': ["'self'"],
+          'script-src': ["'self'"],
+          'style-src': ["'self'"],
+          'img-src': ["'self'", 'data:'],
+          'connect-src': ["'self'"],
+          'form-action': ["'self'"],
+          'frame-ancestors': ["'none'"],
+          'upgrade-insecure-requests': secure ? [] : null,
+        },
+      },
+      strictTransportSecurity: secure,
+    }),
+  );
+  router.get('/assets/htmx.min.js', (_req, res) => res.sendFile(HTMX_FILE, { maxAge: '1d' }));
+  router.use('/assets', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
+  router.use(sameOriginOnly(deps));
+  router.use(express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 100 }));
+  router.use(loadSession(deps));
+
+  router.use(authRoutes(portal));
+  router.use(requireUser);
+  router.use(dashboardRoutes(portal));
+  router.use(keysRoutes(portal));
+  router.use(teamsRoutes(portal));
+  router.use(usageRoutes(portal));
+  router.use(tokensRoutes(portal));
+  router.use('/admin', requireAdmin, adminRoutes(portal));
+
+  router.use(notFoundHandler);
+  router.use(portalErrorHandler(render, deps.logger));
+  return router;
 }

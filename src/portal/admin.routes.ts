@@ -1,0 +1,175 @@
+import { Router, type Request, type Response } from 'express';
+import { listJobStatus } from '../domain/jobs/job-locks.js';
+import { PROVIDERS, type CatalogModel } from '../domain/models/models.service.js';
+import { badInput } from '../domain/errors.js';
+import { JOB_NAMES } from '../jobs/job.js';
+import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
+import { choice, optionalAud, requiredAud, text } from './forms.js';
+
+const JOB_DESCRIPTIONS: Record<string, string> = {
+  'expire-keys': 'Marks keys past their expiry as expired (every minute).',
+  'release-holds': 'Releases holds of requests that never settled (every minute).',
+  reconcile: 'Recomputes balances and key spend from the ledger and corrects drift (every 5 minutes).',
+  rollover: 'Starts a new billing period at the month boundary (hourly check).',
+};
+
+/** The installation admin's area (mounted behind requireAdmin; the domain checks the role again). */
+export function adminRoutes(portal: Portal): Router {
+  const { deps, render } = portal;
+  const { users, plans, balances, teams, models, audit, db, clock } = deps.services;
+  const router = Router();
+  const back = (res: Response, path: string, done: string) => res.redirect(303, `/admin/${path}?done=${done}`);
+
+  router.get('/', (_req, res) => res.redirect(303, '/admin/users'));
+
+  // Users: create, plan, disable/enable.
+  async function usersPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
+    const [all, planList] = await Promise.all([users.list(), plans.list()]);
+    const planNames = Object.fromEntries(planList.map((p) => [p.id, p.name]));
+    render(req, res, 'admin/users', { title: 'Users', section: 'users', users: all, plans: planList, planNames, form: {}, error: null, ...extra }, { status });
+  }
+
+  router.get('/users', (req, res) => usersPage(req, res));
+
+  router.post('/users', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    const form = { email: text(body, 'email'), name: text(body, 'name'), plan: text(body, 'plan'), admin: text(body, 'admin') === 'on' };
+    onBadInput(res, (error, status) => usersPage(req, res, { form, error }, status));
+    const plan = (await plans.list()).find((p) => p.id === form.plan);
+    await users.create(
+      { email: form.email, name: form.name || undefined, password: text(body, 'password'), role: form.admin ? 'admin' : 'user', planName: plan?.name },
+      v.actor,
+    );
+    back(res, 'users', 'user_created');
+  });
+
+  router.post('/users/:id/plan', async (req, res) => {
+    onBadInput(res, (error, status) => usersPage(req, res, { error }, status));
+    await users.setPlan(param(req, 'id'), text(formBody(req), 'plan'), viewer(res).actor);
+    back(res, 'users', 'user_updated');
+  });
+
+  router.post('/users/:id/disable', async (req, res) => {
+    onBadInput(res, (error, status) => usersPage(req, res, { error }, status));
+    await users.setDisabled(param(req, 'id'), true, viewer(res).actor);
+    back(res, 'users', 'user_updated');
+  });
+
+  router.post('/users/:id/enable', async (req, res) => {
+    await users.setDisabled(param(req, 'id'), false, viewer(res).actor);
+    back(res, 'users', 'user_updated');
+  });
+
+  // Balances: top-ups for users and teams.
+  async function balancesPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
+    const v = viewer(res);
+    const all = await users.list();
+    const personal = await Promise.all(all.map(async (user) => ({ user, balance: await balances.personal(user.id) })));
+    render(req, res, 'admin/balances', { title: 'Balances and top-ups', section: 'balances', personal, teams: await teams.listAll(v.actor), form: {}, error: null, ...extra }, { status });
+  }
+
+  router.get('/balances', (req, res) => balancesPage(req, res));
+
+  router.post('/credit', async (req, res) => {
+    const body = formBody(req);
+    const form = { target: text(body, 'target'), amount: text(body, 'amount'), note: text(body, 'note') };
+    onBadInput(res, (error, status) => balancesPage(req, res, { form, error }, status));
+    const [kind, id] = form.target.split(':');
+    if (!id || (kind !== 'user' && kind !== 'team')) throw badInput('Choose who receives the top-up.');
+    const amount = requiredAud(body, 'amount', 'The amount');
+    await balances.credit(kind === 'user' ? { userId: id } : { teamId: id }, amount, form.note.trim().slice(0, 200) || null, viewer(res).actor);
+    back(res, 'balances', 'credited');
+  });
+
+  // Plans.
+  async function plansPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
+    render(req, res, 'admin/plans', { title: 'Plans', section: 'plans', plans: await plans.list(), form: {}, error: null, ...extra }, { status });
+  }
+
+  router.get('/plans', (req, res) => plansPage(req, res));
+
+  router.post('/plans', async (req, res) => {
+    const body = formBody(req);
+    onBadInput(res, (error, status) => plansPage(req, res, { form: body, error }, status));
+    await plans.create(planInput(body), viewer(res).actor);
+    back(res, 'plans', 'plan_saved');
+  });
+
+  router.post('/plans/:id', async (req, res) => {
+    const body = formBody(req);
+    onBadInput(res, (error, status) => plansPage(req, res, { error }, status));
+    await plans.update(param(req, 'id'), planInput(body), viewer(res).actor);
+    back(res, 'plans', 'plan_saved');
+  });
+
+  // Model catalog and prices.
+  async function modelsPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
+    render(req, res, 'admin/models', { title: 'Models and prices', section: 'models', models: await models.list(), providers: PROVIDERS, form: {}, error: null, ...extra }, { status });
+  }
+
+  router.get('/models', (req, res) => modelsPage(req, res));
+
+  router.post('/models', async (req, res) => {
+    const body = formBody(req);
+    onBadInput(res, (error, status) => modelsPage(req, res, { form: body, error }, status));
+    await models.upsert(modelInput(body), viewer(res).actor);
+    back(res, 'models', 'model_saved');
+  });
+
+  router.get('/audit', async (req, res) => {
+    const targetType = typeof req.query.type === 'string' && /^[a-z]{1,20}$/.test(req.query.type) ? req.query.type : undefined;
+    const before = typeof req.query.before === 'string' && /^\d+$/.test(req.query.before) ? req.query.before : undefined;
+    const [events, all] = await Promise.all([audit.list(db, { targetType, beforeId: before, limit: 100 }), users.list()]);
+    const emails = Object.fromEntries(all.map((u) => [u.id, u.email]));
+    render(req, res, 'admin/audit', {
+      title: 'Audit log',
+      section: 'audit',
+      events,
+      emails,
+      type: targetType ?? '',
+      types: ['key', 'team', 'user', 'balance', 'token', 'plan', 'model', 'job'],
+      nextUrl: events.length === 100 ? `/admin/audit?${targetType ? `type=${targetType}&` : ''}before=${events[events.length - 1]!.id}` : null,
+    });
+  });
+
+  router.get('/jobs', async (req, res) => {
+    const statuses = await listJobStatus(db, clock.now());
+    const byName = new Map(statuses.map((s) => [s.name, s]));
+    render(req, res, 'admin/jobs', {
+      title: 'Jobs and reconciliation',
+      section: 'jobs',
+      jobs: JOB_NAMES.map((name) => ({ name, description: JOB_DESCRIPTIONS[name] ?? '', status: byName.get(name) ?? null })),
+      jobsEnabled: deps.config.jobsEnabled,
+    });
+  });
+
+  return router;
+}
+
+function planInput(body: FormBody) {
+  const overageAllowed = text(body, 'overageAllowed') === 'on';
+  return {
+    name: text(body, 'name'),
+    includedMicro: requiredAud(body, 'included', 'The included amount'),
+    overageAllowed,
+    overageCapMicro: overageAllowed ? optionalAud(body, 'overageCap', 'The overage cap') : null,
+    isDefault: text(body, 'isDefault') === 'on' ? true : undefined,
+  };
+}
+
+function modelInput(body: FormBody): CatalogModel {
+  const provider = choice(text(body, 'provider'), PROVIDERS);
+  if (!provider) throw badInput('Choose a provider.');
+  const maxOutput = text(body, 'maxOutputTokens').trim();
+  if (!/^\d{1,8}$/.test(maxOutput)) throw badInput('The output cap is a whole number of tokens.');
+  return {
+    id: text(body, 'id').trim(),
+    provider,
+    upstreamModel: text(body, 'upstreamModel'),
+    inputMicroPerMTok: requiredAud(body, 'inputPrice', 'The input price'),
+    outputMicroPerMTok: requiredAud(body, 'outputPrice', 'The output price'),
+    maxOutputTokens: Number(maxOutput),
+    enabled: text(body, 'enabled') === 'on',
+  };
+}

@@ -1,0 +1,212 @@
+import { Router, type Request, type Response } from 'express';
+import type { ApiKey, KeyStatus } from '../domain/keys/key.js';
+import { keyAttention } from '../domain/keys/attention.js';
+import { MAX_GRACE_SECONDS } from '../domain/keys/keys.service.js';
+import { teamPermissions } from '../domain/teams/roles.js';
+import { badInput } from '../domain/errors.js';
+import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
+import { choice, optionalAud, optionalEndOfLocalDate, safeNext, text } from './forms.js';
+import { keySnippets } from './key-snippets.js';
+import { isHtmx } from './render.js';
+import { dailyChart, teamNames } from './view-models.js';
+import { meterSvg } from './charts.js';
+import { formatAud } from '../domain/money.js';
+
+const STATUSES: readonly KeyStatus[] = ['active', 'limit_reached', 'expired', 'revoked'];
+export const GRACE_CHOICES = [
+  { seconds: 0, label: 'Revoke the old key now' },
+  { seconds: 3600, label: 'Keep the old key working for 1 hour' },
+  { seconds: 86_400, label: 'Keep the old key working for 24 hours' },
+  { seconds: 7 * 86_400, label: 'Keep the old key working for 7 days' },
+] as const;
+
+/** Where the installation is reachable, for the snippets: PUBLIC_URL, else the address the browser used. */
+export function publicBase(req: Request, publicUrl: string | undefined): string {
+  return publicUrl ?? `${req.protocol}://${req.get('host')}`;
+}
+
+export function keysRoutes(portal: Portal): Router {
+  const { deps, render, reports } = portal;
+  const { keys, teams, usage, clock } = deps.services;
+  const router = Router();
+
+  /** Everything the keys page shows: the filtered table, the create form, and the teams the user may create keys for. */
+  async function keysPage(req: Request, res: Response, extra: Record<string, unknown>, status = 200, fragment = 'keys/_table') {
+    const v = viewer(res);
+    const owner = typeof req.query.owner === 'string' ? req.query.owner : '';
+    const statusFilter = choice(req.query.status, STATUSES);
+    const myTeams = await teams.list(v.actor);
+    const teamFilter = owner.startsWith('team:') ? owner.slice(5) : undefined;
+    let list = await keys.list({ teamId: teamFilter, status: statusFilter }, v.actor);
+    if (owner === 'personal') list = list.filter((k) => k.teamId === null);
+    render(
+      req,
+      res,
+      'keys/index',
+      {
+        title: 'API keys',
+        rows: rowModels(list, v.user.id, myTeams),
+        filters: { owner, status: statusFilter ?? '' },
+        statuses: STATUSES,
+        teams: myTeams,
+        creatableTeams: myTeams.filter((t) => t.role && teamPermissions.createKeys(t.role)),
+        form: {},
+        createError: null,
+        created: null,
+        ...extra,
+      },
+      { status, fragment, noStore: !!extra.created },
+    );
+  }
+
+  function rowModels(list: ApiKey[], userId: string, myTeams: Awaited<ReturnType<typeof teams.list>>) {
+    const names = teamNames(myTeams);
+    const now = clock.now();
+    return list.map((key) => rowModel(key, names, now, userId));
+  }
+
+  router.get('/keys', (req, res) => keysPage(req, res, {}));
+
+  router.post('/keys', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    const form = { name: text(body, 'name'), limit: text(body, 'limit'), expires: text(body, 'expires'), owner: text(body, 'owner') };
+    onBadInput(res, (createError, status) => keysPage(req, res, { form, createError }, status, 'keys/_create'));
+    const created = await keys.create(
+      {
+        name: form.name,
+        spendLimitMicro: optionalAud(body, 'limit', 'The spending limit'),
+        expiresAt: optionalEndOfLocalDate(body, 'expires', v.timeZone),
+        teamId: form.owner && form.owner !== 'personal' ? form.owner : null,
+      },
+      v.actor,
+    );
+    // The secret exists only in this response: rendered straight from the POST (no redirect, nothing stored),
+    // marked no-store so neither the browser cache nor a proxy keeps it.
+    await keysPage(req, res, { created: showOnce(req, created.key, created.secret, 'created') }, 201, 'keys/_created');
+  });
+
+  router.get('/keys/:id', async (req, res) => {
+    const v = viewer(res);
+    const key = await keys.get(param(req, 'id'), v.actor);
+    const scope = await reports.scope({ keyId: key.id }, v.actor);
+    const since = new Date(clock.now().getTime() - 30 * 86_400_000);
+    const [daily, models, recent, myTeams, successor] = await Promise.all([
+      reports.daily(scope, 30, v.timeZone),
+      reports.byModel(scope, since),
+      usage.list({ keyId: key.id, limit: 25 }, v.actor),
+      teams.list(v.actor),
+      key.rotatedToId ? keys.get(key.rotatedToId, v.actor).catch(() => null) : Promise.resolve(null),
+    ]);
+    render(req, res, 'keys/show', {
+      title: key.name,
+      key: rowModel(key, teamNames(myTeams), clock.now(), v.user.id),
+      chart: dailyChart(daily, v.timeZone, `Daily spend of ${key.name} over the last 30 days`),
+      models,
+      recent: recent.events,
+      successor,
+    });
+  });
+
+  /** One table row, for htmx to put back after an edit is cancelled. */
+  router.get('/keys/:id/row', async (req, res) => {
+    const v = viewer(res);
+    const key = await keys.get(param(req, 'id'), v.actor);
+    render(req, res, 'keys/_row', { row: rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id) });
+  });
+
+  // Inline limit edit: htmx swaps the row for a small form and back; without JavaScript it is its own page.
+  async function limitPage(req: Request, res: Response, error: string | null, status = 200, value?: string) {
+    const v = viewer(res);
+    const key = await keys.get(param(req, 'id'), v.actor);
+    const row = rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id);
+    render(req, res, 'keys/limit', { title: `Spending limit of ${key.name}`, row, error, value: value ?? (key.spendLimitMicro === null ? '' : microToInput(key.spendLimitMicro)) }, { status, fragment: 'keys/_row_edit' });
+  }
+
+  router.get('/keys/:id/limit', (req, res) => limitPage(req, res, null));
+
+  router.post('/keys/:id/limit', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    onBadInput(res, (error, status) => limitPage(req, res, error, status, text(body, 'limit')));
+    const key = await keys.update(param(req, 'id'), { spendLimitMicro: optionalAud(body, 'limit', 'The spending limit') }, v.actor);
+    if (isHtmx(req)) return render(req, res, 'keys/_row', { row: rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id), flash: 'Limit updated.' });
+    res.redirect(303, `${safeNext(body.back) === '/' ? '/keys' : safeNext(body.back)}${sep(body.back)}done=limit`);
+  });
+
+  router.post('/keys/:id/name', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    await keys.update(param(req, 'id'), { name: text(body, 'name') }, v.actor);
+    res.redirect(303, `/keys/${encodeURIComponent(param(req, 'id'))}?done=renamed`);
+  });
+
+  // Revoke: a confirmation page without JavaScript; with htmx, the browser's confirm() and the row swapped in place.
+  router.get('/keys/:id/revoke', async (req, res) => {
+    const v = viewer(res);
+    const key = await keys.get(param(req, 'id'), v.actor);
+    render(req, res, 'keys/revoke', { title: `Revoke ${key.name}`, key, back: safeNext(req.query.back) });
+  });
+
+  router.post('/keys/:id/revoke', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    const key = await keys.revoke(param(req, 'id'), v.actor);
+    if (isHtmx(req)) return render(req, res, 'keys/_row', { row: rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id), flash: 'Key revoked.' });
+    const back = safeNext(body.back);
+    res.redirect(303, `${back === '/' ? '/keys' : back}${sep(body.back)}done=revoked`);
+  });
+
+  router.get('/keys/:id/rotate', async (req, res) => {
+    const v = viewer(res);
+    const key = await keys.get(param(req, 'id'), v.actor);
+    render(req, res, 'keys/rotate', { title: `Rotate ${key.name}`, key, graceChoices: GRACE_CHOICES, error: null });
+  });
+
+  router.post('/keys/:id/rotate', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    const key = await keys.get(param(req, 'id'), v.actor);
+    onBadInput(res, (error, status) => render(req, res, 'keys/rotate', { title: `Rotate ${key.name}`, key, graceChoices: GRACE_CHOICES, error }, { status }));
+    const grace = graceSeconds(body);
+    const rotated = await keys.rotate(key.id, grace, v.actor);
+    render(req, res, 'keys/rotated', { title: `New key for ${key.name}`, previous: rotated.previous, created: showOnce(req, rotated.key, rotated.secret, 'rotated') }, { status: 201, noStore: true });
+  });
+
+  function showOnce(req: Request, key: ApiKey, secret: string, how: 'created' | 'rotated') {
+    return { key, secret, how, snippets: keySnippets(publicBase(req, deps.config.publicUrl), secret) };
+  }
+
+  return router;
+}
+
+function graceSeconds(body: FormBody): number {
+  const raw = text(body, 'grace');
+  const seconds = Number(raw);
+  if (!/^\d+$/.test(raw) || seconds > MAX_GRACE_SECONDS) throw badInput('Choose how long the old key keeps working.');
+  return seconds;
+}
+
+function sep(back: unknown): string {
+  return typeof back === 'string' && back.includes('?') ? '&' : '?';
+}
+
+function microToInput(micro: number): string {
+  return formatAud(micro).replace(/^A\$/, '').replace(/,/g, '');
+}
+
+/** What a key row shows: the key, where it belongs, how close it is to its limit, and which hints apply. */
+export function rowModel(key: ApiKey, names: Record<string, string>, now: Date, viewerId: string) {
+  const attention = keyAttention(key, now);
+  const spendLabel = key.spendLimitMicro === null ? `${formatAud(key.spendMicro)} spent, no limit` : `${formatAud(key.spendMicro)} of ${formatAud(key.spendLimitMicro)} spent`;
+  return {
+    key,
+    team: key.teamId ? (names[key.teamId] ?? 'Team') : null,
+    mine: key.ownerId === viewerId,
+    attention,
+    meter: meterSvg(key.spendMicro, key.spendLimitMicro, spendLabel),
+    usable: key.status === 'active' || key.status === 'limit_reached',
+  };
+}
+
+export type KeyRow = ReturnType<typeof rowModel>;

@@ -1,0 +1,25 @@
+/**
+ * Confirmation messages after a POST + 303 redirect travel as a fixed code (?done=revoked), never as free text,
+ * so a crafted link cannot make the portal display arbitrary words.
+ */
+const NOTICES: Record<string, string> = {
+  revoked: 'The key was revoked. Requests using it are refused from now on.',
+  limit: 'The spending limit was updated.',
+  renamed: 'The key was renamed.',
+  team_created: 'Team created.',
+  member_added: 'Member added.',
+  member_updated: 'Role updated.',
+  member_removed: 'Member removed. Their keys for this team were revoked.',
+  left: 'You left the team. Your keys for it were revoked.',
+  token_revoked: 'The token was revoked.',
+  user_created: 'User created.',
+  user_updated: 'User updated.',
+  credited: 'Top-up recorded.',
+  model_saved: 'Model saved.',
+  plan_saved: 'Plan saved.',
+  signed_out: 'You are signed out.',
+};
+
+export function noticeText(code: unknown): string | null {
+  return typeof code === 'string' && Object.hasOwn(NOTICES, code) ? NOTICES[code]! : null;
+}

@@ -1,0 +1,113 @@
+import { Router, type Request, type Response } from 'express';
+import { billingPeriodAt } from '../domain/billing/period.js';
+import { TEAM_ROLES, teamPermissions, type TeamRole } from '../domain/teams/roles.js';
+import { badInput } from '../domain/errors.js';
+import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
+import { choice, text } from './forms.js';
+import { rowModel } from './keys.routes.js';
+import { teamNames } from './view-models.js';
+
+export function teamsRoutes(portal: Portal): Router {
+  const { deps, render, reports } = portal;
+  const { teams, keys, clock } = deps.services;
+  const router = Router();
+
+  async function listPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
+    const v = viewer(res);
+    render(req, res, 'teams/index', { title: 'Teams', teams: await teams.list(v.actor), form: {}, error: null, ...extra }, { status });
+  }
+
+  router.get('/teams', (req, res) => listPage(req, res));
+
+  router.post('/teams', async (req, res) => {
+    const v = viewer(res);
+    const name = text(formBody(req), 'name');
+    onBadInput(res, (error, status) => listPage(req, res, { form: { name }, error }, status));
+    const team = await teams.create(name, v.actor);
+    res.redirect(303, `/teams/${encodeURIComponent(team.id)}?done=team_created`);
+  });
+
+  /**
+   * A team's page. What it shows follows the role table: everyone sees the balance and the members; owners and
+   * admins see all team keys and usage by member and key, members their own keys and usage, viewers no keys.
+   */
+  async function teamPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
+    const v = viewer(res);
+    const team = await teams.get(param(req, 'id'), v.actor);
+    const role = team.role;
+    const asInstallationAdmin = role === null; // teams.get lets installation admins look at any team
+    const seesAll = asInstallationAdmin || teamPermissions.manageAllKeys(role);
+    const teamKeys = await keys.list(asInstallationAdmin ? { teamId: team.id, all: true } : { teamId: team.id }, v.actor);
+    const period = billingPeriodAt(clock.now(), deps.config.timeZone);
+    const scope = role ? await reports.scope({ teamId: team.id }, v.actor) : { keys: null };
+    const [byUser, byKey, total] = await Promise.all([
+      reports.byUser(scope, period.start),
+      reports.byKey(scope, period.start),
+      reports.total(scope, period.start),
+    ]);
+    const names = teamNames([team]);
+    render(
+      req,
+      res,
+      'teams/show',
+      {
+        title: team.name,
+        team,
+        role,
+        roles: TEAM_ROLES,
+        can: {
+          createKeys: role !== null && teamPermissions.createKeys(role),
+          manageMembers: role !== null && teamPermissions.manageMembers(role),
+          seesAllKeys: seesAll,
+          seesKeys: seesAll || (role !== null && teamPermissions.manageOwnKeys(role)),
+          grantableRoles: role ? TEAM_ROLES.filter((r) => teamPermissions.canManageRole(role, r)) : [],
+        },
+        members: team.members.map((m) => ({
+          ...m,
+          manageable: role !== null && teamPermissions.manageMembers(role) && teamPermissions.canManageRole(role, m.role) && m.userId !== v.user.id,
+          isViewer: m.userId === v.user.id,
+        })),
+        keys: teamKeys.map((k) => rowModel(k, names, clock.now(), v.user.id)),
+        usage: { byUser, byKey, total, periodStart: period.start },
+        memberForm: {},
+        memberError: null,
+        ...extra,
+      },
+      { status, fragment: 'teams/_members' },
+    );
+  }
+
+  router.get('/teams/:id', (req, res) => teamPage(req, res));
+
+  router.post('/teams/:id/members', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    const memberForm = { email: text(body, 'email'), role: text(body, 'role') };
+    onBadInput(res, (memberError, status) => teamPage(req, res, { memberForm, memberError }, status));
+    await teams.addMember(param(req, 'id'), memberForm.email, roleFrom(memberForm.role), v.actor);
+    res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_added`);
+  });
+
+  router.post('/teams/:id/members/:userId/role', async (req, res) => {
+    const v = viewer(res);
+    onBadInput(res, (memberError, status) => teamPage(req, res, { memberError }, status));
+    await teams.setRole(param(req, 'id'), param(req, 'userId'), roleFrom(text(formBody(req), 'role')), v.actor);
+    res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_updated`);
+  });
+
+  router.post('/teams/:id/members/:userId/remove', async (req, res) => {
+    const v = viewer(res);
+    onBadInput(res, (memberError, status) => teamPage(req, res, { memberError }, status));
+    const leaving = param(req, 'userId') === v.user.id;
+    await teams.removeMember(param(req, 'id'), param(req, 'userId'), v.actor);
+    res.redirect(303, leaving ? '/teams?done=left' : `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_removed`);
+  });
+
+  return router;
+}
+
+function roleFrom(raw: string): TeamRole {
+  const role = choice(raw, TEAM_ROLES);
+  if (!role) throw badInput('Choose a role: owner, admin, member or viewer.');
+  return role;
+}

@@ -1,0 +1,110 @@
+import { Router, type Request } from 'express';
+import type { UsageEvent, UsageFilter } from '../domain/usage/usage.service.js';
+import { microToAud } from '../domain/money.js';
+import { viewer, type Portal, type Viewer } from './context.js';
+import { localDateStart } from './forms.js';
+import { teamNames } from './view-models.js';
+
+const PAGE_SIZE = 50;
+const CSV_PAGE = 500;
+/** A CSV export stops here; narrower date ranges get the rest. */
+const CSV_MAX_ROWS = 100_000;
+
+export function usageRoutes(portal: Portal): Router {
+  const { deps, render, reports } = portal;
+  const { usage, keys, teams } = deps.services;
+  const router = Router();
+
+  /** The filters of the usage log, from the query string (dates are local days of the viewer). */
+  function filterOf(req: Request, v: Viewer) {
+    const q = req.query;
+    const str = (x: unknown) => (typeof x === 'string' && x.length <= 100 ? x.trim() : '');
+    const form = { key: str(q.key), team: str(q.team), from: str(q.from), to: str(q.to) };
+    const filter: UsageFilter = {
+      keyId: form.key || undefined,
+      teamId: form.team || undefined,
+      from: localDateStart(form.from, v.timeZone) ?? undefined,
+      // "to" is inclusive for people: through the end of that day.
+      to: localDateStart(form.to, v.timeZone, 1) ?? undefined,
+    };
+    return { form, filter };
+  }
+
+  router.get('/usage', async (req, res) => {
+    const v = viewer(res);
+    const { form, filter } = filterOf(req, v);
+    const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
+    const [page, visibleKeys, myTeams, scope] = await Promise.all([
+      usage.list({ ...filter, cursor, limit: PAGE_SIZE }, v.actor),
+      keys.list({}, v.actor),
+      teams.list(v.actor),
+      reports.scope({ keyId: filter.keyId, teamId: filter.teamId }, v.actor),
+    ]);
+    const total = await reports.total(scope, filter.from ?? new Date(0), filter.to ?? null);
+    const keyNames = Object.fromEntries(visibleKeys.map((k) => [k.id, k.name]));
+    const query = new URLSearchParams(Object.entries(form).filter(([, value]) => value)).toString();
+    render(
+      req,
+      res,
+      'usage/index',
+      {
+        title: 'Usage',
+        form,
+        events: page.events,
+        nextCursor: page.nextCursor,
+        keyNames,
+        teamNames: teamNames(myTeams),
+        keys: visibleKeys,
+        teams: myTeams,
+        total,
+        query,
+        nextUrl: page.nextCursor ? `/usage?${query}${query ? '&' : ''}cursor=${page.nextCursor}` : null,
+        csvUrl: `/usage.csv${query ? `?${query}` : ''}`,
+      },
+      { fragment: 'usage/_table' },
+    );
+  });
+
+  router.get('/usage.csv', async (req, res) => {
+    const v = viewer(res);
+    const { filter } = filterOf(req, v);
+    // Resolve the first page before sending headers, so a foreign key or team is still a clean 404 page.
+    let page = await usage.list({ ...filter, limit: CSV_PAGE }, v.actor);
+    const keyNames = Object.fromEntries((await keys.list({}, v.actor)).map((k) => [k.id, k.name]));
+    res.set({
+      'Content-Type': 'text/csv; charset=utf-8',
+      'Content-Disposition': `attachment; filename="modelbridge-usage-${new Date().toISOString().slice(0, 10)}.csv"`,
+      'Cache-Control': 'no-store',
+    });
+    res.write(`${CSV_COLUMNS.join(',')}\r\n`);
+    let written = 0;
+    for (;;) {
+      for (const e of page.events) res.write(`${csvRow(e, keyNames[e.keyId] ?? '')}\r\n`);
+      written += page.events.length;
+      if (!page.nextCursor || written >= CSV_MAX_ROWS) break;
+      page = await usage.list({ ...filter, cursor: page.nextCursor, limit: CSV_PAGE }, v.actor);
+    }
+    res.end();
+  });
+
+  return router;
+}
+
+const CSV_COLUMNS = [
+  'time_utc', 'request_id', 'key_id', 'key_name', 'team_id', 'model', 'provider', 'endpoint', 'outcome', 'http_status',
+  'input_tokens', 'output_tokens', 'cost_aud', 'estimated', 'streamed', 'latency_ms',
+];
+
+function csvRow(e: UsageEvent, keyName: string): string {
+  return [
+    e.createdAt.toISOString(), e.requestId, e.keyId, keyName, e.teamId ?? '', e.model, e.provider, e.endpoint, e.outcome,
+    e.httpStatus, e.inputTokens, e.outputTokens, microToAud(e.costMicro), e.estimated, e.streamed, e.latencyMs,
+  ].map(csvCell).join(',');
+}
+
+/** Quotes when needed, and defuses spreadsheet formulas (a key named "=HYPERLINK(…)" stays text). */
+function csvCell(value: unknown): string {
+  let s = String(value);
+  if (/^[=+\-@\t\r]/.test(s) && typeof value === 'string') s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}

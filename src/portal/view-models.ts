@@ -1,0 +1,47 @@
+import type { DailySpend } from '../domain/usage/usage-reports.js';
+import type { ApiKey } from '../domain/keys/key.js';
+import type { Team } from '../domain/teams/teams.service.js';
+import { formatAud } from '../domain/money.js';
+import { barChartSvg } from './charts.js';
+
+/** A 30-day spend chart: the SVG plus the numbers behind it (rendered as a table for screen readers). */
+export function dailyChart(days: DailySpend[], timeZone: string, label: string) {
+  const dayLabel = new Intl.DateTimeFormat('en-AU', { timeZone: 'UTC', day: 'numeric', month: 'short' });
+  const points = days.map((d) => {
+    const label = dayLabel.format(new Date(`${d.date}T00:00:00Z`));
+    return {
+      label,
+      value: d.costMicro,
+      title: `${label}: ${formatAud(d.costMicro)} (${d.requests} request${d.requests === 1 ? '' : 's'})`,
+      requests: d.requests,
+    };
+  });
+  const total = days.reduce((sum, d) => sum + d.costMicro, 0);
+  const requests = days.reduce((sum, d) => sum + d.requests, 0);
+  return {
+    svg: barChartSvg(points, { label: `${label}: ${formatAud(total)} in total`, format: axisAud }),
+    points,
+    total,
+    requests,
+    timeZone,
+    empty: requests === 0,
+  };
+}
+
+function axisAud(micro: number): string {
+  if (micro === 0) return 'A$0';
+  const aud = micro / 1_000_000;
+  if (aud >= 100) return `A$${Math.round(aud).toLocaleString('en-AU')}`;
+  if (aud >= 1) return `A$${aud.toFixed(aud % 1 === 0 ? 0 : 2)}`;
+  if (aud >= 0.01) return `A$${aud.toFixed(2)}`;
+  return `A$${aud.toPrecision(2)}`;
+}
+
+/** Team names by id, for showing which team a key belongs to. */
+export function teamNames(teams: Team[]): Record<string, string> {
+  return Object.fromEntries(teams.map((t) => [t.id, t.name]));
+}
+
+export function keyOwnerLabel(key: ApiKey, names: Record<string, string>): string {
+  return key.teamId ? (names[key.teamId] ?? 'Team') : 'Personal';
+}

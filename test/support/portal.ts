@@ -1,0 +1,44 @@
+import request from 'supertest';
+import type { TestApp } from './app.js';
+
+/**
+ * A browser-like client for the portal: keeps the session cookie, sends a same-origin Origin header on every
+ * state change (as browsers do), and can log in through the real form.
+ */
+export interface PortalClient {
+  get(path: string, headers?: Record<string, string>): request.Test;
+  post(path: string, form?: Record<string, string>, headers?: Record<string, string>): request.Test;
+  cookie: string | null;
+}
+
+export function portalClient(app: TestApp, cookie: string | null = null): PortalClient {
+  const client: PortalClient = {
+    cookie,
+    get(path, headers = {}) {
+      const r = request(app.url).get(path).set(headers);
+      return client.cookie ? r.set('Cookie', client.cookie) : r;
+    },
+    post(path, form = {}, headers = {}) {
+      let r = request(app.url).post(path).type('form').set('Origin', app.url).set(headers);
+      if (client.cookie) r = r.set('Cookie', client.cookie);
+      return r.send(form);
+    },
+  };
+  return client;
+}
+
+/** Signs in through POST /login and returns a client carrying the new session cookie. */
+export async function signIn(app: TestApp, email: string, password: string): Promise<PortalClient> {
+  const res = await portalClient(app).post('/login', { email, password });
+  if (res.status !== 303) throw new Error(`sign-in failed: ${res.status}`);
+  return portalClient(app, sessionCookieOf(res));
+}
+
+export function sessionCookieOf(res: request.Response): string {
+  const cookies = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
+  const session = cookies.find((c) => c.startsWith('mb_session=') && !c.startsWith('mb_session=;'));
+  if (!session) throw new Error('no session cookie in the response');
+  return session.split(';')[0]!;
+}
+
+export const htmx = { 'HX-Request': 'true' };
