@@ -1,0 +1,108 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/domain/clock.js';
+import { toMicro } from '../../src/domain/money.js';
+import { createServices, type Services } from '../../src/domain/services.js';
+import { createTestDb, dialect, type TestDb } from '../support/db.js';
+import { makeKey, makeTeam, makeUser } from '../support/factories.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+
+describe(`CLI: jobs:run and credit (${dialect})`, () => {
+  let t: TestDb;
+  let services: Services;
+  beforeAll(async () => {
+    t = await createTestDb();
+    services = createServices({ db: t.db, clock: systemClock, timeZone: 'Australia/Sydney' });
+  });
+  afterAll(async () => t.destroy());
+
+  /** `npm run cli -- <args>` against this file's database, as an operator would run it. */
+  function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: t.url ?? '', ...(t.sqlitePath && { SQLITE_PATH: t.sqlitePath }) };
+    return new Promise((resolve) => {
+      execFile(TSX, ['src/cli.ts', ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+  }
+
+  it('jobs:run all runs every job once and prints one line per job', async () => {
+    const owner = await makeUser(services);
+    const { key } = await makeKey(services, owner, { expiresAt: new Date(Date.now() + 60_000) });
+    await t.db('api_keys').where({ id: key.id }).update({ expires_at: new Date(Date.now() - 1000) });
+
+    const { code, stdout, stderr } = await cli('jobs:run', 'all');
+    expect(code).toBe(0);
+    expect(stdout).toBe('');
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^expire-keys: ok — 1 expired, 0 retired after rotation \(\d+ ms\)$/);
+    expect(lines[1]).toMatch(/^release-holds: ok — 0 released, 0 already settled/);
+    expect(lines[2]).toMatch(/^reconcile: ok — 0 drifts corrected/);
+    expect(lines[3]).toMatch(/^rollover: ok — 0 balances rolled/);
+    expect((await t.db('api_keys').where({ id: key.id }).first()).status).toBe('expired');
+    expect((await t.db('audit_events').where({ action: 'key.expire', target_id: key.id }).first()).actor_kind).toBe('system');
+  });
+
+  it('jobs:run <name> exits non-zero when the job fails, and 2 for an unknown job', async () => {
+    const owner = await makeUser(services);
+    const { key } = await makeKey(services, owner);
+    const now = new Date();
+    await t.db('holds').insert({
+      request_id: 'req_cli_orphan', key_id: key.id, user_id: 'no-such-user', team_id: null, amount_micro: 1, model: 'm',
+      provider: 'openai', endpoint: '/v1/chat/completions', streamed: false, created_at: now, deadline_at: new Date(now.getTime() - 1000),
+    });
+    const failed = await cli('jobs:run', 'release-holds');
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^release-holds: failed — 0 released, 0 already settled, 1 failed/m);
+    await t.db('holds').where({ request_id: 'req_cli_orphan' }).delete();
+
+    const unknown = await cli('jobs:run', 'bogus');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('jobs:run <expire-keys|release-holds|reconcile|rollover|all>');
+  });
+
+  it('credit tops up a user’s prepaid balance or a team’s balance, with a ledger entry and an audit event', async () => {
+    const owner = await makeUser(services);
+    const team = await makeTeam(services, owner);
+
+    const user = await cli('credit', '--email', owner.email.toUpperCase(), '--amount', '12.5', '--note', 'invoice 42');
+    expect(user.code).toBe(0);
+    expect(user.stdout).toBe('');
+    expect(user.stderr).toContain('12.50 AUD');
+    expect(toMicro((await t.db('personal_balances').where({ user_id: owner.user.id }).first()).prepaid_micro)).toBe(12_500_000);
+    const userEntry = await t.db('ledger_entries').where({ user_id: owner.user.id, account: 'user_prepaid', kind: 'topup' }).first();
+    expect([toMicro(userEntry.amount_micro), userEntry.note]).toEqual([12_500_000, 'invoice 42']);
+
+    const teamRun = await cli('credit', '--team', team.id, '--amount', '0.000123');
+    expect(teamRun.code).toBe(0);
+    expect(toMicro((await t.db('teams').where({ id: team.id }).first()).balance_micro)).toBe(123);
+    expect(toMicro((await t.db('ledger_entries').where({ team_id: team.id, kind: 'topup' }).first()).amount_micro)).toBe(123);
+
+    const audits = await t.db('audit_events').where({ action: 'balance.credit' }).whereIn('target_id', [owner.user.id, team.id]);
+    expect(audits.map((a: Record<string, unknown>) => [a.target_type, a.actor_kind]).sort()).toEqual([['team', 'cli'], ['user', 'cli']]);
+    expect((await services.reconcile.reconcile({ userId: 'system', role: 'admin', via: 'system' })).drifts).toEqual([]);
+  });
+
+  it('credit refuses bad input without changing anything', async () => {
+    const owner = await makeUser(services);
+    const before = await t.db('ledger_entries').count({ n: '*' }).first();
+    for (const args of [
+      ['--amount', '5'],
+      ['--email', owner.email, '--team', 'x', '--amount', '5'],
+      ['--email', owner.email, '--amount=-5'],
+      ['--email', owner.email, '--amount', '1.2345678'],
+      ['--email', owner.email, '--amount', 'ten'],
+      ['--email', 'nobody@example.test', '--amount', '5'],
+      ['--team', 'no-such-team', '--amount', '5'],
+    ]) {
+      const run = await cli('credit', ...args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr, args.join(' ')).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack trace
+    }
+    expect(await t.db('ledger_entries').count({ n: '*' }).first()).toEqual(before);
+  });
+});
