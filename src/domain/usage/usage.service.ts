@@ -58,6 +58,7 @@ export interface KeyUsage {
   totals: UsageTotals;
   /** Calendar days in the installation time zone (YYYY-MM-DD), oldest first; days without traffic are omitted. */
   byDay: Array<UsageTotals & { day: string }>;
+  /** Most expensive first (then by name). */
   byModel: Array<UsageTotals & { model: string }>;
 }
 
@@ -131,7 +132,7 @@ export class UsageService {
       to,
       totals,
       byDay: [...days].sort(([a], [b]) => a.localeCompare(b)).map(([day, t]) => ({ day, ...t })),
-      byModel: [...models].sort(([, a], [, b]) => b.costMicro - a.costMicro).map(([model, t]) => ({ model, ...t })),
+      byModel: [...models].sort(([ma, a], [mb, b]) => b.costMicro - a.costMicro || ma.localeCompare(mb)).map(([model, t]) => ({ model, ...t })),
     };
   }
 }
