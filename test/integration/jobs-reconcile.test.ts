@@ -12,9 +12,16 @@ async function ledgerSum(db: Db, where: Record<string, unknown>): Promise<number
   return toMicro((await db('ledger_entries').where(where).sum({ s: 'amount_micro' }).first())?.s);
 }
 
-async function reconcileAudits(db: Db, targetId?: string) {
+interface CorrectionAudit {
+  target_type: string;
+  target_id: string;
+  actor_kind: string;
+  details: { corrections: Array<{ field: string; cached: number; actual: number; difference: number }>; status?: unknown };
+}
+
+async function reconcileAudits(db: Db, targetId?: string): Promise<CorrectionAudit[]> {
   const rows = await db('audit_events').where({ action: 'reconcile.correct', ...(targetId && { target_id: targetId }) }).orderBy('id');
-  return rows.map((r: Record<string, unknown>) => ({ ...r, details: JSON.parse(r.details as string) }));
+  return rows.map((r: Record<string, unknown>) => ({ ...r, details: JSON.parse(r.details as string) }) as CorrectionAudit);
 }
 
 describe(`reconcile job (${dialect})`, () => {
@@ -183,7 +190,7 @@ describe(`reconcile job (${dialect})`, () => {
 
       // Exactly the two corruptions were corrected, each once, by exactly their amount — nothing else, ever.
       const audits = (await reconcileAudits(t.db)).filter((e) => e.target_id === team.id || keys.some((k) => k.key.id === e.target_id));
-      const corrections = audits.flatMap((e) => e.details.corrections.map((c: { field: string; difference: number }) => `${e.target_type}.${c.field}:${c.difference}`));
+      const corrections = audits.flatMap((e) => e.details.corrections.map((c) => `${e.target_type}.${c.field}:${c.difference}`));
       expect(corrections.sort()).toEqual(['key.spend_micro:-555', 'team.balance_micro:-777']);
 
       const ledgerCount = await countRows(t.db, 'ledger_entries');
