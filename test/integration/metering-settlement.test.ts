@@ -1,0 +1,122 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Hold, Settlement } from '../../src/domain/billing/metering.service.js';
+import { ManualClock } from '../../src/domain/clock.js';
+import { newId } from '../../src/domain/ids.js';
+import { toMicro } from '../../src/domain/money.js';
+import { createServices, type Services } from '../../src/domain/services.js';
+import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
+import { makeKey, makeUser } from '../support/factories.js';
+import { expectMeteringInvariants } from '../support/invariants.js';
+
+const ok = (costMicro: number): Settlement => ({
+  inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
+});
+
+describe(`settlement is exactly once (${dialect})`, () => {
+  let t: TestDb;
+  let services: Services;
+
+  beforeAll(async () => {
+    t = await createTestDb();
+    services = createServices({ db: t.db, clock: new ManualClock(new Date()), timeZone: 'Australia/Sydney' });
+  });
+  afterEach(async () => expectMeteringInvariants(t.db));
+  afterAll(async () => t?.destroy());
+
+  async function admitted(estimateMicro = 1_000) {
+    const owner = await makeUser(services, { prepaidMicro: 1_000_000 });
+    const { key } = await makeKey(services, owner);
+    const hold = await services.metering.admit({ requestId: newId(), keyId: key.id, estimateMicro, model: 'gpt-4o-mini', provider: 'openai', endpoint: '/v1/chat/completions', streamed: false });
+    return { owner, key, hold };
+  }
+  const keyRow = (id: string) => t.db('api_keys').where({ id }).first();
+  const eventsOf = (hold: Hold) => t.db('usage_events').where({ request_id: hold.requestId });
+
+  it('charges a replayed settlement once, whatever the replay says', async () => {
+    const { key, hold } = await admitted();
+    expect(await services.metering.settle(hold, ok(300))).toEqual({ applied: true, costMicro: 300 });
+    expect(await services.metering.settle(hold, ok(300))).toEqual({ applied: false, costMicro: 0 });
+    expect(await services.metering.settle(hold, ok(999))).toEqual({ applied: false, costMicro: 0 });
+    expect(await eventsOf(hold)).toHaveLength(1);
+    const row = await keyRow(key.id);
+    expect(toMicro(row.spend_micro)).toBe(300);
+    expect(Number(row.request_count)).toBe(1);
+  });
+
+  it('applies one of several simultaneous settlements of the same request (proxy and release job racing)', async () => {
+    const { key, hold } = await admitted();
+    const results = await Promise.all([
+      services.metering.settle(hold, ok(250)),
+      services.metering.settle(hold, { ...ok(0), outcome: 'abandoned', estimated: true, httpStatus: 0 }),
+      services.metering.settle(hold, ok(250)),
+      services.metering.settle(hold, ok(250)),
+    ]);
+    expect(results.filter((r) => r.applied)).toHaveLength(1);
+    expect(await eventsOf(hold)).toHaveLength(1);
+    const event = (await eventsOf(hold))[0];
+    expect(toMicro((await keyRow(key.id)).spend_micro)).toBe(toMicro(event.cost_micro));
+  });
+
+  it('leaves both rows or neither when the database fails mid-settlement', async () => {
+    const { key, hold } = await admitted();
+    // The usage event is inserted before the ledger entries: with the ledger table gone, the transaction fails
+    // after its first writes, and must take them all back.
+    await t.db.schema.renameTable('ledger_entries', 'ledger_entries_away');
+    try {
+      await expect(services.metering.settle(hold, ok(400))).rejects.toThrow();
+    } finally {
+      await t.db.schema.renameTable('ledger_entries_away', 'ledger_entries');
+    }
+    expect(await eventsOf(hold)).toHaveLength(0);
+    expect(await t.db('holds').where({ request_id: hold.requestId })).toHaveLength(1);
+    const row = await keyRow(key.id);
+    expect(toMicro(row.spend_micro)).toBe(0);
+    expect(toMicro(row.held_micro)).toBe(hold.amountMicro);
+    await expectMeteringInvariants(t.db);
+
+    // The hold survived, so a later settlement (the proxy's retry or the release job) still applies, once.
+    expect((await services.metering.settle(hold, ok(400))).applied).toBe(true);
+    expect(await eventsOf(hold)).toHaveLength(1);
+    const ledger = await t.db('ledger_entries').where({ request_id: hold.requestId }).sum({ s: 'amount_micro' }).first();
+    expect(toMicro(ledger?.s)).toBe(-400);
+    expect(toMicro((await keyRow(key.id)).spend_micro)).toBe(400);
+  });
+
+  it.runIf(onMysql)('survives being the victim of a real deadlock: rolled back whole, retried, charged once', async () => {
+    const { owner, key, hold } = await admitted();
+    const other = t.another();
+    const trx = await other.transaction();
+    try {
+      // A second transaction takes the payer's row first — against the lock order — and makes itself heavy, so
+      // InnoDB picks the settlement as the deadlock victim.
+      await trx('personal_balances').where({ user_id: owner.user.id }).forUpdate().first();
+      await trx('job_locks').insert(Array.from({ length: 200 }, (_, i) => ({ name: `deadlock-ballast-${i}` })));
+      const settling = services.metering.settle(hold, ok(500));
+      settling.catch(() => undefined);
+      // The settlement holds the key row and waits for the payer's row…
+      await waitFor(async () => {
+        const [rows] = await t.db.raw('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND info LIKE ?', [`select % from \`personal_balances\` where \`user_id\` = '${owner.user.id}'%for update`]);
+        return Number(rows[0].n) === 1;
+      });
+      // …and now the second transaction asks for the key row: a cycle. Getting it proves the settlement was rolled back.
+      await trx('api_keys').where({ id: key.id }).forUpdate().first();
+      expect(await eventsOf(hold)).toHaveLength(0);
+      expect(toMicro((await keyRow(key.id)).spend_micro)).toBe(0);
+      await trx.rollback();
+      expect(await settling).toEqual({ applied: true, costMicro: 500 });
+    } finally {
+      if (!trx.isCompleted()) await trx.rollback();
+    }
+    expect(await eventsOf(hold)).toHaveLength(1);
+    expect(toMicro((await keyRow(key.id)).spend_micro)).toBe(500);
+    expect(await t.db('job_locks').where('name', 'like', 'deadlock-ballast-%')).toHaveLength(0);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out waiting for the settlement to block');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
