@@ -55,6 +55,9 @@ export function createPortalRouter(deps: AppDeps): Router {
         },
       },
       strictTransportSecurity: secure,
+      // Not helmet's no-referrer: under it browsers send "Origin: null" on form posts, and the CSRF check needs the
+      // real origin. same-origin still never tells other sites which portal page linked to them.
+      referrerPolicy: { policy: 'same-origin' },
     }),
   );
   router.get('/assets/htmx.min.js', (_req, res) => res.sendFile(HTMX_FILE, { maxAge: '1d' }));
