@@ -1,8 +1,11 @@
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../src/auth/secret-format.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
 import { ManualClock } from '../../src/domain/clock.js';
+import { startTestApp } from '../support/app.js';
 import { createTestDb, dialect, type TestDb } from '../support/db.js';
+import { startFakeUpstream } from '../support/fake-upstream.js';
 import { makeKey, makeUser } from '../support/factories.js';
 import { countRows, jobInstance, metricValue, type JobInstance } from '../support/jobs.js';
 
@@ -88,5 +91,34 @@ describe(`expire-keys job (${dialect})`, () => {
     expect(row.locked_until).toBeNull();
     expect(row.last_result).toMatch(/^ok: /);
     expect(await metricValue(a.metrics, 'modelbridge_job_runs_total', { job: 'expire-keys', result: 'ok' })).toBeGreaterThanOrEqual(6);
+  });
+
+  it('end to end: the proxy refuses the key at its expiry instant, then the scheduled job records it', async () => {
+    const fake = await startFakeUpstream();
+    const appClock = new ManualClock(clock.now());
+    const app = await startTestApp({ clock: appClock, env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-test' } });
+    try {
+      const owner = await makeUser(app.services, { prepaidMicro: 10_000_000 });
+      const expiresAt = new Date(appClock.now().getTime() + 600_000);
+      const { key, secret } = await makeKey(app.services, owner, { expiresAt });
+      const client = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
+      const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 8 };
+
+      appClock.set(new Date(expiresAt.getTime() - 1));
+      await expect(client.chat.completions.create(chat)).resolves.toBeTruthy();
+      appClock.set(expiresAt);
+      await expect(client.chat.completions.create(chat)).rejects.toMatchObject({ status: 401, code: 'key_expired' });
+      expect(fake.requests).toHaveLength(1);
+
+      const jobs = jobInstance(app.t.db, appClock);
+      expect((await jobs.run('expire-keys')).summary).toBe('1 expired, 0 retired after rotation');
+      expect((await jobs.run('expire-keys')).summary).toBe('0 expired, 0 retired after rotation');
+      expect((await app.t.db('api_keys').where({ id: key.id }).first()).status).toBe('expired');
+      expect(await countRows(app.t.db, 'audit_events', { action: 'key.expire', target_id: key.id })).toBe(1);
+      await expect(client.chat.completions.create(chat)).rejects.toMatchObject({ status: 401, code: 'key_expired' });
+    } finally {
+      await app.close();
+      await fake.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/knex.js';
 import { toBool } from '../../src/db/rows.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
@@ -7,6 +7,7 @@ import { toMicro } from '../../src/domain/money.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { makeKey, makeTeam, makeUser } from '../support/factories.js';
 import { admit, countRows, jobInstance, settle, type JobInstance } from '../support/jobs.js';
+import { expectMeteringInvariants } from '../support/invariants.js';
 
 const AUD = 1_000_000;
 const HOLD_TTL_MS = 15 * 60_000;
@@ -54,6 +55,8 @@ describe(`faults around metering (${dialect})`, () => {
     clock = new ManualClock('2026-11-26T00:00:00.000Z');
     a = jobInstance(t.db, clock);
   });
+  // Independently of the jobs' own accounting: every cache equals its ledger sum after every test.
+  afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t.destroy());
 
   async function teamWithKey() {

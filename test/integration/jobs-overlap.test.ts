@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/knex.js';
 import { systemActor } from '../../src/domain/actor.js';
 import { releaseStaleHolds } from '../../src/domain/billing/stale-holds.js';
@@ -8,6 +8,7 @@ import { JOB_NAMES } from '../../src/jobs/job.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { makeKey, makeTeam, makeUser } from '../support/factories.js';
 import { admit, countRows, jobInstance, spend, type JobInstance } from '../support/jobs.js';
+import { expectMeteringInvariants } from '../support/invariants.js';
 
 const AUD = 1_000_000;
 
@@ -64,6 +65,8 @@ describe(`jobs on two instances at the same moment (${dialect})`, () => {
     a = jobInstance(t.db, clock);
     b = jobInstance(t.another(), clock);
   });
+  // Independently of the jobs' own accounting: every cache equals its ledger sum after every test.
+  afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t.destroy());
 
   it('runs every job on both instances at once and makes each change exactly once', async () => {

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/knex.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { toMicro } from '../../src/domain/money.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { makeKey, makeTeam, makeUser } from '../support/factories.js';
 import { admit, countRows, jobInstance, metricValue, settle, spend, type JobInstance } from '../support/jobs.js';
+import { expectMeteringInvariants } from '../support/invariants.js';
 
 const AUD = 1_000_000;
 
@@ -33,6 +34,8 @@ describe(`reconcile job (${dialect})`, () => {
     clock = new ManualClock('2026-11-26T00:00:00.000Z');
     a = jobInstance(t.db, clock);
   });
+  // Independently of the jobs' own accounting: every cache equals its ledger sum after every test.
+  afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t.destroy());
 
   it('finds nothing to correct after ordinary spending, top-ups and an open hold', async () => {

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toDate } from '../../src/db/rows.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { toMicro } from '../../src/domain/money.js';
 import { createTestDb, dialect, type TestDb } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
 import { admit, countRows, jobInstance, settle, spend, type JobInstance } from '../support/jobs.js';
+import { expectMeteringInvariants } from '../support/invariants.js';
 
 const AUD = 1_000_000;
 const iso = (d: unknown) => toDate(d).toISOString();
@@ -26,6 +27,8 @@ describe(`rollover job in Australia/Sydney (${dialect})`, () => {
     clock = new ManualClock('2026-10-20T00:00:00.000Z');
     a = jobInstance(t.db, clock);
   });
+  // Independently of the jobs' own accounting: every cache equals its ledger sum after every test.
+  afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t.destroy());
 
   const statements = (userId: string) => t.db('period_statements').where({ user_id: userId }).orderBy('period_start');
