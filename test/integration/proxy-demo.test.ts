@@ -47,7 +47,7 @@ describe(`the built-in demo upstream, with no provider configured (${dialect})`,
   });
 
   it('cannot be used directly, bypassing the proxy', async () => {
-    for (const headers of [{}, { authorization: `Bearer ${secret}` }, { 'x-api-key': secret }]) {
+    for (const headers of [{}, { authorization: `Bearer ${secret}` }, { 'x-api-key': secret }] as Array<Record<string, string>>) {
       const r = await fetch(`${app.url}/demo/openai/v1/chat/completions`, { method: 'POST', headers, body: '{}' });
       expect(r.status).toBe(401);
       const a = await fetch(`${app.url}/demo/anthropic/v1/messages`, { method: 'POST', headers, body: '{}' });

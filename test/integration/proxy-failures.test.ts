@@ -157,7 +157,7 @@ describe(`failure policies (${dialect})`, () => {
         events = [...events, ...(await newEvents())];
         expect(events).toHaveLength(1);
       });
-      const [event] = events;
+      const event = events[0]!;
       const input = approxTokens(inputTokenBound(body));
       expect(event).toMatchObject({ outcome: 'client_aborted', input_tokens: input, http_status: 499 });
       expect(Boolean(event.estimated)).toBe(true);
@@ -182,7 +182,7 @@ describe(`failure policies (${dialect})`, () => {
         events = [...events, ...(await newEvents())];
         expect(events).toHaveLength(1);
       });
-      const [event] = events;
+      const event = events[0]!;
       expect(event).toMatchObject({ outcome: 'client_aborted', input_tokens: fake.expectedUsage(body).inputTokens });
       expect(Boolean(event.estimated)).toBe(true);
       expect(event.output_tokens).toBeGreaterThanOrEqual(2);

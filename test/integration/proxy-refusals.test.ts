@@ -54,7 +54,7 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
       const unknown = generateSecret('mbk_');
       const broken = unknown.slice(0, -1) + (unknown.endsWith('A') ? 'B' : 'A');
       for (const headers of [{}, { authorization: `Bearer ${broken}` }, { authorization: `Bearer ${unknown}` }, { 'x-api-key': unknown },
-        { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: `Bearer ${unknown} extra` }]) {
+        { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: `Bearer ${unknown} extra` }] as Array<Record<string, string>>) {
         const r = await post('/v1/chat/completions', chat, headers);
         expect(r.status).toBe(401);
         expect(r.json).toEqual({ error: { message: expect.any(String), type: 'invalid_request_error', code: 'invalid_api_key', param: null } });

@@ -8,7 +8,7 @@ import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.j
 import { expectMeteringInvariants } from '../support/invariants.js';
 
 const PROVIDER_KEY = 'sk-provider-canary-5f1e';
-const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 };
+const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 4 };
 
 describe(`the upstream comes from configuration only (${dialect})`, () => {
   let fake: FakeUpstream;

@@ -24,7 +24,7 @@ function sums(rows: Row[], key: (r: Row) => string, value = 'total'): Map<string
  * - each usage event: its bucket split adds up to its cost.
  */
 export async function expectMeteringInvariants(db: Db): Promise<void> {
-  const events = await db('usage_events').select('key_id').sum({ total: 'cost_micro' }).count({ n: '*' }).groupBy('key_id');
+  const events: Row[] = await db('usage_events').select('key_id').sum({ total: 'cost_micro' }).count({ n: '*' }).groupBy('key_id');
   const eventCost = sums(events, (r) => String(r.key_id));
   const eventCount = new Map(events.map((r) => [String(r.key_id), Number(r.n)]));
   const keyDebits = sums(await db('ledger_entries').where({ kind: 'usage' }).whereNotNull('key_id').select('key_id').sum({ total: 'amount_micro' }).groupBy('key_id'), (r) => String(r.key_id));
@@ -49,7 +49,7 @@ export async function expectMeteringInvariants(db: Db): Promise<void> {
     expect(toMicro(t.held_micro), `team ${id}: held = Σ holds`).toBe(teamHolds.get(id) ?? 0);
   }
 
-  const userLedger = await db('ledger_entries').whereNotNull('user_id').select('user_id', 'account', 'period_start').sum({ total: 'amount_micro' }).groupBy('user_id', 'account', 'period_start');
+  const userLedger: Row[] = await db('ledger_entries').whereNotNull('user_id').select('user_id', 'account', 'period_start').sum({ total: 'amount_micro' }).groupBy('user_id', 'account', 'period_start');
   for (const b of await db('personal_balances').select('*')) {
     const id = String(b.user_id);
     const period = toDate(b.period_start).getTime();
