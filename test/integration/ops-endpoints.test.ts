@@ -9,6 +9,7 @@ import type { Job } from '../../src/jobs/job.js';
 import { JobRunner } from '../../src/jobs/runner.js';
 import { startScheduler } from '../../src/jobs/scheduler.js';
 import { start, wire } from '../../src/main.js';
+import { isPrivateAddress } from '../../src/ops/private-address.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
 import { makeKey, makeTeam, makeUser } from '../support/factories.js';
@@ -128,5 +129,14 @@ describe(`ops endpoints (${dialect})`, () => {
     const off = await start(parseConfig({ ...env, MODELBRIDGE_JOBS: '0' }));
     expect(ours()).toEqual([]);
     await off.stop();
+  });
+});
+
+describe('which scrapers count as private', () => {
+  it('accepts loopback, RFC 1918, link-local and unique-local addresses, and nothing else', () => {
+    for (const ip of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '10.0.0.8', '172.16.0.1', '172.31.255.255', '192.168.1.10', '169.254.1.1', 'fd12:3456::1', 'fe80::1'])
+      expect(isPrivateAddress(ip), ip).toBe(true);
+    for (const ip of ['203.0.113.9', '8.8.8.8', '172.15.0.1', '172.32.0.1', '100.64.0.1', '::ffff:8.8.8.8', '2001:db8::1', '', 'localhost', 'not-an-ip'])
+      expect(isPrivateAddress(ip), ip).toBe(false);
   });
 });
