@@ -12,13 +12,16 @@ export function formatters(timeZone: string, now: Date) {
   const number = new Intl.NumberFormat('en-AU');
   return {
     timeZone,
-    aud: (micro: number | null | undefined) => (micro === null || micro === undefined ? '—' : formatAud(micro)),
-    /** Short money for chart labels and summaries: cents, or more decimals only below one cent. */
-    audShort: (micro: number) => formatAudShort(micro),
+    /** Money for reading: cents from A$0.10 up, four decimals below that, exact below a tenth of a cent. */
+    aud: (micro: number | null | undefined) => (micro === null || micro === undefined ? '—' : formatAud(readableMicro(micro))),
+    /** Exact money, for per-request costs and anything a user may reconcile against. */
+    audExact: (micro: number) => formatAud(micro),
     date: (d: Date | null | undefined) => (d ? dateFmt.format(d) : '—'),
     dateTime: (d: Date | null | undefined) => (d ? dateTimeFmt.format(d) : '—'),
     /** YYYY-MM-DD in the viewer's zone, for <input type="date"> values. */
     isoDate: (d: Date | null | undefined) => (d ? isoDateFmt.format(d) : ''),
+    /** The last day a key or token works: it stops at the instant `d`, so that is the day before a midnight. */
+    until: (d: Date | null | undefined) => (d ? dateFmt.format(new Date(d.getTime() - 1)) : '—'),
     iso: (d: Date | null | undefined) => (d ? d.toISOString() : ''),
     relative: (d: Date | null | undefined) => (d ? relativeTime(d, now) : 'never'),
     int: (n: number) => number.format(n),
@@ -41,13 +44,11 @@ const STATUS_LABELS: Record<string, string> = {
   abandoned: 'Abandoned',
 };
 
-function formatAudShort(micro: number): string {
-  if (micro === 0) return 'A$0';
-  if (Math.abs(micro) >= 10_000) {
-    const cents = Math.round(micro / 10_000);
-    return `A$${(cents / 100).toLocaleString('en-AU', { minimumFractionDigits: cents % 100 ? 2 : 0, maximumFractionDigits: 2 })}`;
-  }
-  return formatAud(micro);
+function readableMicro(micro: number): number {
+  const abs = Math.abs(micro);
+  if (abs >= 100_000) return Math.round(micro / 10_000) * 10_000;
+  if (abs >= 1_000) return Math.round(micro / 100) * 100;
+  return micro;
 }
 
 function relativeTime(d: Date, now: Date): string {

@@ -42,3 +42,21 @@ export function sessionCookieOf(res: request.Response): string {
 }
 
 export const htmx = { 'HX-Request': 'true' };
+
+/** Records one metered request for a key straight through the metering service (no proxy, no upstream). */
+export async function recordUsage(
+  services: TestApp['services'],
+  keyId: string,
+  costMicro: number,
+  options: { model?: string; inputTokens?: number; outputTokens?: number } = {},
+): Promise<void> {
+  const requestId = `req_${Math.random().toString(36).slice(2)}${Date.now()}`;
+  const hold = await services.metering.admit({
+    requestId, keyId, estimateMicro: costMicro, model: options.model ?? 'gpt-4o-mini', provider: 'openai',
+    endpoint: 'chat.completions', streamed: false,
+  });
+  await services.metering.settle(hold, {
+    inputTokens: options.inputTokens ?? 10, outputTokens: options.outputTokens ?? 20, costMicro, outcome: 'ok',
+    estimated: false, httpStatus: 200, latencyMs: 42,
+  });
+}
