@@ -116,29 +116,24 @@ export function keysRoutes(portal: Portal): Router {
   });
 
   // Inline limit edit: htmx swaps the row for a small form and back; without JavaScript it is its own page.
-  async function limitPage(req: Request, res: Response, error: string | null, status = 200, value?: string) {
+  // The id is passed in, not read from req.params: when the error handler re-renders, params are gone.
+  async function limitPage(req: Request, res: Response, id: string, error: string | null, status = 200, value?: string) {
     const v = viewer(res);
-    const key = await keys.get(param(req, 'id'), v.actor);
+    const key = await keys.get(id, v.actor);
     const row = rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id);
     render(req, res, 'keys/limit', { title: `Spending limit of ${key.name}`, row, error, value: value ?? (key.spendLimitMicro === null ? '' : microToInput(key.spendLimitMicro)) }, { status, fragment: 'keys/_row_edit' });
   }
 
-  router.get('/keys/:id/limit', (req, res) => limitPage(req, res, null));
+  router.get('/keys/:id/limit', (req, res) => limitPage(req, res, param(req, 'id'), null));
 
   router.post('/keys/:id/limit', async (req, res) => {
     const v = viewer(res);
     const body = formBody(req);
-    onBadInput(res, (error, status) => limitPage(req, res, error, status, text(body, 'limit')));
-    const key = await keys.update(param(req, 'id'), { spendLimitMicro: optionalAud(body, 'limit', 'The spending limit') }, v.actor);
+    const id = param(req, 'id');
+    onBadInput(res, (error, status) => limitPage(req, res, id, error, status, text(body, 'limit')));
+    const key = await keys.update(id, { spendLimitMicro: optionalAud(body, 'limit', 'The spending limit') }, v.actor);
     if (isHtmx(req)) return render(req, res, 'keys/_row', { row: rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id), flash: 'Limit updated.' });
     res.redirect(303, `${safeNext(body.back) === '/' ? '/keys' : safeNext(body.back)}${sep(body.back)}done=limit`);
-  });
-
-  router.post('/keys/:id/name', async (req, res) => {
-    const v = viewer(res);
-    const body = formBody(req);
-    await keys.update(param(req, 'id'), { name: text(body, 'name') }, v.actor);
-    res.redirect(303, `/keys/${encodeURIComponent(param(req, 'id'))}?done=renamed`);
   });
 
   // Revoke: a confirmation page without JavaScript; with htmx, the browser's confirm() and the row swapped in place.

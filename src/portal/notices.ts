@@ -5,7 +5,6 @@
 const NOTICES: Record<string, string> = {
   revoked: 'The key was revoked. Requests using it are refused from now on.',
   limit: 'The spending limit was updated.',
-  renamed: 'The key was renamed.',
   team_created: 'Team created.',
   member_added: 'Member added.',
   member_updated: 'Role updated.',

@@ -31,9 +31,10 @@ export function teamsRoutes(portal: Portal): Router {
    * A team's page. What it shows follows the role table: everyone sees the balance and the members; owners and
    * admins see all team keys and usage by member and key, members their own keys and usage, viewers no keys.
    */
-  async function teamPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
+  // The id is passed in, not read from req.params: when the error handler re-renders, params are gone.
+  async function teamPage(req: Request, res: Response, teamId: string, extra: Record<string, unknown> = {}, status = 200) {
     const v = viewer(res);
-    const team = await teams.get(param(req, 'id'), v.actor);
+    const team = await teams.get(teamId, v.actor);
     const role = team.role;
     const asInstallationAdmin = role === null; // teams.get lets installation admins look at any team
     const seesAll = asInstallationAdmin || teamPermissions.manageAllKeys(role);
@@ -77,27 +78,30 @@ export function teamsRoutes(portal: Portal): Router {
     );
   }
 
-  router.get('/teams/:id', (req, res) => teamPage(req, res));
+  router.get('/teams/:id', (req, res) => teamPage(req, res, param(req, 'id')));
 
   router.post('/teams/:id/members', async (req, res) => {
     const v = viewer(res);
     const body = formBody(req);
+    const teamId = param(req, 'id');
     const memberForm = { email: text(body, 'email'), role: text(body, 'role') };
-    onBadInput(res, (memberError, status) => teamPage(req, res, { memberForm, memberError }, status));
-    await teams.addMember(param(req, 'id'), memberForm.email, roleFrom(memberForm.role), v.actor);
+    onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberForm, memberError }, status));
+    await teams.addMember(teamId, memberForm.email, roleFrom(memberForm.role), v.actor);
     res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_added`);
   });
 
   router.post('/teams/:id/members/:userId/role', async (req, res) => {
     const v = viewer(res);
-    onBadInput(res, (memberError, status) => teamPage(req, res, { memberError }, status));
-    await teams.setRole(param(req, 'id'), param(req, 'userId'), roleFrom(text(formBody(req), 'role')), v.actor);
+    const teamId = param(req, 'id');
+    onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberError }, status));
+    await teams.setRole(teamId, param(req, 'userId'), roleFrom(text(formBody(req), 'role')), v.actor);
     res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_updated`);
   });
 
   router.post('/teams/:id/members/:userId/remove', async (req, res) => {
     const v = viewer(res);
-    onBadInput(res, (memberError, status) => teamPage(req, res, { memberError }, status));
+    const teamId = param(req, 'id');
+    onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberError }, status));
     const leaving = param(req, 'userId') === v.user.id;
     await teams.removeMember(param(req, 'id'), param(req, 'userId'), v.actor);
     res.redirect(303, leaving ? '/teams?done=left' : `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_removed`);
