@@ -10,7 +10,8 @@ import { makeKey, makeTeam, makeUser } from '../support/factories.js';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
-describe(`CLI: jobs:run and credit (${dialect})`, () => {
+// Each test starts real CLI processes (tsx compiles on start): generous time when the machine is busy.
+describe(`CLI: jobs:run and credit (${dialect})`, { timeout: 120_000 }, () => {
   let t: TestDb;
   let services: Services;
   beforeAll(async () => {
@@ -90,7 +91,7 @@ describe(`CLI: jobs:run and credit (${dialect})`, () => {
   it('credit refuses bad input without changing anything', async () => {
     const owner = await makeUser(services);
     const before = await t.db('ledger_entries').count({ n: '*' }).first();
-    for (const args of [
+    const cases = [
       ['--amount', '5'],
       ['--email', owner.email, '--team', 'x', '--amount', '5'],
       ['--email', owner.email, '--amount=-5'],
@@ -98,11 +99,14 @@ describe(`CLI: jobs:run and credit (${dialect})`, () => {
       ['--email', owner.email, '--amount', 'ten'],
       ['--email', 'nobody@example.test', '--amount', '5'],
       ['--team', 'no-such-team', '--amount', '5'],
-    ]) {
-      const run = await cli('credit', ...args);
-      expect(run.code, args.join(' ')).toBe(2);
-      expect(run.stderr, args.join(' ')).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack trace
-    }
+    ];
+    // Independent and read-only when refused, so they run side by side (each is a process start).
+    const runs = await Promise.all(cases.map((args) => cli('credit', ...args)));
+    runs.forEach((run, i) => {
+      const label = cases[i]!.join(' ');
+      expect(run.code, label).toBe(2);
+      expect(run.stderr, label).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack trace
+    });
     expect(await t.db('ledger_entries').count({ n: '*' }).first()).toEqual(before);
   });
 });
