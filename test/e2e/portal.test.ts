@@ -3,6 +3,9 @@ import { startTestApp, type TestApp } from '../support/app.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { ManualClock } from '../../src/domain/clock.js';
+import { createJobs } from '../../src/jobs/index.js';
+import { JOB_NAMES } from '../../src/jobs/job.js';
+import { JobRunner } from '../../src/jobs/runner.js';
 import { chromiumAvailable, openBrowser, type Browser } from './support/browser.js';
 
 const DAY = 86_400_000;
@@ -161,6 +164,10 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     await browser.screenshot('usage');
     await page.goto(`${app.url}/tokens`);
     await browser.screenshot('tokens');
+    // Run every job once so the status page shows real results (reconciliation included).
+    const runner = new JobRunner({ db: app.t.db, clock, logger: app.deps.logger, metrics: app.deps.metrics });
+    const jobs = createJobs(app.services);
+    for (const name of JOB_NAMES) expect((await runner.run(jobs[name])).result).toBe('ok');
     for (const section of ['users', 'balances', 'models', 'audit', 'jobs', 'plans']) {
       await page.goto(`${app.url}/admin/${section}`);
       await browser.screenshot(`admin-${section}`);
@@ -179,6 +186,11 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     await page.getByLabel('Role of dave@example.com').selectOption('admin');
     await page.locator('tr', { hasText: 'dave@example.com' }).getByRole('button', { name: 'Save' }).click();
     await page.locator('#team-members').getByText('Role updated.').waitFor();
+    // htmx followed the 303 and received only the members fragment, not a page inside the page.
+    expect(await page.locator('header.topbar').count()).toBe(1);
+    expect(await page.locator('#team-members').count()).toBe(1);
+    await expect(page.locator('#member-count').textContent()).resolves.toBe('4');
+    await browser.screenshot('team-after-changes');
     const team = (await app.services.teams.list({ userId: ada.user.id, role: 'admin', via: 'cli' }))[0]!;
     const members = (await app.services.teams.get(team.id, { userId: ada.user.id, role: 'admin', via: 'cli' })).members;
     expect(members.find((m) => m.email === 'dave@example.com')?.role).toBe('admin');
