@@ -3,7 +3,7 @@ import { ConfigError, parseConfig, type Config } from './config.js';
 import { createDb, migrateLatest } from './db/knex.js';
 import type { Actor } from './domain/actor.js';
 import { DomainError } from './domain/errors.js';
-import { parseAud } from './domain/money.js';
+import { formatAud, parseAud } from './domain/money.js';
 import { createServices, type Services } from './domain/services.js';
 import { systemClock } from './domain/clock.js';
 import { start } from './main.js';
@@ -37,10 +37,23 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1];
+    if (args[i]!.startsWith('--') && !args[i]!.includes('=') && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else out.push(args[i]!);
+  }
+  return out;
+}
+
 export async function runCli(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
-    args: rest,
+    // `--amount -5` would read as a flag: join option values that start with '-' to their option.
+    args: joinNegativeValues(rest),
     allowPositionals: true,
     options: {
       email: { type: 'string' },
@@ -104,7 +117,7 @@ export async function runCli(argv: string[]): Promise<void> {
         } else target = { teamId: values.team! };
         return s.balances.credit(target, amount, values.note ?? null, cliActor);
       });
-      process.stderr.write(`credited; prepaid balance is now ${(balance / 1e6).toFixed(2)} AUD\n`);
+      process.stderr.write(`credited; the ${values.email ? 'prepaid' : 'team'} balance is now ${formatAud(balance)}\n`);
       return;
     }
     case 'jobs:run': {

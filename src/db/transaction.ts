@@ -7,7 +7,8 @@ export function isRetryableDbError(err: unknown): boolean {
   const e = err as { errno?: number; code?: string } | null;
   if (!e) return false;
   if (typeof e.errno === 'number' && RETRYABLE_MYSQL_ERRNOS.has(e.errno)) return true;
-  return e.code === 'SQLITE_BUSY';
+  // SQLITE_BUSY and its extended codes (SQLITE_BUSY_SNAPSHOT when a second connection wrote first).
+  return typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY');
 }
 
 export interface TxOptions {

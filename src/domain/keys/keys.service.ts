@@ -133,28 +133,6 @@ export class KeysService {
     });
   }
 
-  /** Keys whose expiry (or rotation grace) has passed but whose stored status still says otherwise. */
-  async markExpired(actor: Actor): Promise<number> {
-    const now = this.deps.clock.now();
-    return withTransaction(this.deps.db, async (tx) => {
-      const expired = await tx('api_keys')
-        .whereIn('status', ['active', 'limit_reached'])
-        .where('expires_at', '<=', now)
-        .select('id');
-      for (const { id } of expired) {
-        // Conditional: two instances racing write the change (and its audit row) once.
-        const changed = await tx('api_keys').where({ id }).whereIn('status', ['active', 'limit_reached']).update({ status: 'expired', updated_at: now });
-        if (changed) await this.deps.audit.record(tx, actor, 'key.expire', { type: 'key', id });
-      }
-      const retired = await tx('api_keys').whereNot('status', 'revoked').where('retire_at', '<=', now).select('id');
-      for (const { id } of retired) {
-        const changed = await tx('api_keys').where({ id }).whereNot('status', 'revoked').update({ status: 'revoked', revoked_at: now, updated_at: now });
-        if (changed) await this.deps.audit.record(tx, actor, 'key.retire', { type: 'key', id });
-      }
-      return expired.length + retired.length;
-    });
-  }
-
   private async insertKey(
     tx: Queryable,
     k: { name: string; limit: Micro | null; expiresAt: Date | null; teamId: string | null; ownerId: string },
