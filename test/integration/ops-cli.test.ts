@@ -73,13 +73,14 @@ describe(`CLI: jobs:run and credit (${dialect})`, { timeout: 120_000 }, () => {
     const user = await cli('credit', '--email', owner.email.toUpperCase(), '--amount', '12.5', '--note', 'invoice 42');
     expect(user.code).toBe(0);
     expect(user.stdout).toBe('');
-    expect(user.stderr).toContain('12.50 AUD');
+    expect(user.stderr).toContain('prepaid balance is now A$12.50');
     expect(toMicro((await t.db('personal_balances').where({ user_id: owner.user.id }).first()).prepaid_micro)).toBe(12_500_000);
     const userEntry = await t.db('ledger_entries').where({ user_id: owner.user.id, account: 'user_prepaid', kind: 'topup' }).first();
     expect([toMicro(userEntry.amount_micro), userEntry.note]).toEqual([12_500_000, 'invoice 42']);
 
     const teamRun = await cli('credit', '--team', team.id, '--amount', '0.000123');
     expect(teamRun.code).toBe(0);
+    expect(teamRun.stderr).toContain('team balance is now A$0.000123');
     expect(toMicro((await t.db('teams').where({ id: team.id }).first()).balance_micro)).toBe(123);
     expect(toMicro((await t.db('ledger_entries').where({ team_id: team.id, kind: 'topup' }).first()).amount_micro)).toBe(123);
 
