@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { microToAud } from '../domain/money.js';
 import { lookUpKey, readApiKey } from './authenticate.js';
 import type { ProxyContext } from './context.js';
-import { sendJson, sendProxyError } from './errors.js';
+import { modelNotFound, sendJson, sendProxyError } from './errors.js';
 import type { ApiFormat } from './upstreams/types.js';
 
 /** GET routes answer in Anthropic's format when the client says it speaks it (the Anthropic SDKs always do). */
@@ -30,6 +30,24 @@ export function listModels(ctx: ProxyContext): RequestHandler {
         object: 'list',
         data: models.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.provider })),
       });
+    } catch (err) {
+      sendProxyError(res, format, err, ctx.logger);
+    }
+  };
+}
+
+/** GET /v1/models/<id>: one enabled catalog model in the OpenAI format (ids may contain slashes). */
+export function getModel(ctx: ProxyContext): RequestHandler {
+  return async (req: Request, res: Response) => {
+    const format = formatOf(req);
+    try {
+      await lookUpKey(ctx.metering, readApiKey(req));
+      const segments = (req.params as { id?: string[] }).id ?? [];
+      const id = segments.join('/');
+      const model = id.length <= 200 ? await ctx.models.find(id) : null;
+      if (!model || !model.enabled) throw modelNotFound(id);
+      if (format === 'anthropic') return sendJson(res, 200, { type: 'model', id: model.id, display_name: model.id, created_at: '2025-01-01T00:00:00Z' });
+      sendJson(res, 200, { id: model.id, object: 'model', created: 0, owned_by: model.provider });
     } catch (err) {
       sendProxyError(res, format, err, ctx.logger);
     }

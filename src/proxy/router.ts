@@ -3,7 +3,7 @@ import type { AppDeps } from '../app-deps.js';
 import type { ProxyContext } from './context.js';
 import { ENDPOINTS } from './endpoints.js';
 import { ProxyError, sendProxyError } from './errors.js';
-import { formatOf, keyStatus, listModels } from './info.js';
+import { formatOf, getModel, keyStatus, listModels } from './info.js';
 import { meteredHandler } from './pipeline.js';
 import { createUpstreamClient } from './upstreams/http.js';
 import { createUpstreams } from './upstreams/index.js';
@@ -30,6 +30,7 @@ export function createProxyRouter(deps: AppDeps): Router {
   router.post('/embeddings', meteredHandler(ctx, ENDPOINTS.embeddings));
   router.post('/messages', meteredHandler(ctx, ENDPOINTS.messages));
   router.get('/models', listModels(ctx));
+  router.get('/models/*id', getModel(ctx));
   router.get('/key', keyStatus(ctx));
   router.use((req: Request, res: Response) => {
     const url = req.originalUrl.split('?')[0]!.slice(0, 200);

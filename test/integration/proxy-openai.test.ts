@@ -143,6 +143,8 @@ describe(`OpenAI endpoints through the official SDK (${dialect})`, () => {
     const again: string[] = [];
     for await (const m of openai.models.list()) again.push(m.id);
     expect(again).not.toContain('gpt-disabled');
+    expect(await openai.models.retrieve('gpt-4o-mini')).toMatchObject({ id: 'gpt-4o-mini', object: 'model', owned_by: 'openai' });
+    await expect(openai.models.retrieve('gpt-disabled')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     expect(fake.requests).toHaveLength(0);
   });
 });
