@@ -218,17 +218,29 @@ function earlyEnd(x: Exchange, stream: StreamMeter | null, outcome: UsageOutcome
   };
 }
 
-/** Settles the hold once; a failure is logged and counted and the hold left for the release job. */
+/**
+ * Settles the hold once; a failure is logged and counted and the hold left for the release job. Until then it
+ * keeps the hold alive (see MeteringService.extendHold), so only a request whose process died is ever released.
+ */
 class Settler {
   done = false;
+  private readonly keepAlive: NodeJS.Timeout;
+
   constructor(
     private readonly ctx: ProxyContext,
     private readonly x: Exchange,
-  ) {}
+  ) {
+    this.keepAlive = setInterval(() => {
+      ctx.metering.extendHold(x.hold.requestId).catch((err: unknown) =>
+        ctx.logger.warn({ requestId: x.hold.requestId, err: describeError(err) }, 'extending a hold failed'));
+    }, Math.max(1_000, Math.floor(ctx.metering.holdTtlMs / 3)));
+    this.keepAlive.unref();
+  }
 
   async charge(c: Charge): Promise<UsageOutcome> {
     if (this.done) return c.outcome;
     this.done = true;
+    clearInterval(this.keepAlive);
     const { ctx, x } = this;
     const end = ctx.metrics.meteringSeconds.startTimer({ phase: 'settle' });
     try {

@@ -15,10 +15,12 @@ const ok = (costMicro: number): Settlement => ({
 describe(`settlement is exactly once (${dialect})`, () => {
   let t: TestDb;
   let services: Services;
+  let clock: ManualClock;
 
   beforeAll(async () => {
     t = await createTestDb();
-    services = createServices({ db: t.db, clock: new ManualClock(new Date()), timeZone: 'Australia/Sydney' });
+    clock = new ManualClock(new Date());
+    services = createServices({ db: t.db, clock, timeZone: 'Australia/Sydney' });
   });
   afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t?.destroy());
@@ -80,6 +82,20 @@ describe(`settlement is exactly once (${dialect})`, () => {
     const ledger = await t.db('ledger_entries').where({ request_id: hold.requestId }).sum({ s: 'amount_micro' }).first();
     expect(toMicro(ledger?.s)).toBe(-400);
     expect(toMicro((await keyRow(key.id)).spend_micro)).toBe(400);
+  });
+
+  it('keeps a live request’s hold from being taken for abandoned, and lets a dead one go', async () => {
+    const { hold } = await admitted();
+    const ttl = services.metering.holdTtlMs;
+    const stale = async () => (await services.metering.staleHolds()).map((h) => h.requestId);
+    clock.advance(ttl - 1_000);
+    expect(await services.metering.extendHold(hold.requestId)).toBe(true);
+    clock.advance(2_000);
+    expect(await stale()).not.toContain(hold.requestId);
+    clock.advance(ttl);
+    expect(await stale()).toContain(hold.requestId);
+    await services.metering.settle(hold, ok(0));
+    expect(await services.metering.extendHold(hold.requestId)).toBe(false);
   });
 
   it.runIf(onMysql)('survives being the victim of a real deadlock: rolled back whole, retried, charged once', async () => {

@@ -202,6 +202,22 @@ export class MeteringService {
     });
   }
 
+  /** How long a hold lives unless extended; the proxy extends live requests' holds well before this. */
+  get holdTtlMs(): number {
+    return this.deps.holdTtlMs;
+  }
+
+  /**
+   * Pushes a live request's hold deadline forward, so a long stream (a 64k-token answer can run for half an hour)
+   * is not taken for abandoned and released at cost 0 by the release job while it is still being served. One
+   * single-row UPDATE of the hold, holding no other lock: it cannot take part in a lock-order cycle. false when
+   * the hold is gone (already settled or released).
+   */
+  async extendHold(requestId: string): Promise<boolean> {
+    const deadline = new Date(this.deps.clock.now().getTime() + this.deps.holdTtlMs);
+    return (await this.deps.db('holds').where({ request_id: requestId }).update({ deadline_at: deadline })) > 0;
+  }
+
   /** Holds whose deadline has passed: their process died or hung. */
   async staleHolds(limit = 500, q: Queryable = this.deps.db): Promise<Hold[]> {
     const rows = await q('holds').where('deadline_at', '<=', this.deps.clock.now()).orderBy('deadline_at').limit(limit);
