@@ -27,6 +27,8 @@ export interface StreamMeter {
   readonly outputDeltas: number;
   /** The provider reported an error inside the stream. */
   readonly failed: boolean;
+  /** Some events may be hidden from the client, so the stream must be relayed event by event, not chunk by chunk. */
+  readonly hidesEvents: boolean;
 }
 
 /**

@@ -22,6 +22,7 @@ class AnthropicStreamMeter implements StreamMeter {
   inputTokens: number | null = null;
   outputDeltas = 0;
   failed = false;
+  readonly hidesEvents = false;
   private finalOutput: number | null = null;
 
   get usage(): TokenUsage | null {

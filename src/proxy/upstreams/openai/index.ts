@@ -20,7 +20,11 @@ class OpenAiStreamMeter implements StreamMeter {
   outputDeltas = 0;
   failed = false;
 
-  constructor(private readonly clientWantsUsage: boolean) {}
+  readonly hidesEvents: boolean;
+
+  constructor(private readonly clientWantsUsage: boolean) {
+    this.hidesEvents = !clientWantsUsage;
+  }
 
   observe(event: string): boolean {
     let visible = true;

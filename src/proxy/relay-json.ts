@@ -1,0 +1,87 @@
+import type { UsageOutcome } from '../domain/billing/metering.service.js';
+import type { ProxyContext } from './context.js';
+import { ProxyError, upstreamFailed } from './errors.js';
+import { approxTokens } from './estimate.js';
+import { CLIENT_CLOSED, collect, earlyEnd, header, logUpstreamFailure, MAX_ERROR_BODY_BYTES, NOTHING, passedHeaders, type Charge, type ClientState, type Exchange } from './exchange.js';
+import type { Settler } from './settler.js';
+import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
+import type { TokenUsage } from './upstreams/types.js';
+
+/** A non-streaming answer: read whole (it is small, and usage comes last), settled, then sent. */
+export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientState): Promise<UsageOutcome> {
+  let raw: Buffer;
+  try {
+    raw = await collect(upstream.body);
+  } catch (err) {
+    if (client.gone) return settlement.charge(earlyEnd(x, null, 'client_aborted', CLIENT_CLOSED));
+    await settlement.charge({ usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: isUpstreamTimeout(err) ? 504 : 502 });
+    logUpstreamFailure(ctx.logger, x, err);
+    throw upstreamFailed(isUpstreamTimeout(err));
+  }
+  const reported = usageOfJson(target, raw);
+  const charge: Charge = reported
+    ? { usage: reported, outcome: client.gone ? 'client_aborted' : 'ok', estimated: false, httpStatus: client.gone ? CLIENT_CLOSED : upstream.statusCode }
+    : {
+        // A success without usage (some compatible servers): estimated from the bounds and the response size.
+        usage: { inputTokens: approxTokens(x.estimate.inputTokenBound), outputTokens: Math.min(x.estimate.outputTokenBound, approxTokens(raw.length)) },
+        outcome: client.gone ? 'client_aborted' : 'ok',
+        estimated: true,
+        httpStatus: client.gone ? CLIENT_CLOSED : upstream.statusCode,
+      };
+  const outcome = await settlement.charge(charge);
+  if (!client.gone) {
+    x.res.writeHead(upstream.statusCode, {
+      ...passedHeaders(upstream, x),
+      'content-type': header(upstream, 'content-type') ?? 'application/json',
+      'content-length': raw.length,
+    });
+    x.res.end(raw);
+  }
+  return outcome;
+}
+
+/**
+ * An upstream 4xx passes through with its body (the client's request was wrong, or the provider rate-limited us);
+ * 401/403 (the operator's provider credential) and 5xx become our 502, so no provider detail leaks. No charge.
+ */
+export async function relayUpstreamError(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget): Promise<UsageOutcome> {
+  const status = upstream.statusCode;
+  let body: Buffer | null = null;
+  try {
+    body = await collect(upstream.body, MAX_ERROR_BODY_BYTES);
+  } catch {
+    // an unreadable error body is replaced by ours below
+  }
+  await settlement.charge({ usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: status });
+  if (status === 401 || status === 403) {
+    ctx.logger.error({ provider: target.provider.name, status, demo: target.demo }, 'the upstream provider refused the configured credential');
+    throw new ProxyError(502, 'upstream_error', 'The upstream provider refused ModelBridge’s credentials; the operator must check the provider API key. Nothing was charged.');
+  }
+  if (status >= 500 || !body) {
+    ctx.logger.warn({ provider: target.provider.name, status, requestId: x.hold.requestId }, 'upstream error');
+    throw upstreamFailed(false);
+  }
+  const headers: Record<string, string | number> = {
+    ...passedHeaders(upstream, x),
+    'content-type': header(upstream, 'content-type') ?? 'application/json',
+    'content-length': body.length,
+  };
+  for (const name of ['retry-after', 'x-should-retry']) {
+    const value = header(upstream, name);
+    if (value) headers[name] = value;
+  }
+  x.res.writeHead(status, headers);
+  x.res.end(body);
+  return 'upstream_error';
+}
+
+/**
+ * Usage from a JSON response, looked for in its last 64 KB first (providers put `usage` at the end), decoded byte
+ * for byte (usage is ASCII), so a large response is neither decoded nor parsed whole.
+ */
+function usageOfJson(target: UpstreamTarget, raw: Buffer): TokenUsage | null {
+  const WINDOW = 64 * 1024;
+  if (raw.length <= WINDOW) return target.provider.usageFromJson(raw.toString('latin1'));
+  return target.provider.usageFromJson(raw.subarray(raw.length - WINDOW).toString('latin1')) ?? target.provider.usageFromJson(raw.toString('latin1'));
+}
+

@@ -1,0 +1,77 @@
+import { StringDecoder } from 'node:string_decoder';
+import type { Response } from 'express';
+import type { UsageOutcome } from '../domain/billing/metering.service.js';
+import type { ProxyContext } from './context.js';
+import { upstreamFailed } from './errors.js';
+import { CLIENT_CLOSED, earlyEnd, header, logUpstreamFailure, NOTHING, passedHeaders, type Charge, type ClientState, type Exchange } from './exchange.js';
+import type { Settler } from './settler.js';
+import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
+import { SseSplitter } from './upstreams/sse.js';
+
+/**
+ * A streamed answer, passed through as it arrives — no buffering beyond an incomplete event — while the
+ * provider's meter reads usage on the side. Settled when the stream ends, just before the response does.
+ */
+export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientState): Promise<UsageOutcome> {
+  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage });
+  // Only a stream with events to hide (the usage chunk the client did not ask for) is relayed event by event;
+  // every other stream is written through chunk by chunk as it arrives and only read on the side.
+  const filtering = stream.hidesEvents;
+  const splitter = new SseSplitter();
+  const decoder = new StringDecoder('utf8');
+  const res = x.res;
+  res.writeHead(200, {
+    ...passedHeaders(upstream, x),
+    'content-type': header(upstream, 'content-type') ?? 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+  });
+  res.flushHeaders();
+  let broken: unknown = null;
+  try {
+    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      const events = splitter.push(decoder.write(chunk));
+      let out: string | Buffer = chunk;
+      if (filtering) {
+        out = '';
+        for (const event of events) if (stream.observe(event)) out += `${event}\n\n`;
+      } else for (const event of events) stream.observe(event);
+      if (out.length > 0 && !res.write(out)) await drained(res);
+    }
+    const rest = splitter.rest() + decoder.end();
+    if (rest.trim() && stream.observe(rest) && filtering) res.write(rest);
+  } catch (err) {
+    broken = err;
+  }
+
+  let charge: Charge;
+  if (client.gone) charge = earlyEnd(x, stream, 'client_aborted', CLIENT_CLOSED);
+  else if (broken || stream.failed) {
+    // Output already reached the client: charge what it got. Before any output: nothing, like any upstream error.
+    charge = stream.usage || stream.outputDeltas > 0
+      ? earlyEnd(x, stream, 'upstream_error', 200)
+      : { usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: 200 };
+  } else charge = earlyEnd(x, stream, 'ok', 200);
+  const outcome = await settlement.charge(charge);
+
+  if (client.gone) return outcome;
+  if (broken) {
+    logUpstreamFailure(ctx.logger, x, broken);
+    res.write(target.provider.streamError(upstreamFailed(isUpstreamTimeout(broken)).message));
+  }
+  res.end();
+  return outcome;
+}
+
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
