@@ -3,8 +3,11 @@ import { listJobStatus } from '../domain/jobs/job-locks.js';
 import { PROVIDERS, type CatalogModel } from '../domain/models/models.service.js';
 import { badInput } from '../domain/errors.js';
 import { JOB_NAMES } from '../jobs/job.js';
+import type { KeyStatus } from '../domain/keys/key.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
 import { choice, optionalAud, requiredAud, text } from './forms.js';
+
+const KEY_STATUSES: readonly KeyStatus[] = ['active', 'limit_reached', 'expired', 'revoked'];
 
 const JOB_DESCRIPTIONS: Record<string, string> = {
   'expire-keys': 'Marks keys past their expiry as expired (every minute).',
@@ -16,7 +19,7 @@ const JOB_DESCRIPTIONS: Record<string, string> = {
 /** The installation admin's area (mounted behind requireAdmin; the domain checks the role again). */
 export function adminRoutes(portal: Portal): Router {
   const { deps, render } = portal;
-  const { users, plans, balances, teams, models, audit, db, clock } = deps.services;
+  const { users, plans, balances, teams, models, audit, keys, db, clock } = deps.services;
   const router = Router();
   const back = (res: Response, path: string, done: string) => res.redirect(303, `/admin/${path}?done=${done}`);
 
@@ -59,6 +62,23 @@ export function adminRoutes(portal: Portal): Router {
   router.post('/users/:id/enable', async (req, res) => {
     await users.setDisabled(param(req, 'id'), false, viewer(res).actor);
     back(res, 'users', 'user_updated');
+  });
+
+  // Every key of the installation, for incident response: admins may list and revoke any key (audited as such),
+  // never change its limit or see its secret.
+  router.get('/keys', async (req, res) => {
+    const v = viewer(res);
+    const status = choice(req.query.status, KEY_STATUSES);
+    const [all, everyone, allTeams] = await Promise.all([keys.list({ all: true, status }, v.actor), users.list(), teams.listAll(v.actor)]);
+    render(req, res, 'admin/keys', {
+      title: 'All keys',
+      section: 'keys',
+      keys: all,
+      status: status ?? '',
+      statuses: KEY_STATUSES,
+      emails: Object.fromEntries(everyone.map((u) => [u.id, u.email])),
+      teamNames: Object.fromEntries(allTeams.map((t) => [t.id, t.name])),
+    });
   });
 
   // Balances: top-ups for users and teams.

@@ -91,12 +91,13 @@ export function keysRoutes(portal: Portal): Router {
     const key = await keys.get(param(req, 'id'), v.actor);
     const scope = await reports.scope({ keyId: key.id }, v.actor);
     const since = new Date(clock.now().getTime() - 30 * 86_400_000);
-    const [daily, models, recent, myTeams, successor] = await Promise.all([
+    const [daily, models, recent, myTeams, successor, visible] = await Promise.all([
       reports.daily(scope, 30, v.timeZone),
       reports.byModel(scope, since),
       usage.list({ keyId: key.id, limit: 25 }, v.actor),
       teams.list(v.actor),
       key.rotatedToId ? keys.get(key.rotatedToId, v.actor).catch(() => null) : Promise.resolve(null),
+      keys.list({}, v.actor),
     ]);
     render(req, res, 'keys/show', {
       title: key.name,
@@ -105,6 +106,8 @@ export function keysRoutes(portal: Portal): Router {
       models,
       recent: recent.events,
       successor,
+      // An installation admin may look at (and revoke) any key, but only the key's own people change it.
+      manageable: visible.some((k) => k.id === key.id),
     });
   });
 

@@ -3,7 +3,7 @@ import { startTestApp, type TestApp } from '../support/app.js';
 import { makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { portalClient, signIn, type PortalClient } from '../support/portal.js';
 
-const ADMIN_PAGES = ['/admin', '/admin/users', '/admin/balances', '/admin/plans', '/admin/models', '/admin/audit', '/admin/jobs'];
+const ADMIN_PAGES = ['/admin', '/admin/users', '/admin/keys', '/admin/balances', '/admin/plans', '/admin/models', '/admin/audit', '/admin/jobs'];
 
 describe('admin area', () => {
   let app: TestApp;
@@ -129,5 +129,24 @@ describe('admin area', () => {
     expect(res.text).toContain('ivy-team-key');
     expect(res.text).not.toContain('Add member');
     expect((await portalClient(app, user.cookie).get(`/teams/${team.id}`)).status).toBe(200);
+  });
+
+  it('lists every key for incident response and revokes any of them, audited as an admin revocation', async () => {
+    const { key, secret } = await makeKey(app.services, ivy, { name: 'leaked-in-a-gist' });
+    const list = await admin.get('/admin/keys');
+    expect(list.text).toContain('leaked-in-a-gist');
+    expect(list.text).toContain('ivy@admin.test');
+    expect(list.text).not.toContain(secret);
+    const detail = await admin.get(`/keys/${key.id}`);
+    expect(detail.status).toBe(200);
+    expect(detail.text).not.toContain('Edit limit');
+    expect((await admin.post(`/keys/${key.id}/limit`, { limit: '1' })).status).toBe(404);
+    expect((await admin.get(`/keys/${key.id}/revoke?back=/admin/keys`)).text).toContain('value="/admin/keys"');
+    const revoked = await admin.post(`/keys/${key.id}/revoke`, { back: '/admin/keys' });
+    expect(revoked.headers.location).toBe('/admin/keys?done=revoked');
+    expect((await app.services.keys.get(key.id, ivy.actor)).status).toBe('revoked');
+    const [event] = await app.services.audit.list(app.t.db, { targetType: 'key', targetId: key.id, limit: 1 });
+    expect(event).toMatchObject({ action: 'key.revoke', actorId: root.user.id, details: { asInstallationAdmin: true } });
+    expect((await user.get('/keys')).text).toContain('leaked-in-a-gist');
   });
 });
