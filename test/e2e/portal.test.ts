@@ -168,7 +168,7 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     const runner = new JobRunner({ db: app.t.db, clock, logger: app.deps.logger, metrics: app.deps.metrics });
     const jobs = createJobs(app.services);
     for (const name of JOB_NAMES) expect((await runner.run(jobs[name])).result).toBe('ok');
-    for (const section of ['users', 'balances', 'models', 'audit', 'jobs', 'plans']) {
+    for (const section of ['users', 'keys', 'balances', 'models', 'audit', 'jobs', 'plans']) {
       await page.goto(`${app.url}/admin/${section}`);
       await browser.screenshot(`admin-${section}`);
     }

@@ -150,3 +150,19 @@ describe('admin area', () => {
     expect((await user.get('/keys')).text).toContain('leaked-in-a-gist');
   });
 });
+
+describe('admin forms keep exact amounts', () => {
+  it('pre-fills plan and price inputs with exact values, so saving unchanged changes nothing', async () => {
+    const app = await startTestApp();
+    try {
+      const root = await makeUser(app.services, { admin: true });
+      const admin = await signIn(app, root.email, root.password);
+      const [plan] = await app.services.plans.list();
+      await app.services.plans.update(plan!.id, { includedMicro: 5_123_456 }, root.actor);
+      expect((await admin.get('/admin/plans')).text).toContain('value="5.123456"');
+      expect((await admin.get('/admin/models')).text).toContain('value="3.875"');
+    } finally {
+      await app.close();
+    }
+  });
+});
