@@ -3,6 +3,7 @@ import request from 'supertest';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { makeUser, type TestUser } from '../support/factories.js';
 import { htmx, portalClient, sessionCookieOf, signIn } from '../support/portal.js';
+import { createPortalRouter } from '../../src/portal/router.js';
 
 describe('portal sign-in', () => {
   let app: TestApp;
@@ -230,6 +231,21 @@ describe('request forgery and headers', () => {
     }
   });
 
+  it('needs a session for every route in the portal router except the sign-in pages (walking the router itself)', async () => {
+    const routes = portalRoutes(createPortalRouter(app.deps));
+    expect(routes.length).toBeGreaterThan(40);
+    expect(routes).toEqual(expect.arrayContaining(['GET /admin/jobs', 'POST /admin/credit', 'POST /keys/:id/revoke', 'GET /usage.csv']));
+    const open = new Set(['GET /login', 'POST /login', 'GET /signup', 'POST /signup', 'GET /setup', 'POST /setup', 'POST /logout', 'GET /assets/htmx.min.js']);
+    expect(routes.filter((r) => open.has(r))).toHaveLength(open.size);
+    for (const route of routes.filter((r) => !open.has(r))) {
+      const [method, path] = route.split(' ') as [string, string];
+      const url = path.replace(/:[A-Za-z]+/g, 'x');
+      const res = method === 'GET' ? await portalClient(app).get(url) : await portalClient(app).post(url, {});
+      expect(res.status, route).toBe(303);
+      expect(res.headers.location, route).toMatch(/^\/login/);
+    }
+  });
+
   it('answers malformed and oversized forms with 4xx pages, never 5xx', async () => {
     const client = await signIn(app, erin.email, erin.password);
     const huge = await client.post('/keys', { name: 'x'.repeat(40_000) });
@@ -242,3 +258,18 @@ describe('request forgery and headers', () => {
     expect(unknown.text).toContain('Not found');
   });
 });
+
+/** "METHOD /path" for every route of an Express router, descending into mounted routers. */
+function portalRoutes(router: unknown, prefix = ''): string[] {
+  type Layer = { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[] }; rawPath?: string };
+  const out: string[] = [];
+  for (const layer of (router as { stack: Layer[] }).stack) {
+    if (layer.route) {
+      for (const method of Object.keys(layer.route.methods)) out.push(`${method.toUpperCase()} ${prefix}${layer.route.path}`);
+    } else if (layer.handle?.stack) {
+      const mount = typeof layer.rawPath === 'string' && layer.rawPath !== '/' ? layer.rawPath : '';
+      out.push(...portalRoutes(layer.handle, prefix + mount));
+    }
+  }
+  return [...new Set(out)];
+}
