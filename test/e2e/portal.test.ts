@@ -134,6 +134,8 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     expect(afterRevoke.status).toBe(401);
     expect(afterRevoke.body.error.code).toBe('key_revoked');
     await browser.screenshot('keys');
+    // The secret went through the browser, the portal and the proxy, and into no log line.
+    expect(app.logs.join('')).not.toContain(secret);
 
     expect(browser.problems).toEqual([]);
   });

@@ -45,6 +45,8 @@ describe('API keys pages', () => {
     for (const path of ['/keys', `/keys/${key!.id}`, '/']) expect((await client.get(path)).text).not.toContain(secret);
     expect((await client.get('/keys')).text).toContain(`mbk_…${secret.slice(-4)}`);
     expect(JSON.stringify(await app.t.db('sessions'))).not.toContain(secret);
+    expect(JSON.stringify(await app.t.db('audit_events'))).not.toContain(secret);
+    expect(app.logs.join('')).not.toContain(secret);
   });
 
   it('with htmx, returns the show-once fragment plus the refreshed table, not a whole page', async () => {
