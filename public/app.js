@@ -82,6 +82,14 @@
   document.addEventListener('DOMContentLoaded', function () { initTabs(document); });
   document.addEventListener('htmx:load', function (event) { initTabs(event.detail.elt); });
 
+  // Escape leaves an inline edit (the row's Cancel link swaps the normal row back in).
+  document.addEventListener('keydown', function (event) {
+    if (event.key !== 'Escape') return;
+    var row = event.target.closest && event.target.closest('tr.editing');
+    var cancel = row && row.querySelector('[data-cancel]');
+    if (cancel) { event.preventDefault(); cancel.click(); }
+  });
+
   // After an htmx swap that shows a message or a new panel, move focus there so keyboard and screen-reader users
   // land on the result.
   document.addEventListener('htmx:afterSettle', function (event) {

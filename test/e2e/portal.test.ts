@@ -112,6 +112,11 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     const input = page.getByLabel(/Spending limit for/);
     await input.waitFor();
     expect(new URL(page.url()).pathname).toBe('/keys'); // no navigation: an in-place swap
+    // Escape cancels the edit; open it again.
+    await input.press('Escape');
+    await page.locator('tr', { hasText: 'Deploy bot' }).getByRole('link', { name: /Edit the spending limit/ }).waitFor();
+    await page.locator('tr', { hasText: 'Deploy bot' }).getByRole('link', { name: /Edit the spending limit/ }).click();
+    await input.waitFor();
     await input.fill('5');
     await page.getByRole('button', { name: 'Save' }).click();
     await expect(row.locator('.spend')).toBeDefined();
