@@ -50,3 +50,9 @@ export async function openBrowser(options: { javaScriptEnabled?: boolean } = {})
 }
 
 export const chromiumAvailable = fs.existsSync(CHROMIUM);
+// Locally a missing browser skips these tests (loudly); in CI it is a failure, never a silent pass.
+if (!chromiumAvailable) {
+  const message = `${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) to run the browser tests`;
+  if (process.env.CI === 'true' || process.env.CI === '1') throw new Error(message);
+  console.warn(`!!! SKIPPING browser tests: ${message}`);
+}
