@@ -1,15 +1,13 @@
 import { Router, type Request, type Response } from 'express';
 import type { ApiKey, KeyStatus } from '../domain/keys/key.js';
-import { keyAttention } from '../domain/keys/attention.js';
 import { MAX_GRACE_SECONDS } from '../domain/keys/keys.service.js';
 import { teamPermissions } from '../domain/teams/roles.js';
 import { badInput } from '../domain/errors.js';
-import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
+import { formBody, onBadInput, param, viewer, type FormBody, type Portal, type Viewer } from './context.js';
 import { choice, optionalAud, optionalEndOfLocalDate, safeNext, text } from './forms.js';
 import { keySnippets } from './key-snippets.js';
 import { isHtmx } from './render.js';
-import { dailyChart, teamNames } from './view-models.js';
-import { meterSvg } from './charts.js';
+import { dailyChart, publicBase, rowModel, teamNames } from './view-models.js';
 import { formatAud } from '../domain/money.js';
 
 const STATUSES: readonly KeyStatus[] = ['active', 'limit_reached', 'expired', 'revoked'];
@@ -19,11 +17,6 @@ export const GRACE_CHOICES = [
   { seconds: 86_400, label: 'Keep the old key working for 24 hours' },
   { seconds: 7 * 86_400, label: 'Keep the old key working for 7 days' },
 ] as const;
-
-/** Where the installation is reachable, for the snippets: PUBLIC_URL, else the address the browser used. */
-export function publicBase(req: Request, publicUrl: string | undefined): string {
-  return publicUrl ?? `${req.protocol}://${req.get('host')}`;
-}
 
 export function keysRoutes(portal: Portal): Router {
   const { deps, render, reports } = portal;
@@ -57,6 +50,11 @@ export function keysRoutes(portal: Portal): Router {
       },
       { status, fragment, noStore: !!extra.created },
     );
+  }
+
+  /** One key as a table row for this viewer (with its team's name). */
+  async function rowFor(key: ApiKey, v: Viewer) {
+    return rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id);
   }
 
   function rowModels(list: ApiKey[], userId: string, myTeams: Awaited<ReturnType<typeof teams.list>>) {
@@ -115,7 +113,7 @@ export function keysRoutes(portal: Portal): Router {
   router.get('/keys/:id/row', async (req, res) => {
     const v = viewer(res);
     const key = await keys.get(param(req, 'id'), v.actor);
-    render(req, res, 'keys/_row', { row: rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id) });
+    render(req, res, 'keys/_row', { row: await rowFor(key, v) });
   });
 
   // Inline limit edit: htmx swaps the row for a small form and back; without JavaScript it is its own page.
@@ -123,7 +121,7 @@ export function keysRoutes(portal: Portal): Router {
   async function limitPage(req: Request, res: Response, id: string, error: string | null, status = 200, value?: string) {
     const v = viewer(res);
     const key = await keys.get(id, v.actor);
-    const row = rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id);
+    const row = await rowFor(key, v);
     render(req, res, 'keys/limit', { title: `Spending limit of ${key.name}`, row, error, value: value ?? (key.spendLimitMicro === null ? '' : microToInput(key.spendLimitMicro)) }, { status, fragment: 'keys/_row_edit' });
   }
 
@@ -135,7 +133,7 @@ export function keysRoutes(portal: Portal): Router {
     const id = param(req, 'id');
     onBadInput(res, (error, status) => limitPage(req, res, id, error, status, text(body, 'limit')));
     const key = await keys.update(id, { spendLimitMicro: optionalAud(body, 'limit', 'The spending limit') }, v.actor);
-    if (isHtmx(req)) return render(req, res, 'keys/_row', { row: rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id), flash: 'Limit updated.' });
+    if (isHtmx(req)) return render(req, res, 'keys/_row', { row: await rowFor(key, v), flash: 'Limit updated.' });
     res.redirect(303, `${safeNext(body.back) === '/' ? '/keys' : safeNext(body.back)}${sep(body.back)}done=limit`);
   });
 
@@ -150,7 +148,7 @@ export function keysRoutes(portal: Portal): Router {
     const v = viewer(res);
     const body = formBody(req);
     const key = await keys.revoke(param(req, 'id'), v.actor);
-    if (isHtmx(req)) return render(req, res, 'keys/_row', { row: rowModel(key, teamNames(await teams.list(v.actor)), clock.now(), v.user.id), flash: 'Key revoked.' });
+    if (isHtmx(req)) return render(req, res, 'keys/_row', { row: await rowFor(key, v), flash: 'Key revoked.' });
     const back = safeNext(body.back);
     res.redirect(303, `${back === '/' ? '/keys' : back}${sep(body.back)}done=revoked`);
   });
@@ -192,19 +190,3 @@ function sep(back: unknown): string {
 function microToInput(micro: number): string {
   return formatAud(micro).replace(/^A\$/, '').replace(/,/g, '');
 }
-
-/** What a key row shows: the key, where it belongs, how close it is to its limit, and which hints apply. */
-export function rowModel(key: ApiKey, names: Record<string, string>, now: Date, viewerId: string) {
-  const attention = keyAttention(key, now);
-  const spendLabel = key.spendLimitMicro === null ? `${formatAud(key.spendMicro)} spent, no limit` : `${formatAud(key.spendMicro)} of ${formatAud(key.spendLimitMicro)} spent`;
-  return {
-    key,
-    team: key.teamId ? (names[key.teamId] ?? 'Team') : null,
-    mine: key.ownerId === viewerId,
-    attention,
-    meter: meterSvg(key.spendMicro, key.spendLimitMicro, spendLabel),
-    usable: key.status === 'active' || key.status === 'limit_reached',
-  };
-}
-
-export type KeyRow = ReturnType<typeof rowModel>;

@@ -4,8 +4,7 @@ import { TEAM_ROLES, teamPermissions, type TeamRole } from '../domain/teams/role
 import { badInput } from '../domain/errors.js';
 import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
 import { choice, text } from './forms.js';
-import { rowModel } from './keys.routes.js';
-import { teamNames } from './view-models.js';
+import { rowModel, teamNames } from './view-models.js';
 
 export function teamsRoutes(portal: Portal): Router {
   const { deps, render, reports } = portal;

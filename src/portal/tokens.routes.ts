@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
 import { optionalEndOfLocalDate, text } from './forms.js';
 import { notFound } from '../domain/errors.js';
-import { publicBase } from './keys.routes.js';
+import { publicBase } from './view-models.js';
 
 /** Management tokens (mbm_…) for the tRPC API: created and shown once, listed, revoked. */
 export function tokensRoutes(portal: Portal): Router {

@@ -2,7 +2,9 @@ import type { DailySpend } from '../domain/usage/usage-reports.js';
 import type { ApiKey } from '../domain/keys/key.js';
 import type { Team } from '../domain/teams/teams.service.js';
 import { formatAud } from '../domain/money.js';
-import { barChartSvg } from './charts.js';
+import type { Request } from 'express';
+import { keyAttention } from '../domain/keys/attention.js';
+import { barChartSvg, meterSvg } from './charts.js';
 
 /** A 30-day spend chart: the SVG plus the numbers behind it (rendered as a table for screen readers). */
 export function dailyChart(days: DailySpend[], timeZone: string, label: string) {
@@ -42,6 +44,24 @@ export function teamNames(teams: Team[]): Record<string, string> {
   return Object.fromEntries(teams.map((t) => [t.id, t.name]));
 }
 
-export function keyOwnerLabel(key: ApiKey, names: Record<string, string>): string {
-  return key.teamId ? (names[key.teamId] ?? 'Team') : 'Personal';
+
+/** Where the installation is reachable, for the snippets: PUBLIC_URL, else the address the browser used. */
+export function publicBase(req: Request, publicUrl: string | undefined): string {
+  return publicUrl ?? `${req.protocol}://${req.get('host')}`;
 }
+
+/** What a key row shows: the key, where it belongs, how close it is to its limit, and which hints apply. */
+export function rowModel(key: ApiKey, names: Record<string, string>, now: Date, viewerId: string) {
+  const attention = keyAttention(key, now);
+  const spendLabel = key.spendLimitMicro === null ? `${formatAud(key.spendMicro)} spent, no limit` : `${formatAud(key.spendMicro)} of ${formatAud(key.spendLimitMicro)} spent`;
+  return {
+    key,
+    team: key.teamId ? (names[key.teamId] ?? 'Team') : null,
+    mine: key.ownerId === viewerId,
+    attention,
+    meter: meterSvg(key.spendMicro, key.spendLimitMicro, spendLabel),
+    usable: key.status === 'active' || key.status === 'limit_reached',
+  };
+}
+
+export type KeyRow = ReturnType<typeof rowModel>;
