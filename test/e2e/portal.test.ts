@@ -74,6 +74,11 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     await page.goto(`${app.url}/`);
     await expect(page.getByRole('heading', { name: /Welcome back/ }).isVisible()).resolves.toBe(true);
     await browser.screenshot('dashboard');
+    // Keyboard users get a skip link first, then the main navigation.
+    await page.keyboard.press('Tab');
+    await expect(page.evaluate(() => document.activeElement?.textContent)).resolves.toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    expect(new URL(page.url()).hash).toBe('#main');
 
     // Create a key with a small limit, through the htmx form.
     await page.goto(`${app.url}/keys`);
