@@ -22,8 +22,11 @@ export function createProxyRouter(deps: AppDeps): Router {
     metrics: deps.metrics,
     logger: deps.logger,
   };
-  for (const provider of ctx.upstreams.demoProviders)
-    deps.logger.info({ provider }, `no ${provider} upstream configured: its models are answered by the built-in demo upstream`);
+  for (const provider of ctx.upstreams.demoProviders) {
+    const variable = `${provider.toUpperCase()}_API_KEY`;
+    if (deps.config[provider].baseUrl) deps.logger.warn({ provider }, `${provider.toUpperCase()}_BASE_URL is set but ${variable} is not: the demo upstream answers instead (set ${variable}, any value for a server without auth)`);
+    else deps.logger.info({ provider }, `no ${variable}: ${provider} models are answered by the built-in demo upstream`);
+  }
 
   const router = Router();
   router.post('/chat/completions', meteredHandler(ctx, ENDPOINTS.chat));

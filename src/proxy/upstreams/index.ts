@@ -17,15 +17,16 @@ export interface Upstreams {
 }
 
 /**
- * Upstream targets from configuration. A provider with neither a base URL nor an API key configured is served by
- * the built-in demo upstream, which this same app serves under /demo; it is reached over HTTP like any provider,
- * at the local address the client's request came in on (the app's own listen address, known only after listen).
+ * Upstream targets from configuration. A provider without an API key is served by the built-in demo upstream,
+ * which this same app serves under /demo; it is reached over HTTP like any provider, at the local address the
+ * client's request came in on (the app's own listen address, known only after listen). A server that needs no
+ * key (a local model server) is configured with its base URL and any non-empty key.
  */
 export function createUpstreams(config: Pick<Config, 'openai' | 'anthropic'>): Upstreams {
   const configured = new Map<Provider, UpstreamTarget>();
   for (const provider of Object.values(PROVIDERS)) {
     const { baseUrl, apiKey } = config[provider.name];
-    if (baseUrl || apiKey) configured.set(provider.name, targetAt(provider, baseUrl ?? provider.defaultBaseUrl, apiKey, false));
+    if (apiKey) configured.set(provider.name, targetAt(provider, baseUrl ?? provider.defaultBaseUrl, apiKey, false));
   }
   const demoTargets = new Map<string, UpstreamTarget>();
   return {
