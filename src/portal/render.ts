@@ -36,7 +36,8 @@ export function createRender(config: Config, clock: Clock): Render {
     const html = eta.render(view, {
       user: v?.user ?? null,
       isAdmin: v?.user.role === 'admin',
-      path: req.path,
+      // Full path: inside the /admin router req.path is relative (/keys), which would light up the wrong tab.
+      path: req.baseUrl + req.path,
       htmx: isHtmx(req),
       signupEnabled: config.signupEnabled,
       notice: noticeText(req.query.done),

@@ -166,3 +166,17 @@ describe('admin forms keep exact amounts', () => {
     }
   });
 });
+
+describe('admin navigation', () => {
+  it('marks Admin, not API keys, as the current section on /admin/keys', async () => {
+    const app = await startTestApp();
+    try {
+      const root = await makeUser(app.services, { admin: true });
+      const res = await (await signIn(app, root.email, root.password)).get('/admin/keys');
+      expect(res.text).toContain('<a href="/admin" aria-current="page">Admin</a>');
+      expect(res.text).not.toContain('<a href="/keys" aria-current="page">');
+    } finally {
+      await app.close();
+    }
+  });
+});
