@@ -62,6 +62,8 @@ async function admit(
     return await ctx.metering.admit({
       requestId: newId(),
       keyId: a.key.id,
+      ownerId: a.key.ownerId,
+      teamId: a.key.teamId,
       estimateMicro: a.estimate.costMicro,
       model: a.model.id,
       provider: a.model.provider,

@@ -32,6 +32,20 @@ function beforeEachStatement(db: Db, hook: (sql: string, connection: unknown) =>
   };
 }
 
+/** What a MySQL session is doing (its processlist state), e.g. 'Waiting for table metadata lock'. */
+async function stateOf(db: Db, threadId: number): Promise<string> {
+  const [rows] = await db.raw('SELECT COALESCE(STATE, \'\') AS state FROM information_schema.PROCESSLIST WHERE ID = ?', [threadId]);
+  return String(rows[0]?.state ?? '').toLowerCase();
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the condition');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function moneyState(db: Db, keyId: string, teamId: string) {
   const key = await db('api_keys').where({ id: keyId }).first();
   const team = await db('teams').where({ id: teamId }).first();
@@ -73,18 +87,16 @@ describe(`faults around metering (${dialect})`, () => {
     const hold = await admit(proxy.services, key.id, 2 * AUD);
     const before = await moneyState(t.db, key.id, team.id);
 
-    let sawUsageInsert = false;
-    const undo = beforeEachStatement(proxy.services.db, async (sql) => {
-      if (sql.startsWith('insert into `usage_events`')) sawUsageInsert = true;
-      if (sawUsageInsert && sql.startsWith('insert into `ledger_entries`')) throw new Error('injected: database gone mid-settlement');
-    });
+    // The ledger insert fails after the usage event (and, on MySQL, the key and team updates of the same write
+    // phase) has run inside the transaction: the table it writes to is gone.
+    await t.db.schema.renameTable('ledger_entries', 'ledger_entries_away');
     try {
-      await expect(settle(proxy.services, hold, 1_500_000)).rejects.toThrow('injected');
+      await expect(settle(proxy.services, hold, 1_500_000)).rejects.toThrow(/ledger_entries/);
     } finally {
-      undo();
+      await t.db.schema.renameTable('ledger_entries_away', 'ledger_entries');
     }
-    expect(sawUsageInsert).toBe(true);
     expect(await moneyState(t.db, key.id, team.id)).toEqual(before);
+    expect(await countRows(t.db, 'usage_events', { request_id: hold.requestId })).toBe(0);
     expect(await countRows(t.db, 'holds', { request_id: hold.requestId })).toBe(1);
 
     // The proxy retries the settlement: applied once, and a second retry changes nothing.
@@ -102,21 +114,28 @@ describe(`faults around metering (${dialect})`, () => {
       const hold = await admit(proxy.services, key.id, 2 * AUD);
       const before = await moneyState(t.db, key.id, team.id);
 
+      // Another session write-locks the ledger table, so the settlement's write phase runs its usage-event insert
+      // (and the key and team updates) and then blocks at the ledger insert. There, mid-transaction, the server
+      // ends its session, as an operator's KILL or a failover would.
+      const blocker = await t.db.client.acquireConnection();
       let victim: number | null = null;
       const undo = beforeEachStatement(proxy.services.db, async (sql, connection) => {
-        const threadId = (connection as { threadId: number }).threadId;
-        if (sql.startsWith('insert into `usage_events`')) victim = threadId;
-        else if (victim === threadId && sql.startsWith('update `api_keys`')) {
-          // From another connection, as an operator or a failover would: the server ends the session mid-transaction.
-          await t.db.raw('KILL CONNECTION ?', [threadId]);
-        }
+        if (/INSERT INTO usage_events/i.test(sql)) victim = (connection as { threadId: number }).threadId;
       });
       try {
-        await expect(settle(proxy.services, hold, 1_500_000)).rejects.toThrow(/closed|lost|kill/i);
+        await t.db.raw('LOCK TABLES ledger_entries WRITE').connection(blocker);
+        const settling = settle(proxy.services, hold, 1_500_000);
+        settling.catch(() => undefined);
+        await waitFor(async () => victim !== null && (await stateOf(t.db, victim)).includes('lock'));
+        const [rows] = await t.db.raw('SELECT COUNT(*) AS n FROM usage_events WHERE request_id = ?', [hold.requestId]);
+        expect(Number(rows[0].n)).toBe(0); // not visible outside the transaction
+        await t.db.raw('KILL CONNECTION ?', [victim]);
+        await expect(settling).rejects.toThrow(/closed|lost|kill|interrupt/i);
       } finally {
         undo();
+        await t.db.raw('UNLOCK TABLES').connection(blocker);
+        await t.db.client.releaseConnection(blocker);
       }
-      expect(victim).not.toBeNull();
       // The usage event had been inserted in that transaction; the server rolled it back with the connection.
       expect(await moneyState(t.db, key.id, team.id)).toEqual(before);
       expect(await countRows(t.db, 'usage_events', { request_id: hold.requestId })).toBe(0);
