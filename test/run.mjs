@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: the whole suite on SQLite, then on MySQL (TEST_DATABASE_URL). Without a reachable MySQL the MySQL half
-// is skipped with a loud warning — except under CI=true, where that is a failure. Extra args go to vitest.
+// `npm test`: the whole suite — unit, integration and the browser tests (vitest.e2e.config.ts) — on SQLite, then on
+// MySQL (TEST_DATABASE_URL). Without a reachable MySQL the MySQL half is skipped with a loud warning — except under
+// CI=true, where that is a failure. Extra args go to vitest.
 import { spawnSync } from 'node:child_process';
 import mysql from 'mysql2/promise';
 
@@ -24,12 +25,18 @@ async function mysqlReachable() {
 }
 
 function run(dialect) {
-  console.log(`\n=== test suite on ${dialect} ===\n`);
-  const result = spawnSync('npx', ['vitest', 'run', ...args], {
-    stdio: 'inherit',
-    env: { ...process.env, TEST_DB: dialect, TEST_DATABASE_URL: url },
-  });
-  return result.status ?? 1;
+  let status = 0;
+  for (const [name, config] of [['test suite', 'vitest.config.ts'], ['browser tests', 'vitest.e2e.config.ts']]) {
+    console.log(`\n=== ${name} on ${dialect} ===\n`);
+    // A filter given to `npm test -- <filter>` may match files of one config only.
+    const filtered = args.length > 0 ? ['--passWithNoTests'] : [];
+    const result = spawnSync('npx', ['vitest', 'run', '--config', config, ...filtered, ...args], {
+      stdio: 'inherit',
+      env: { ...process.env, TEST_DB: dialect, TEST_DATABASE_URL: url },
+    });
+    status ||= result.status ?? 1;
+  }
+  return status;
 }
 
 const only = process.env.TEST_DB;
