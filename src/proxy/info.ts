@@ -44,7 +44,7 @@ export function getModel(ctx: ProxyContext): RequestHandler {
       await lookUpKey(ctx.metering, readApiKey(req));
       const segments = (req.params as { id?: string[] }).id ?? [];
       const id = segments.join('/');
-      const model = id.length <= 200 ? await ctx.models.find(id) : null;
+      const model = id.length <= 200 ? await ctx.models.lookup(id) : null;
       if (!model || !model.enabled) throw modelNotFound(id);
       if (format === 'anthropic') return sendJson(res, 200, { type: 'model', id: model.id, display_name: model.id, created_at: '2025-01-01T00:00:00Z' });
       sendJson(res, 200, { id: model.id, object: 'model', created: 0, owned_by: model.provider });

@@ -40,7 +40,7 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
 
 function findModel(ctx: ProxyContext, id: unknown): Promise<CatalogModel | null> {
   if (typeof id !== 'string' || id.length === 0 || id.length > 200) return Promise.resolve(null);
-  const lookup = ctx.models.find(id);
+  const lookup = ctx.models.lookup(id);
   lookup.catch(() => undefined); // awaited after the key; see lookUpKey
   return lookup;
 }

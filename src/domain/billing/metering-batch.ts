@@ -57,25 +57,28 @@ function lock(sql: string): string {
   return `${sql} FOR UPDATE`;
 }
 
-function keyReads(keyIds: string[], userIds: string[], teamIds: string[]): Stmt[] {
+/** The locked reads of a batch, and where each result set lands (statements with nothing to read are left out). */
+function keyReads(keyIds: string[], userIds: string[], teamIds: string[]): { reads: Stmt[]; at: { keys: number; balances: number; teams: number; plans: number } } {
   const reads: Stmt[] = [
     { sql: lock(`SELECT id, owner_id, team_id, status, spend_micro, held_micro, spend_limit_micro, request_count, expires_at, retire_at FROM api_keys WHERE id IN (${placeholders(keyIds.length)}) ORDER BY id`), bindings: keyIds },
   ];
-  // Users and teams are known only from the keys; the caller passes the ids it expects (from the hold or the
-  // authenticated key) and re-checks them against the key rows.
-  reads.push(
-    userIds.length
-      ? { sql: lock(`SELECT user_id, included_used_micro, prepaid_micro, overage_used_micro, held_micro, period_start FROM personal_balances WHERE user_id IN (${placeholders(userIds.length)}) ORDER BY user_id`), bindings: userIds }
-      : { sql: 'SELECT NULL AS user_id FROM plans WHERE 1 = 0', bindings: [] },
-    teamIds.length
-      ? { sql: lock(`SELECT id, balance_micro, held_micro FROM teams WHERE id IN (${placeholders(teamIds.length)}) ORDER BY id`), bindings: teamIds }
-      : { sql: 'SELECT NULL AS id FROM plans WHERE 1 = 0', bindings: [] },
+  const at = { keys: 0, balances: -1, teams: -1, plans: -1 };
+  if (userIds.length) {
+    at.balances = reads.push({ sql: lock(`SELECT user_id, included_used_micro, prepaid_micro, overage_used_micro, held_micro, period_start FROM personal_balances WHERE user_id IN (${placeholders(userIds.length)}) ORDER BY user_id`), bindings: userIds }) - 1;
+  }
+  if (teamIds.length) {
+    at.teams = reads.push({ sql: lock(`SELECT id, balance_micro, held_micro FROM teams WHERE id IN (${placeholders(teamIds.length)}) ORDER BY id`), bindings: teamIds }) - 1;
+  }
+  if (userIds.length) {
     // Plans are read without a lock: locking the shared plan row would serialise every user of the plan.
-    userIds.length
-      ? { sql: `SELECT u.id AS user_id, p.included_micro, p.overage_allowed, p.overage_cap_micro FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id IN (${placeholders(userIds.length)})`, bindings: userIds }
-      : { sql: 'SELECT NULL AS user_id FROM plans WHERE 1 = 0', bindings: [] },
-  );
-  return reads;
+    at.plans = reads.push({ sql: `SELECT u.id AS user_id, p.included_micro, p.overage_allowed, p.overage_cap_micro FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id IN (${placeholders(userIds.length)})`, bindings: userIds }) - 1;
+  }
+  return { reads, at };
+}
+
+/** The result set at a position, or none when the statement was left out. */
+function setAt(sets: Row[][], index: number): Row[] {
+  return index < 0 ? [] : sets[index]!;
 }
 
 function keyStates(rows: Row[], now: Date): Map<string, KeyState> {
@@ -156,10 +159,11 @@ export async function admitBatch(
   const keyIds = sorted(items.map((i) => i.keyId));
   const userIds = sorted(items.filter((i) => !i.teamId).map((i) => i.ownerId));
   const teamIds = sorted(items.flatMap((i) => (i.teamId ? [i.teamId] : [])));
-  return twoPhaseTransaction(db, keyReads(keyIds, userIds, teamIds), ([keyRows, balanceRows, teamRows, planRows]) => {
-    const keys = keyStates(keyRows!, ctx.now);
-    const people = personalStates(balanceRows!, planRows!, ctx.period);
-    const teams = teamStates(teamRows!);
+  const { reads, at } = keyReads(keyIds, userIds, teamIds);
+  return twoPhaseTransaction(db, reads, (sets) => {
+    const keys = keyStates(setAt(sets, at.keys), ctx.now);
+    const people = personalStates(setAt(sets, at.balances), setAt(sets, at.plans), ctx.period);
+    const teams = teamStates(setAt(sets, at.teams));
     const results: Array<Hold | Error> = [];
     const holds: Hold[] = [];
     for (const item of items) {
@@ -256,17 +260,18 @@ export async function settleBatch(db: Db, items: SettlementItem[], ctx: { now: D
   const userIds = sorted(items.filter((i) => !i.hold.teamId).map((i) => i.hold.userId));
   const teamIds = sorted(items.flatMap((i) => (i.hold.teamId ? [i.hold.teamId] : [])));
   const requestIds = sorted(items.map((i) => i.hold.requestId));
-  const reads = [
-    ...keyReads(keyIds, userIds, teamIds),
+  const { reads, at } = keyReads(keyIds, userIds, teamIds);
+  const holdsAt = reads.push(
     { sql: lock(`SELECT request_id, key_id, user_id, team_id, amount_micro, model, provider, endpoint, streamed, created_at FROM holds WHERE request_id IN (${placeholders(requestIds.length)}) ORDER BY request_id`), bindings: requestIds },
-  ];
-  return twoPhaseTransaction(db, reads, ([keyRows, balanceRows, teamRows, planRows, holdRows]) => {
-    const keys = keyStates(keyRows!, ctx.now);
-    const people = personalStates(balanceRows!, planRows!, ctx.period);
-    const teams = teamStates(teamRows!);
+  ) - 1;
+  return twoPhaseTransaction(db, reads, (sets) => {
+    const keys = keyStates(setAt(sets, at.keys), ctx.now);
+    const people = personalStates(setAt(sets, at.balances), setAt(sets, at.plans), ctx.period);
+    const teams = teamStates(setAt(sets, at.teams));
+    const holdRows = setAt(sets, holdsAt);
     const stale = [...people.values()].filter((p) => p.stale).map((p) => p.userId);
     if (stale.length) throw new PeriodRolloverDue(stale);
-    const open = new Map(holdRows!.map((h) => [h.request_id as string, h]));
+    const open = new Map(holdRows.map((h) => [h.request_id as string, h]));
     const events: Knex.RawBinding[][] = [];
     const ledger: Knex.RawBinding[][] = [];
     const results: SettleResult[] = [];

@@ -76,20 +76,23 @@ export interface MeteringDeps {
 export class MeteringService {
   private readonly admissions: MicroBatcher<AdmissionRequest, Hold>;
   private readonly settlements: MicroBatcher<SettlementItem, SettleResult>;
+  private readonly keyLookups: MicroBatcher<string, Record<string, unknown> | null>;
 
   constructor(private readonly deps: MeteringDeps) {
     // SQLite has one connection: a second batch in flight would only queue behind the first.
     const maxConcurrent = isMysql(deps.db) ? 4 : 1;
     this.admissions = new MicroBatcher((items) => this.admitMany(items), { maxBatch: 100, maxConcurrent });
     this.settlements = new MicroBatcher((items) => this.settleMany(items), { maxBatch: 100, maxConcurrent });
+    this.keyLookups = new MicroBatcher((hashes) => this.lookUpKeys(hashes), { maxBatch: 100, maxConcurrent });
   }
 
-  /** Looks a key up by its hash; refusals for revoked/expired/unknown happen here, before any lock. */
+  /**
+   * Looks a key up by its hash — on every request, never from a cache, so revocation and expiry apply to the very
+   * next request on every instance (concurrent lookups share one query). Refusals for revoked/expired/unknown keys
+   * happen here, before any lock.
+   */
   async authenticate(keyHash: string): Promise<ApiKey> {
-    const row = await this.deps.db('api_keys as k')
-      .join('users as u', 'u.id', 'k.owner_id')
-      .where('k.key_hash', keyHash)
-      .first('k.*', 'u.disabled as owner_disabled');
+    const row = await this.keyLookups.submit(keyHash);
     if (!row) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
     const key = keyFromRow(row, this.deps.clock.now());
     refuseUnusable(key.status, toBool(row.owner_disabled));
@@ -117,6 +120,15 @@ export class MeteringService {
    */
   settle(hold: Hold, settlement: Settlement): Promise<SettleResult> {
     return this.settlements.submit({ hold, settlement });
+  }
+
+  private async lookUpKeys(hashes: string[]): Promise<Array<Record<string, unknown> | null>> {
+    const rows = await this.deps.db('api_keys as k')
+      .join('users as u', 'u.id', 'k.owner_id')
+      .whereIn('k.key_hash', [...new Set(hashes)])
+      .select('k.*', 'u.disabled as owner_disabled');
+    const byHash = new Map(rows.map((r: Record<string, unknown>) => [r.key_hash as string, r]));
+    return hashes.map((h) => byHash.get(h) ?? null);
   }
 
   private async admitMany(requests: AdmissionRequest[]): Promise<Array<Hold | Error>> {

@@ -2,17 +2,29 @@
  * Billing periods are calendar months in the installation time zone. These helpers find the UTC instants where a
  * local month starts, DST included, using only Intl (no time-zone database of our own).
  */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** Building an Intl.DateTimeFormat costs far more than using one: one per zone, kept. */
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(timeZone, formatter);
+  }
+  return formatter;
+}
+
 function localParts(instant: Date, timeZone: string): { year: number; month: number; day: number; hour: number; minute: number; second: number } {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  }).formatToParts(instant);
+  const parts = formatterFor(timeZone).formatToParts(instant);
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
   return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour'), minute: get('minute'), second: get('second') };
 }
@@ -34,7 +46,19 @@ export interface Period {
   end: Date;
 }
 
+const lastPeriod = new Map<string, Period>();
+
+/** The billing period containing an instant. Metering asks for every batch, so the last answer per zone is kept. */
 export function billingPeriodAt(instant: Date, timeZone: string): Period {
+  const last = lastPeriod.get(timeZone);
+  const t = instant.getTime();
+  if (last && last.start.getTime() <= t && t < last.end.getTime()) return { start: new Date(last.start), end: new Date(last.end) };
+  const period = computeBillingPeriod(instant, timeZone);
+  lastPeriod.set(timeZone, period);
+  return { start: new Date(period.start), end: new Date(period.end) };
+}
+
+function computeBillingPeriod(instant: Date, timeZone: string): Period {
   const { year, month } = localParts(instant, timeZone);
   let start = startOfLocalMonth(year, month, timeZone);
   // Guard the edge where the instant sits right at a boundary the offset guess put on the other side.

@@ -1,4 +1,5 @@
 import type { Db, Queryable } from '../../db/knex.js';
+import { MicroBatcher } from '../../db/micro-batcher.js';
 import { toBool, toInt } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
 import type { Actor } from '../actor.js';
@@ -44,7 +45,25 @@ export interface ModelsDeps {
 }
 
 export class ModelsService {
-  constructor(private readonly deps: ModelsDeps) {}
+  private readonly lookups: MicroBatcher<string, CatalogModel | null>;
+
+  constructor(private readonly deps: ModelsDeps) {
+    // The proxy looks a model up on every request: concurrent lookups share one query, and nothing is cached,
+    // so a price change or a disabled model applies to the very next request.
+    this.lookups = new MicroBatcher(
+      async (ids) => {
+        const rows = await this.deps.db('models').whereIn('id', [...new Set(ids)]);
+        const byId = new Map(rows.map((r: Record<string, unknown>) => [r.id as string, modelFromRow(r)]));
+        return ids.map((id) => byId.get(id) ?? null);
+      },
+      { maxBatch: 100, maxConcurrent: 2 },
+    );
+  }
+
+  /** The catalog entry for a request (batched with concurrent lookups). */
+  lookup(id: string): Promise<CatalogModel | null> {
+    return this.lookups.submit(id);
+  }
 
   async list(q: Queryable = this.deps.db): Promise<CatalogModel[]> {
     return (await q('models').orderBy('provider').orderBy('id')).map(modelFromRow);
