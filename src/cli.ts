@@ -6,6 +6,7 @@ import { DomainError } from './domain/errors.js';
 import { formatAud, parseAud } from './domain/money.js';
 import { createServices, type Services } from './domain/services.js';
 import { systemClock } from './domain/clock.js';
+import { serveCluster } from './cluster.js';
 import { start } from './main.js';
 
 /**
@@ -70,6 +71,7 @@ export async function runCli(argv: string[]): Promise<void> {
   const config = parseConfig();
   switch (command) {
     case 'serve': {
+      if (config.workers > 1) return serveCluster(config);
       const running = await start(config);
       const stop = () => void running.stop().then(() => process.exit(0));
       process.once('SIGINT', stop);

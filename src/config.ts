@@ -30,6 +30,7 @@ const schema = z.object({
     .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney'),
   MODELBRIDGE_JOBS: z.enum(['0', '1']).default('1'),
   MODELBRIDGE_SIGNUP: z.enum(['0', '1']).default('0'),
+  MODELBRIDGE_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -56,6 +57,8 @@ export interface Config {
   readonly signupEnabled: boolean;
   readonly upstreamTimeoutMs: number;
   readonly logLevel: string;
+  /** HTTP worker processes sharing the port (node:cluster); MySQL only — SQLite is one process by design. */
+  readonly workers: number;
 }
 
 export class ConfigError extends Error {}
@@ -80,5 +83,6 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signupEnabled: e.MODELBRIDGE_SIGNUP === '1',
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    workers: e.DATABASE_URL ? e.MODELBRIDGE_WORKERS : 1,
   });
 }

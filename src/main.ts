@@ -32,10 +32,10 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Boot: migrate, listen, start the scheduled jobs. */
-export async function start(config: Config): Promise<Running> {
+/** Boot: migrate (unless a cluster primary already did), listen, start the scheduled jobs. */
+export async function start(config: Config, options: { migrate?: boolean } = {}): Promise<Running> {
   const deps = wire(config);
-  await migrateLatest(deps.services.db);
+  if (options.migrate ?? true) await migrateLatest(deps.services.db);
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));

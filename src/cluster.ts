@@ -1,0 +1,41 @@
+import cluster from 'node:cluster';
+import type { Config } from './config.js';
+import { createDb, migrateLatest } from './db/knex.js';
+import { start } from './main.js';
+
+/**
+ * MODELBRIDGE_WORKERS > 1 (MySQL only): the primary migrates once, then forks that many workers sharing the port.
+ * Workers are ordinary stateless instances — metering is exact across them for the same reason it is across
+ * machines (row locks in MySQL, nothing in process memory) — and each runs the scheduled jobs, whose lease picks
+ * one per run. A worker that dies is replaced; SIGTERM/SIGINT stop them all.
+ */
+export async function serveCluster(config: Config): Promise<void> {
+  if (cluster.isWorker) {
+    const running = await start(config, { migrate: false });
+    process.once('SIGTERM', () => void running.stop().then(() => process.exit(0)));
+    process.once('SIGINT', () => undefined); // the primary decides; it sends SIGTERM
+    return;
+  }
+  const db = createDb({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
+  await migrateLatest(db);
+  await db.destroy();
+  let stopping = false;
+  for (let i = 0; i < config.workers; i++) cluster.fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    process.stderr.write(`worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
+    cluster.fork();
+  });
+  const stop = () => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    const wait = setInterval(() => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        clearInterval(wait);
+        process.exit(0);
+      }
+    }, 50);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
