@@ -1,6 +1,8 @@
 // `npm run bench`: ModelBridge (MySQL, metering on, jobs off) and the Portkey gateway side by side, against the same
 // fake upstream on loopback, in one run. Writes raw results and a markdown summary to bench/results/.
-// Knobs: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (32), BENCH_LATENCY_COUNT (2000),
+// Knobs: BENCH_DURATION (s, default 10, for the direct load), BENCH_REQUESTS (requests per proxy load, default
+// 10000: a fixed count, so every request is answered before the load ends and the counts compare exactly),
+// BENCH_CONNECTIONS (32), BENCH_LATENCY_COUNT (2000),
 // BENCH_DATABASE_URL (mysql://root@127.0.0.1:3306/modelbridge_bench — dropped and re-created), BENCH_SKIP_PEER=1.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,6 +15,7 @@ import type { LoadSpec } from './load.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const durationSeconds = Number(process.env.BENCH_DURATION ?? 10);
+const requestsPerLoad = Number(process.env.BENCH_REQUESTS ?? 10_000);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const latencyCount = Number(process.env.BENCH_LATENCY_COUNT ?? 2000);
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/modelbridge_bench';
@@ -147,8 +150,8 @@ async function main(): Promise<void> {
 
   const loads: Record<string, LoadResult> = {};
   const checks: Record<string, unknown> = {};
-  const load = (url: string, headers: Record<string, string>, rotateBearer?: string[]) =>
-    runJson<LoadResult>('load.ts', { url, connections, durationSeconds, headers, body: BODY, rotateBearer } satisfies LoadSpec);
+  const load = (url: string, headers: Record<string, string>, rotateBearer?: string[], byDuration = false) =>
+    runJson<LoadResult>('load.ts', { url, connections, ...(byDuration ? { durationSeconds } : { amount: requestsPerLoad }), headers, body: BODY, rotateBearer } satisfies LoadSpec);
 
   // Warm every path once (JIT, pools) so the first measured scenario is not penalised.
   await runJson<LatencyResult>('latency.ts', { url: mb, headers: { ...json, authorization: `Bearer ${seed.hotKey}` }, body: BODY, count: 200, warmup: 50, stream: false });
@@ -158,13 +161,19 @@ async function main(): Promise<void> {
     const servedBefore = await fake.served();
     const eventsBefore = await seed.countEvents();
     loads[name] = await load(mb, headers, rotate);
+    const eventsAfter = await seed.countEvents();
     const served = (await fake.served()) - servedBefore;
-    const events = (await seed.countEvents()) - eventsBefore;
-    checks[name] = { ok2xx: loads[name]!.ok2xx, usageEvents: events, upstreamServed: served, invariants: await checkInvariants(databaseUrl) };
+    const events = eventsAfter.total - eventsBefore.total;
+    const okEvents = eventsAfter.ok - eventsBefore.ok;
+    const ok2xx = loads[name]!.ok2xx;
+    // A fast wrong answer does not count: every 200 the clients got is one charged usage event and one request
+    // the upstream served, and nothing else was charged.
+    const correct = ok2xx === requestsPerLoad && ok2xx === okEvents && okEvents === events && events === served;
+    checks[name] = { correct, ok2xx, usageEvents: events, okEvents, upstreamServed: served, invariants: await checkInvariants(databaseUrl) };
   }
 
   console.error('scenario: direct');
-  loads.direct = await load(direct, directHeaders);
+  loads.direct = await load(direct, directHeaders, undefined, true);
   console.error('scenario: ModelBridge, 100 keys');
   await meteredLoad('modelbridge_100_keys', json, seed.keys);
   console.error('scenario: ModelBridge, one hot key');
@@ -200,7 +209,7 @@ async function main(): Promise<void> {
 }
 
 function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<string, LatencyResult>; checks: Record<string, unknown>; machine: unknown; startedAt: Date }): string {
-  const lines = [`# Benchmark ${r.startedAt.toISOString()}`, '', `machine: ${JSON.stringify(r.machine)}; ${connections} connections, ${durationSeconds}s per load`, ''];
+  const lines = [`# Benchmark ${r.startedAt.toISOString()}`, '', `machine: ${JSON.stringify(r.machine)}; ${connections} connections; ${requestsPerLoad} requests per proxy load, ${durationSeconds}s direct`, ''];
   lines.push('| load | req/s | p50 ms | p90 ms | p99 ms | 2xx | non-2xx | errors |', '|---|---|---|---|---|---|---|---|');
   for (const [name, l] of Object.entries(r.loads))
     lines.push(`| ${name} | ${l.requestsPerSecond.toFixed(0)} | ${l.latencyMs.p50} | ${l.latencyMs.p90} | ${l.latencyMs.p99} | ${l.ok2xx} | ${l.non2xx} | ${l.errors + l.timeouts} |`);

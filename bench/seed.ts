@@ -10,7 +10,8 @@ import type { Actor } from '../src/domain/actor.js';
 export interface BenchSeed {
   keys: string[];
   hotKey: string;
-  countEvents(): Promise<number>;
+  /** Usage events by outcome, once every admitted request has settled (no hold left). */
+  countEvents(): Promise<{ total: number; ok: number }>;
   close(): Promise<void>;
 }
 
@@ -42,7 +43,12 @@ export async function seedBench(databaseUrl: string, users: number): Promise<Ben
   return {
     keys,
     hotKey,
-    countEvents: async () => Number((await db('usage_events').where({ outcome: 'ok' }).count({ n: '*' }).first())?.n ?? 0),
+    countEvents: async () => {
+      for (let i = 0; i < 100 && Number((await db('holds').count({ n: '*' }).first())?.n ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const rows = await db('usage_events').select('outcome').count({ n: '*' }).groupBy('outcome');
+      const by = new Map((rows as Array<Record<string, unknown>>).map((r) => [String(r.outcome), Number(r.n)]));
+      return { total: [...by.values()].reduce((a, b) => a + b, 0), ok: by.get('ok') ?? 0 };
+    },
     close: () => db.destroy(),
   };
 }
