@@ -15,8 +15,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   app.set('etag', false);
-  app.use(createOpsRouter(deps));
+  // The proxy first: it carries nearly all the traffic, so it should not walk other routers' routes.
   app.use('/v1', createProxyRouter(deps));
+  app.use(createOpsRouter(deps));
   // The built-in demo upstream (reached only by the proxy itself, over HTTP): see src/proxy/upstreams/demo.
   app.use('/demo', createDemoUpstreamRouter());
   app.use('/trpc', createTrpcHandler(deps));

@@ -35,20 +35,29 @@ export async function twoPhaseTransaction<T>(
 }
 
 async function mysqlTwoPhase<T>(db: Db, reads: Stmt[], plan: (rows: Row[][]) => { writes: Stmt[]; value: T }): Promise<T> {
-  // BEGIN travels with the reads and COMMIT with the writes: two round trips instead of four.
-  const connection = await db.client.acquireConnection();
+  // BEGIN travels with the reads and COMMIT with the writes: two round trips instead of four. The statements go
+  // straight to the pooled mysql2 connection (knex's query building has nothing to add to finished SQL).
+  const connection = (await db.client.acquireConnection()) as MysqlConnection;
   try {
-    const [sets] = await db.raw(joinSql([{ sql: 'START TRANSACTION', bindings: [] }, ...reads]), reads.flatMap((s) => s.bindings)).connection(connection);
-    const { writes, value } = plan((sets as Row[][]).slice(1));
-    await db.raw(joinSql([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings)).connection(connection);
+    const sets = (await query(connection, joinSql([{ sql: 'START TRANSACTION', bindings: [] }, ...reads]), reads.flatMap((s) => s.bindings))) as Row[][];
+    const { writes, value } = plan(sets.slice(1));
+    await query(connection, joinSql([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
     return value;
   } catch (err) {
     // Anything not committed is rolled back; on a dead connection the server has already done it.
-    await db.raw('ROLLBACK').connection(connection).catch(() => undefined);
+    await query(connection, 'ROLLBACK', []).catch(() => undefined);
     throw err;
   } finally {
     await db.client.releaseConnection(connection);
   }
+}
+
+interface MysqlConnection {
+  query(sql: string, values: unknown[], callback: (err: Error | null, result: unknown) => void): void;
+}
+
+function query(connection: MysqlConnection, sql: string, values: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => connection.query(sql, values, (err, result) => (err ? reject(err) : resolve(result))));
 }
 
 async function sqliteTwoPhase<T>(db: Db, reads: Stmt[], plan: (rows: Row[][]) => { writes: Stmt[]; value: T }): Promise<T> {

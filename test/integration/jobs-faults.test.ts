@@ -12,30 +12,13 @@ import { expectMeteringInvariants } from '../support/invariants.js';
 const AUD = 1_000_000;
 const HOLD_TTL_MS = 15 * 60_000;
 
-type QueryFn = (this: { config: unknown }, connection: unknown, query: unknown) => Promise<unknown>;
-
-/**
- * Runs `hook` before every statement that `db` sends — transactions included (knex gives each transaction its own
- * client object whose query comes from the dialect's prototype, so that is where the hook goes; other pools in this
- * test file pass straight through). Returns the undo.
- */
-function beforeEachStatement(db: Db, hook: (sql: string, connection: unknown) => Promise<void>): () => void {
-  const proto = Object.getPrototypeOf(db.client) as { query: QueryFn };
-  const original = proto.query;
-  const target = db.client.config;
-  proto.query = async function (this: { config: unknown }, connection, query) {
-    if (this.config === target) await hook(typeof query === 'string' ? query : (query as { sql: string }).sql, connection);
-    return original.call(this, connection, query);
-  };
-  return () => {
-    proto.query = original;
-  };
-}
-
-/** What a MySQL session is doing (its processlist state), e.g. 'Waiting for table metadata lock'. */
-async function stateOf(db: Db, threadId: number): Promise<string> {
-  const [rows] = await db.raw('SELECT COALESCE(STATE, \'\') AS state FROM information_schema.PROCESSLIST WHERE ID = ?', [threadId]);
-  return String(rows[0]?.state ?? '').toLowerCase();
+/** The MySQL session running a query that contains `text` and waiting for a lock, if there is one. */
+async function sessionBlockedIn(db: Db, text: string): Promise<number | null> {
+  const [rows] = await db.raw(
+    "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE ? AND STATE LIKE '%lock%'",
+    [`%${text}%`],
+  );
+  return rows.length === 1 ? Number(rows[0].id) : null;
 }
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -118,21 +101,18 @@ describe(`faults around metering (${dialect})`, () => {
       // (and the key and team updates) and then blocks at the ledger insert. There, mid-transaction, the server
       // ends its session, as an operator's KILL or a failover would.
       const blocker = await t.db.client.acquireConnection();
-      let victim: number | null = null;
-      const undo = beforeEachStatement(proxy.services.db, async (sql, connection) => {
-        if (/INSERT INTO usage_events/i.test(sql)) victim = (connection as { threadId: number }).threadId;
-      });
       try {
         await t.db.raw('LOCK TABLES ledger_entries WRITE').connection(blocker);
         const settling = settle(proxy.services, hold, 1_500_000);
         settling.catch(() => undefined);
-        await waitFor(async () => victim !== null && (await stateOf(t.db, victim)).includes('lock'));
+        let victim: number | null = null;
+        // The processlist shows the statement of the multi-statement write phase now running: the ledger insert.
+        await waitFor(async () => (victim = await sessionBlockedIn(t.db, 'INSERT INTO ledger_entries')) !== null);
         const [rows] = await t.db.raw('SELECT COUNT(*) AS n FROM usage_events WHERE request_id = ?', [hold.requestId]);
         expect(Number(rows[0].n)).toBe(0); // not visible outside the transaction
         await t.db.raw('KILL CONNECTION ?', [victim]);
         await expect(settling).rejects.toThrow(/closed|lost|kill|interrupt/i);
       } finally {
-        undo();
         await t.db.raw('UNLOCK TABLES').connection(blocker);
         await t.db.client.releaseConnection(blocker);
       }
