@@ -56,7 +56,7 @@ export class ModelsService {
         const byId = new Map(rows.map((r: Record<string, unknown>) => [r.id as string, modelFromRow(r)]));
         return ids.map((id) => byId.get(id) ?? null);
       },
-      { maxBatch: 100, maxConcurrent: 2 },
+      { maxBatch: 100, maxConcurrent: 1 },
     );
   }
 
