@@ -1,7 +1,7 @@
 // `npm run bench`: ModelBridge (MySQL, metering on, jobs off) and the Portkey gateway side by side, against the same
 // fake upstream on loopback, in one run. Writes raw results and a markdown summary to bench/results/.
 // Knobs: BENCH_DURATION (s, default 10, for the direct load), BENCH_REQUESTS (requests per proxy load, default
-// 10000: a fixed count, so every request is answered before the load ends and the counts compare exactly),
+// 20000: a fixed count, so every request is answered before the load ends and the counts compare exactly),
 // BENCH_CONNECTIONS (32), BENCH_LATENCY_COUNT (2000),
 // BENCH_DATABASE_URL (mysql://root@127.0.0.1:3306/modelbridge_bench — dropped and re-created), BENCH_SKIP_PEER=1.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -15,7 +15,7 @@ import type { LoadSpec } from './load.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const durationSeconds = Number(process.env.BENCH_DURATION ?? 10);
-const requestsPerLoad = Number(process.env.BENCH_REQUESTS ?? 10_000);
+const requestsPerLoad = Number(process.env.BENCH_REQUESTS ?? 20_000);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const latencyCount = Number(process.env.BENCH_LATENCY_COUNT ?? 2000);
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/modelbridge_bench';
