@@ -6,7 +6,7 @@ import { effectiveStatus, type KeyStatus } from '../keys/key.js';
 import { toMicro, toMicroOrNull, type Micro } from '../money.js';
 import { personalAvailable, splitPersonalDebit, type PersonalBuckets } from './debit-order.js';
 import type { Period } from './period.js';
-import { MeteringRefusal } from './refusal.js';
+import { MeteringRefusal, refuseUnusableKey } from './refusal.js';
 import type { AdmissionRequest, Hold, Settlement, SettleResult } from './metering.service.js';
 
 /**
@@ -186,8 +186,7 @@ export async function admitBatch(
 }
 
 function admitOne(item: AdmissionItem, key: KeyState, payer: PersonalState | TeamState | undefined): Micro {
-  if (key.status === 'revoked') throw new MeteringRefusal('key_revoked', 'This API key has been revoked.');
-  if (key.status === 'expired') throw new MeteringRefusal('key_expired', 'This API key has expired.');
+  refuseUnusableKey(key.status);
   const keyRoom = key.limit === null ? Number.MAX_SAFE_INTEGER : key.limit - key.spend;
   if (key.status === 'limit_reached' || keyRoom <= 0) throw limitReached(key);
   const keyHold = reserve(item.estimateMicro, keyRoom, key.held);

@@ -4,12 +4,12 @@ import { toBool, toDate } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
 import type { Clock } from '../clock.js';
 import { toMicro, type Micro } from '../money.js';
-import { keyFromRow, type ApiKey, type KeyStatus } from '../keys/key.js';
+import { keyFromRow, type ApiKey } from '../keys/key.js';
 import { admitBatch, PeriodRolloverDue, settleBatch, type AdmissionItem, type SettlementItem } from './metering-batch.js';
 import { billingPeriodAt } from './period.js';
 import { lockPersonalBalanceWithPlan } from './rollover.service.js';
 import { rollPersonalPeriodIfDue } from './rollover.js';
-import { MeteringRefusal } from './refusal.js';
+import { MeteringRefusal, refuseUnusableKey } from './refusal.js';
 
 export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned';
 
@@ -96,7 +96,7 @@ export class MeteringService {
     const row = await this.keyLookups.submit(keyHash);
     if (!row) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
     const key = keyFromRow(row, this.deps.clock.now());
-    refuseUnusable(key.status, toBool(row.owner_disabled));
+    refuseUnusableKey(key.status, toBool(row.owner_disabled));
     return key;
   }
 
@@ -196,11 +196,4 @@ export class MeteringService {
       createdAt: toDate(r.created_at),
     }));
   }
-
-}
-
-function refuseUnusable(status: KeyStatus, ownerDisabled: boolean): void {
-  if (status === 'revoked') throw new MeteringRefusal('key_revoked', 'This API key has been revoked.');
-  if (status === 'expired') throw new MeteringRefusal('key_expired', 'This API key has expired.');
-  if (ownerDisabled) throw new MeteringRefusal('invalid_api_key', 'The account that owns this API key is disabled.');
 }

@@ -20,3 +20,10 @@ export class MeteringRefusal extends Error {
     this.name = 'MeteringRefusal';
   }
 }
+
+/** Refuses a key that can no longer be used: revoked (rotation retirement included), expired, or owner disabled. */
+export function refuseUnusableKey(status: 'active' | 'revoked' | 'expired' | 'limit_reached', ownerDisabled = false): void {
+  if (status === 'revoked') throw new MeteringRefusal('key_revoked', 'This API key has been revoked.');
+  if (status === 'expired') throw new MeteringRefusal('key_expired', 'This API key has expired.');
+  if (ownerDisabled) throw new MeteringRefusal('invalid_api_key', 'The account that owns this API key is disabled.');
+}
