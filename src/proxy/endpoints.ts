@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Provider } from '../domain/models/models.service.js';
 import { invalidRequest } from './errors.js';
-import type { ApiFormat, EndpointName } from './upstreams/types.js';
+import type { ApiFormat, MeteredEndpointName } from './upstreams/types.js';
 
 /** What metering needs to know about a request; the body itself is forwarded as the client wrote it. */
 export interface MeteredRequest {
@@ -16,7 +16,7 @@ export interface MeteredRequest {
 }
 
 export interface EndpointSpec {
-  name: EndpointName;
+  name: MeteredEndpointName;
   /** The public path, as recorded on holds and usage events. */
   path: string;
   format: ApiFormat;
@@ -66,7 +66,7 @@ function check<T>(schema: z.ZodType<T>, body: unknown): T {
   throw invalidRequest(`Invalid request: ${field}: ${issue.message}.`);
 }
 
-export const ENDPOINTS: Record<EndpointName, EndpointSpec> = {
+export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
   chat: {
     name: 'chat',
     path: '/v1/chat/completions',

@@ -1,6 +1,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { AppDeps } from '../app-deps.js';
 import type { ProxyContext } from './context.js';
+import { countTokens } from './count-tokens.js';
 import { ENDPOINTS } from './endpoints.js';
 import { ProxyError, sendProxyError } from './errors.js';
 import { formatOf, getModel, keyStatus, listModels } from './info.js';
@@ -32,6 +33,7 @@ export function createProxyRouter(deps: AppDeps): Router {
   router.post('/chat/completions', meteredHandler(ctx, ENDPOINTS.chat));
   router.post('/embeddings', meteredHandler(ctx, ENDPOINTS.embeddings));
   router.post('/messages', meteredHandler(ctx, ENDPOINTS.messages));
+  router.post('/messages/count_tokens', countTokens(ctx));
   router.get('/models', listModels(ctx));
   router.get('/models/*id', getModel(ctx));
   router.get('/key', keyStatus(ctx));

@@ -50,6 +50,25 @@ describe(`Anthropic Messages through the official SDK (${dialect})`, () => {
     expect(fake.served).toBe(1);
   });
 
+  it('counts tokens through the upstream for free (Claude Code calls /v1/messages/count_tokens)', async () => {
+    const before = (await eventsOf()).length;
+    const counted = await anthropic.messages.countTokens({ model: body.model, system: body.system, messages: body.messages });
+    expect(counted.input_tokens).toBe(fake.expectedUsage(body).inputTokens);
+    const rec = fake.requests[0]!;
+    expect(rec.path).toBe('/v1/messages/count_tokens');
+    expect(rec.headers['x-api-key']).toBe(PROVIDER_KEY);
+    expect(JSON.stringify(rec.headers)).not.toContain(secret);
+    expect(await eventsOf()).toHaveLength(before);
+    expect(await app.t.db('holds')).toHaveLength(0);
+
+    await expect(anthropic.messages.countTokens({ model: 'no-such-model', messages: body.messages })).rejects.toBeInstanceOf(Anthropic.NotFoundError);
+    await expect(new Anthropic({ apiKey: 'mbk_wrong', baseURL: app.url, maxRetries: 0 }).messages.countTokens({ model: body.model, messages: body.messages }))
+      .rejects.toBeInstanceOf(Anthropic.AuthenticationError);
+    fake.setMode('error');
+    await expect(anthropic.messages.countTokens({ model: body.model, messages: body.messages })).rejects.toMatchObject({ status: 502 });
+    fake.setMode('ok');
+  });
+
   it('sends the provider key and an anthropic-version upstream, never the client key', async () => {
     await anthropic.messages.create(body);
     const rec = fake.requests[0]!;

@@ -44,6 +44,8 @@ describe(`the built-in demo upstream, with no provider configured (${dialect})`,
     expect(res.content[0]).toMatchObject({ type: 'text', text: expect.stringMatching(/^\[ModelBridge demo\].*ANTHROPIC_API_KEY/) });
     const final = await anthropic.messages.stream({ model: 'claude-haiku-4-5', max_tokens: 3, messages: [{ role: 'user', content: 'Hi!' }] }).finalMessage();
     expect(final.usage.output_tokens).toBe(3);
+    const counted = await anthropic.messages.countTokens({ model: 'claude-haiku-4-5', messages: [{ role: 'user', content: 'Hi!' }] });
+    expect(counted.input_tokens).toBeGreaterThan(0);
   });
 
   it('cannot be used directly, bypassing the proxy', async () => {

@@ -5,7 +5,9 @@ import type { Provider } from '../../domain/models/models.service.js';
 export type ApiFormat = 'openai' | 'anthropic';
 
 /** The metered endpoints, by what they do (each belongs to one provider's format). */
-export type EndpointName = 'chat' | 'embeddings' | 'messages';
+export type MeteredEndpointName = 'chat' | 'embeddings' | 'messages';
+/** Every upstream endpoint: the metered ones, and Anthropic's token counting (free upstream, so not metered). */
+export type EndpointName = MeteredEndpointName | 'countTokens';
 
 export interface TokenUsage {
   inputTokens: number;

@@ -60,7 +60,7 @@ export const anthropicProvider: UpstreamProvider = {
   name: 'anthropic',
   format: 'anthropic',
   defaultBaseUrl: 'https://api.anthropic.com',
-  paths: { messages: '/v1/messages' },
+  paths: { messages: '/v1/messages', countTokens: '/v1/messages/count_tokens' },
 
   headers(apiKey, client) {
     const version = client['anthropic-version'];

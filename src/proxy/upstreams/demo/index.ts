@@ -3,7 +3,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { timingSafeEqual } from 'node:crypto';
 import { randomBase62 } from '../../../domain/ids.js';
 import type { Provider } from '../../../domain/models/models.service.js';
-import { anthropicMessage, anthropicStream, openaiChat, openaiChatStream, openaiEmbeddings, type DemoBody } from './replies.js';
+import { anthropicCountTokens, anthropicMessage, anthropicStream, openaiChat, openaiChatStream, openaiEmbeddings, type DemoBody } from './replies.js';
 
 /**
  * The built-in demo upstream: an OpenAI- and Anthropic-compatible endpoint this app serves itself under /demo, used
@@ -55,6 +55,9 @@ export function createDemoUpstreamRouter(): Router {
     const body = req.body as DemoBody;
     if (body.stream === true) return anthropicStream(res, body);
     res.json(anthropicMessage(body));
+  });
+  router.post('/anthropic/v1/messages/count_tokens', (req: Request, res: Response) => {
+    res.json(anthropicCountTokens(req.body as DemoBody));
   });
   return router;
 }

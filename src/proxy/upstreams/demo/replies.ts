@@ -56,6 +56,10 @@ export function openaiChatStream(res: Response, body: DemoBody): void {
   sendEvents(res, events);
 }
 
+export function anthropicCountTokens(body: DemoBody) {
+  return { input_tokens: inputTokens(body) };
+}
+
 export function anthropicMessage(body: DemoBody) {
   const words = replyWords(body, 'Anthropic');
   return {

@@ -1,0 +1,57 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { lookUpKey, readApiKey } from './authenticate.js';
+import { readJsonBody } from './body.js';
+import type { ProxyContext } from './context.js';
+import { ENDPOINTS } from './endpoints.js';
+import { collect, header, MAX_ERROR_BODY_BYTES } from './exchange.js';
+import { describeError, invalidRequest, modelNotFound, sendProxyError, upstreamFailed } from './errors.js';
+import { isUpstreamTimeout } from './upstreams/http.js';
+
+/** Token counting answers quickly; a stuck upstream should not hold the client for the full request timeout. */
+const COUNT_TIMEOUT_MS = 30_000;
+
+/**
+ * POST /v1/messages/count_tokens (Anthropic; Claude Code calls it): forwarded to the configured Anthropic upstream
+ * and answered as it answers. Counting is free upstream, so nothing is held or charged; it still needs a usable
+ * key (revoked and expired keys get 401), like every /v1 route, and a model of the catalog.
+ */
+export function countTokens(ctx: ProxyContext): RequestHandler {
+  return async (req: Request, res: Response) => {
+    try {
+      const key = lookUpKey(ctx.metering, readApiKey(req));
+      const body = await readJsonBody(req);
+      await key;
+      const id = body.json.model;
+      if (typeof id !== 'string' || id.length === 0 || id.length > 200) throw invalidRequest('Invalid request: model: a model id is required.');
+      if (!Array.isArray(body.json.messages)) throw invalidRequest('Invalid request: messages: an array is required.');
+      const model = await ctx.models.lookup(id);
+      if (!model || !model.enabled) throw modelNotFound(id);
+      if (model.provider !== ENDPOINTS.messages.provider)
+        throw invalidRequest(`The model '${model.id}' is served in the ${model.provider} format: token counting is for anthropic models.`);
+      body.json.model = model.upstreamModel;
+      const target = ctx.upstreams.resolve('anthropic', req.socket);
+      let status: number;
+      let answer: Buffer;
+      let contentType: string | undefined;
+      try {
+        const upstream = await ctx.http.send(target, 'countTokens', {
+          body: JSON.stringify(body.json),
+          clientHeaders: req.headers,
+          signal: AbortSignal.timeout(COUNT_TIMEOUT_MS),
+        });
+        status = upstream.statusCode;
+        contentType = header(upstream, 'content-type');
+        answer = await collect(upstream.body, MAX_ERROR_BODY_BYTES);
+      } catch (err) {
+        ctx.logger.warn({ model: model.id, err: describeError(err) }, 'token counting upstream request failed');
+        throw upstreamFailed(isUpstreamTimeout(err) || (err as Error).name === 'TimeoutError');
+      }
+      // As for metered requests: the operator's credential refused, or the upstream failing, is our 502.
+      if (status === 401 || status === 403 || status >= 500) throw upstreamFailed(false);
+      res.writeHead(status, { 'content-type': contentType ?? 'application/json', 'content-length': answer.length });
+      res.end(answer);
+    } catch (err) {
+      sendProxyError(res, 'anthropic', err, ctx.logger);
+    }
+  };
+}
