@@ -10,6 +10,7 @@ import { MeteringService } from './billing/metering.service.js';
 import { ModelsService } from './models/models.service.js';
 import { PlansService } from './accounts/plans.js';
 import { UsageService } from './usage/usage.service.js';
+import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
@@ -42,6 +43,7 @@ export function createServices(options: ServicesOptions) {
     models: new ModelsService({ db, clock, audit }),
     plans: new PlansService({ db, clock, audit }),
     usage: new UsageService({ db, clock, timeZone, keys }),
+    usageReports: new UsageReports({ db, clock, keys }),
     keyExpiry: new KeyExpiryService({ db, clock, audit }),
     reconcile: new ReconcileService({ db, clock, audit }),
     rollover: new RolloverService({ db, clock, timeZone }),

@@ -4,7 +4,6 @@ import express, { Router } from 'express';
 import helmet from 'helmet';
 import type { AppDeps } from '../app-deps.js';
 import { LoginThrottle } from '../domain/accounts/login-throttle.js';
-import { UsageReports } from '../domain/usage/usage-reports.js';
 import type { Portal } from './context.js';
 import { loadSession, requireAdmin, requireUser, sameOriginOnly } from './guards.js';
 import { createRender } from './render.js';
@@ -31,7 +30,7 @@ export function createPortalRouter(deps: AppDeps): Router {
   const portal: Portal = {
     deps,
     render,
-    reports: new UsageReports({ db: services.db, clock: services.clock, keys: services.keys }),
+    reports: services.usageReports,
     throttle: new LoginThrottle({ clock: services.clock }),
   };
   const secure = config.publicUrl?.startsWith('https:') ?? false;
