@@ -112,7 +112,7 @@ describe(`settlement is exactly once (${dialect})`, () => {
       // The settlement holds the key row and waits for the payer's row…
       await waitFor(async () => {
         // Its read phase is one multi-statement query: the session is busy in it, waiting on the balance row lock.
-        const [rows] = await t.db.raw("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND command = 'Query' AND info LIKE ? AND info LIKE ?", ['%FROM personal_balances WHERE user_id IN%FOR UPDATE%', `%'${owner.user.id}'%`]);
+        const [rows] = await t.db.raw("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND command = 'Query' AND info LIKE ? AND info LIKE ?", ['%FROM personal_balances b WHERE b.user_id IN%FOR UPDATE%', `%'${owner.user.id}'%`]);
         return Number(rows[0].n) === 1;
       });
       // …and now the second transaction asks for the key row: a cycle. Getting it proves the settlement was rolled back.

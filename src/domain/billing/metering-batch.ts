@@ -58,20 +58,23 @@ function lock(sql: string): string {
 }
 
 /** The locked reads of a batch, and where each result set lands (statements with nothing to read are left out). */
-function keyReads(keyIds: string[], userIds: string[], teamIds: string[]): { reads: Stmt[]; at: { keys: number; balances: number; teams: number; plans: number } } {
+function keyReads(keyIds: string[], userIds: string[], teamIds: string[]): { reads: Stmt[]; at: { keys: number; balances: number; teams: number } } {
   const reads: Stmt[] = [
     { sql: lock(`SELECT id, owner_id, team_id, status, spend_micro, held_micro, spend_limit_micro, request_count, expires_at, retire_at FROM api_keys WHERE id IN (${placeholders(keyIds.length)}) ORDER BY id`), bindings: keyIds },
   ];
-  const at = { keys: 0, balances: -1, teams: -1, plans: -1 };
+  const at = { keys: 0, balances: -1, teams: -1 };
   if (userIds.length) {
-    at.balances = reads.push({ sql: lock(`SELECT user_id, included_used_micro, prepaid_micro, overage_used_micro, held_micro, period_start FROM personal_balances WHERE user_id IN (${placeholders(userIds.length)}) ORDER BY user_id`), bindings: userIds }) - 1;
+    // The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery
+    // (MySQL and MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the
+    // plan — while the balance row is locked, in one statement.
+    const plan = (column: string) => `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id) AS ${column}`;
+    at.balances = reads.push({
+      sql: lock(`SELECT b.user_id, b.included_used_micro, b.prepaid_micro, b.overage_used_micro, b.held_micro, b.period_start, ${plan('included_micro')}, ${plan('overage_allowed')}, ${plan('overage_cap_micro')} FROM personal_balances b WHERE b.user_id IN (${placeholders(userIds.length)}) ORDER BY b.user_id`),
+      bindings: userIds,
+    }) - 1;
   }
   if (teamIds.length) {
     at.teams = reads.push({ sql: lock(`SELECT id, balance_micro, held_micro FROM teams WHERE id IN (${placeholders(teamIds.length)}) ORDER BY id`), bindings: teamIds }) - 1;
-  }
-  if (userIds.length) {
-    // Plans are read without a lock: locking the shared plan row would serialise every user of the plan.
-    at.plans = reads.push({ sql: `SELECT u.id AS user_id, p.included_micro, p.overage_allowed, p.overage_cap_micro FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id IN (${placeholders(userIds.length)})`, bindings: userIds }) - 1;
   }
   return { reads, at };
 }
@@ -104,25 +107,22 @@ function keyStates(rows: Row[], now: Date): Map<string, KeyState> {
  * Personal balances as of the current period: counters stored for an earlier period count as zero (the roll-over,
  * which writes the statement, happens before settlement; admission only needs the right headroom).
  */
-function personalStates(balances: Row[], plans: Row[], period: Period): Map<string, PersonalState> {
-  const planOf = new Map(plans.map((p) => [p.user_id as string, p]));
+function personalStates(balances: Row[], period: Period): Map<string, PersonalState> {
   const out = new Map<string, PersonalState>();
   for (const b of balances) {
     const userId = b.user_id as string;
-    const plan = planOf.get(userId);
-    if (!plan) continue;
     const current = toDate(b.period_start).getTime() >= period.start.getTime();
     out.set(userId, {
       userId,
       stale: !current,
       held: toMicro(b.held_micro),
       buckets: {
-        includedMicro: toMicro(plan.included_micro),
+        includedMicro: toMicro(b.included_micro),
         includedUsedMicro: current ? toMicro(b.included_used_micro) : 0,
         prepaidMicro: toMicro(b.prepaid_micro),
         overageUsedMicro: current ? toMicro(b.overage_used_micro) : 0,
-        overageAllowed: toBool(plan.overage_allowed),
-        overageCapMicro: toMicroOrNull(plan.overage_cap_micro),
+        overageAllowed: toBool(b.overage_allowed),
+        overageCapMicro: toMicroOrNull(b.overage_cap_micro),
       },
     });
   }
@@ -162,7 +162,7 @@ export async function admitBatch(
   const { reads, at } = keyReads(keyIds, userIds, teamIds);
   return twoPhaseTransaction(db, reads, (sets) => {
     const keys = keyStates(setAt(sets, at.keys), ctx.now);
-    const people = personalStates(setAt(sets, at.balances), setAt(sets, at.plans), ctx.period);
+    const people = personalStates(setAt(sets, at.balances), ctx.period);
     const teams = teamStates(setAt(sets, at.teams));
     const results: Array<Hold | Error> = [];
     const holds: Hold[] = [];
@@ -265,7 +265,7 @@ export async function settleBatch(db: Db, items: SettlementItem[], ctx: { now: D
   ) - 1;
   return twoPhaseTransaction(db, reads, (sets) => {
     const keys = keyStates(setAt(sets, at.keys), ctx.now);
-    const people = personalStates(setAt(sets, at.balances), setAt(sets, at.plans), ctx.period);
+    const people = personalStates(setAt(sets, at.balances), ctx.period);
     const teams = teamStates(setAt(sets, at.teams));
     const holdRows = setAt(sets, holdsAt);
     const stale = [...people.values()].filter((p) => p.stale).map((p) => p.userId);
