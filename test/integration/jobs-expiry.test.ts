@@ -4,20 +4,16 @@ import { hashSecret } from '../../src/auth/secret-format.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { startTestApp } from '../support/app.js';
-import { createTestDb, dialect, type TestDb } from '../support/db.js';
+import { dialect, type TestDb } from '../support/db.js';
 import { startFakeUpstream } from '../support/fake-upstream.js';
 import { makeKey, makeUser } from '../support/factories.js';
-import { countRows, jobInstance, metricValue, type JobInstance } from '../support/jobs.js';
+import { countRows, jobFixture, jobInstance, metricValue, type JobInstance } from '../support/jobs.js';
 
 describe(`expire-keys job (${dialect})`, () => {
   let t: TestDb;
   let clock: ManualClock;
   let a: JobInstance;
-  beforeAll(async () => {
-    t = await createTestDb();
-    clock = new ManualClock('2026-11-26T00:00:00.000Z');
-    a = jobInstance(t.db, clock);
-  });
+  beforeAll(async () => ({ t, clock, a } = await jobFixture()));
   afterAll(async () => t.destroy());
 
   it('refuses a key at its expiry instant, then stores `expired` with one audit event, once', async () => {

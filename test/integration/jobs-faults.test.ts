@@ -4,9 +4,9 @@ import { toBool } from '../../src/db/rows.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { toMicro } from '../../src/domain/money.js';
-import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
+import { dialect, onMysql, type TestDb } from '../support/db.js';
 import { makeKey, makeTeam, makeUser } from '../support/factories.js';
-import { admit, countRows, jobInstance, settle, type JobInstance } from '../support/jobs.js';
+import { admit, countRows, jobFixture, jobInstance, settle, type JobInstance } from '../support/jobs.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
 
 const AUD = 1_000_000;
@@ -47,11 +47,7 @@ describe(`faults around metering (${dialect})`, () => {
   let t: TestDb;
   let clock: ManualClock;
   let a: JobInstance;
-  beforeAll(async () => {
-    t = await createTestDb();
-    clock = new ManualClock('2026-11-26T00:00:00.000Z');
-    a = jobInstance(t.db, clock);
-  });
+  beforeAll(async () => ({ t, clock, a } = await jobFixture()));
   // Independently of the jobs' own accounting: every cache equals its ledger sum after every test.
   afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t.destroy());

@@ -2,9 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toDate } from '../../src/db/rows.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { toMicro } from '../../src/domain/money.js';
-import { createTestDb, dialect, type TestDb } from '../support/db.js';
+import { dialect, type TestDb } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
-import { admit, countRows, jobInstance, settle, spend, type JobInstance } from '../support/jobs.js';
+import { admit, countRows, jobFixture, settle, spend, type JobInstance } from '../support/jobs.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
 
 const AUD = 1_000_000;
@@ -22,11 +22,7 @@ describe(`rollover job in Australia/Sydney (${dialect})`, () => {
   let t: TestDb;
   let clock: ManualClock;
   let a: JobInstance;
-  beforeAll(async () => {
-    t = await createTestDb();
-    clock = new ManualClock('2026-10-20T00:00:00.000Z');
-    a = jobInstance(t.db, clock);
-  });
+  beforeAll(async () => ({ t, clock, a } = await jobFixture('2026-10-20T00:00:00.000Z')));
   // Independently of the jobs' own accounting: every cache equals its ledger sum after every test.
   afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t.destroy());

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Db } from '../../src/db/knex.js';
 import type { Hold } from '../../src/domain/billing/metering.service.js';
-import type { Clock } from '../../src/domain/clock.js';
+import { ManualClock, type Clock } from '../../src/domain/clock.js';
 import { randomBase62 } from '../../src/domain/ids.js';
 import { createServices, type Services } from '../../src/domain/services.js';
 import { createJobs } from '../../src/jobs/index.js';
@@ -9,6 +9,7 @@ import type { JobName } from '../../src/jobs/job.js';
 import { JobRunner } from '../../src/jobs/runner.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
+import { createTestDb, type TestDb } from './db.js';
 
 export const TIME_ZONE = 'Australia/Sydney';
 
@@ -84,4 +85,11 @@ export async function metricValue(metrics: Metrics, name: string, labels: Record
 export async function countRows(db: Db, table: string, where: Record<string, unknown> = {}): Promise<number> {
   const row = await db(table).where(where).count({ n: '*' }).first();
   return Number(row?.n ?? 0);
+}
+
+/** A job test file's world: a fresh database, a ManualClock at `start`, and one job instance on them. */
+export async function jobFixture(start = '2026-11-26T00:00:00.000Z'): Promise<{ t: TestDb; clock: ManualClock; a: JobInstance }> {
+  const t = await createTestDb();
+  const clock = new ManualClock(start);
+  return { t, clock, a: jobInstance(t.db, clock) };
 }
