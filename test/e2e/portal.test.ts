@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { createJobs } from '../../src/jobs/index.js';
 import { JOB_NAMES } from '../../src/jobs/job.js';
 import { JobRunner } from '../../src/jobs/runner.js';
-import { chromiumAvailable, openBrowser, type Browser } from './support/browser.js';
+import { chromiumAvailable, htmxIdle, openBrowser, type Browser } from './support/browser.js';
 
 const DAY = 86_400_000;
 
@@ -129,8 +129,10 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     await input.waitFor();
     expect(new URL(page.url()).pathname).toBe('/keys'); // no navigation: an in-place swap
     // Escape cancels the edit; open it again.
+    await htmxIdle(page);
     await input.press('Escape');
     await page.locator('tr', { hasText: 'Deploy bot' }).getByRole('link', { name: /Edit the spending limit/ }).waitFor();
+    await htmxIdle(page);
     await page.locator('tr', { hasText: 'Deploy bot' }).getByRole('link', { name: /Edit the spending limit/ }).click();
     await input.waitFor();
     await input.fill('5');

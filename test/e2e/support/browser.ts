@@ -56,3 +56,11 @@ if (!chromiumAvailable) {
   if (process.env.CI === 'true' || process.env.CI === '1') throw new Error(message);
   console.warn(`!!! SKIPPING browser tests: ${message}`);
 }
+
+/**
+ * Waits until htmx has no request in flight and has finished swapping and settling new content — only then are the
+ * swapped-in elements wired up (their hx-* attributes processed), so a key press or click goes where a user's would.
+ */
+export async function htmxIdle(page: Page): Promise<void> {
+  await page.waitForFunction(() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added'));
+}
