@@ -1,5 +1,4 @@
 import type { Db, Queryable } from '../../db/knex.js';
-import { toDate } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
 import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
@@ -9,6 +8,7 @@ import { MAX_AMOUNT_MICRO, toMicro, type Micro } from '../money.js';
 import { planFromRow, type Plan } from '../accounts/plans.js';
 import { appendLedger } from './ledger.js';
 import { billingPeriodAt } from './period.js';
+import { countersInPeriod } from './rollover.js';
 
 export interface PersonalBalance {
   plan: Plan;
@@ -41,14 +41,13 @@ export class BalancesService {
     if (!row) throw notFound('Balance');
     const plan = planFromRow(row);
     const period = billingPeriodAt(this.deps.clock.now(), this.deps.timeZone);
-    // Until the roll-over job has run for a new month, the stored counters belong to the previous period.
-    const stale = toDate(row.period_start).getTime() < period.start.getTime();
+    const counters = countersInPeriod(row, period);
     return {
       plan,
       includedMicro: plan.includedMicro,
-      includedUsedMicro: stale ? 0 : toMicro(row.included_used_micro),
+      includedUsedMicro: counters.includedUsedMicro,
       prepaidMicro: toMicro(row.prepaid_micro),
-      overageUsedMicro: stale ? 0 : toMicro(row.overage_used_micro),
+      overageUsedMicro: counters.overageUsedMicro,
       overageCapMicro: plan.overageAllowed ? plan.overageCapMicro : 0,
       heldMicro: toMicro(row.held_micro),
       periodStart: period.start,

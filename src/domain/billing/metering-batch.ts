@@ -3,9 +3,10 @@ import type { Db } from '../../db/knex.js';
 import { toBool, toDate, toDateOrNull } from '../../db/rows.js';
 import { caseOf, placeholders, twoPhaseTransaction, type Row, type Stmt } from '../../db/two-phase.js';
 import { effectiveStatus, type KeyStatus } from '../keys/key.js';
-import { toMicro, toMicroOrNull, type Micro } from '../money.js';
+import { microToAud, toMicro, toMicroOrNull, type Micro } from '../money.js';
 import { personalAvailable, splitPersonalDebit, type PersonalBuckets } from './debit-order.js';
 import type { Period } from './period.js';
+import { countersInPeriod } from './rollover.js';
 import { MeteringRefusal, refuseUnusableKey } from './refusal.js';
 import type { AdmissionRequest, Hold, Settlement, SettleResult } from './metering.service.js';
 
@@ -111,16 +112,16 @@ function personalStates(balances: Row[], period: Period): Map<string, PersonalSt
   const out = new Map<string, PersonalState>();
   for (const b of balances) {
     const userId = b.user_id as string;
-    const current = toDate(b.period_start).getTime() >= period.start.getTime();
+    const { includedUsedMicro, overageUsedMicro, stale } = countersInPeriod(b, period);
     out.set(userId, {
       userId,
-      stale: !current,
+      stale,
       held: toMicro(b.held_micro),
       buckets: {
         includedMicro: toMicro(b.included_micro),
-        includedUsedMicro: current ? toMicro(b.included_used_micro) : 0,
+        includedUsedMicro,
         prepaidMicro: toMicro(b.prepaid_micro),
-        overageUsedMicro: current ? toMicro(b.overage_used_micro) : 0,
+        overageUsedMicro,
         overageAllowed: toBool(b.overage_allowed),
         overageCapMicro: toMicroOrNull(b.overage_cap_micro),
       },
@@ -235,14 +236,10 @@ function updateColumn(table: string, idColumn: string, column: string, values: M
 function limitReached(key: KeyState): MeteringRefusal {
   return new MeteringRefusal(
     'spend_limit_reached',
-    `This API key has reached its spending limit (spent ${aud(key.spend)} of ${aud(key.limit ?? 0)} AUD). ` +
+    `This API key has reached its spending limit (spent ${microToAud(key.spend)} of ${microToAud(key.limit ?? 0)} AUD). ` +
       'Raise or remove the limit in the ModelBridge portal or with keys.update to continue.',
     { spentMicro: key.spend, limitMicro: key.limit },
   );
-}
-
-function aud(micro: Micro): string {
-  return (micro / 1_000_000).toFixed(6).replace(/0+$/, '').replace(/\.$/, '');
 }
 
 export interface SettlementItem {

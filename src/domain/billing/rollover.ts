@@ -4,6 +4,16 @@ import { toMicro, type Micro } from '../money.js';
 import type { Period } from './period.js';
 
 /**
+ * A balance row's per-period counters as of the current period. Until the row is rolled over, the stored included
+ * and overage counters belong to an earlier period, so for the current one they are zero. The one statement of that
+ * rule: balances, admission, settlement and the roll-over itself read counters through it.
+ */
+export function countersInPeriod(row: Record<string, unknown>, current: Period): { includedUsedMicro: Micro; overageUsedMicro: Micro; stale: boolean } {
+  if (toDate(row.period_start).getTime() < current.start.getTime()) return { includedUsedMicro: 0, overageUsedMicro: 0, stale: true };
+  return { includedUsedMicro: toMicro(row.included_used_micro), overageUsedMicro: toMicro(row.overage_used_micro), stale: false };
+}
+
+/**
  * Rolls a user's locked balance row into the current billing period when a month boundary has passed: writes the
  * statement of the period that ended (once: unique per user and period) and resets the included and overage
  * counters. Called by settlement and admission (so a request just after midnight is charged to the new month even
@@ -15,10 +25,9 @@ export async function rollPersonalPeriodIfDue(
   current: Period,
   now: Date,
 ): Promise<{ includedUsedMicro: Micro; overageUsedMicro: Micro; rolled: boolean }> {
+  const counters = countersInPeriod(row, current);
+  if (!counters.stale) return { ...counters, rolled: false };
   const storedStart = toDate(row.period_start);
-  if (storedStart.getTime() >= current.start.getTime()) {
-    return { includedUsedMicro: toMicro(row.included_used_micro), overageUsedMicro: toMicro(row.overage_used_micro), rolled: false };
-  }
   const userId = row.user_id as string;
   const spend = await tx('usage_events')
     .where({ user_id: userId })
