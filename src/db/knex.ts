@@ -37,7 +37,7 @@ function createMysql(url: string, poolMax: number): Db {
       bigNumberStrings: true,
       decimalNumbers: false,
       charset: 'utf8mb4',
-      // Metering sends a transaction's reads, then its writes, as one query each (src/db/two-phase.ts). Values
+      // Metering sends a whole transaction as one multi-statement query (src/db/locked-transaction.ts). Values
       // always travel as ? bindings, never spliced into SQL, so this opens no injection path.
       multipleStatements: true,
     },

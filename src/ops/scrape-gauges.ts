@@ -4,15 +4,23 @@ import { listJobStatus } from '../domain/jobs/job-locks.js';
 
 const JOB_LAST_SUCCESS = 'modelbridge_job_last_success_timestamp_seconds';
 const JOB_LAST_FAILED = 'modelbridge_job_last_run_failed';
+const METERING_TRANSACTIONS = 'modelbridge_metering_transactions';
 
 /**
  * Gauges read from the database at scrape time, so they describe the whole installation (every instance), not just
- * the one that happens to be scraped: outstanding holds, and each job's last result as recorded in job_locks.
+ * the one that happens to be scraped: outstanding holds, and each job's last result as recorded in job_locks. Also
+ * this instance's metering transactions by path.
  */
 export async function refreshScrapeGauges(deps: AppDeps): Promise<void> {
   const { db, clock } = deps.services;
   const holds = await db('holds').count({ n: '*' }).first();
   deps.metrics.holdsOutstanding.set(Number(holds?.n ?? 0));
+
+  const transactions = gauge(deps.metrics.registry, METERING_TRANSACTIONS,
+    'Metering transactions of this instance since it started, by path: one_round_trip (planned from the rows as this instance last wrote them, checked under lock) or read_then_write (two round trips).',
+    ['path']);
+  transactions.set({ path: 'one_round_trip' }, deps.services.metering.transactions.oneRoundTrip);
+  transactions.set({ path: 'read_then_write' }, deps.services.metering.transactions.readThenWrite);
 
   const lastSuccess = gauge(deps.metrics.registry, JOB_LAST_SUCCESS, 'When each job last finished successfully on any instance (unix seconds).');
   const lastFailed = gauge(deps.metrics.registry, JOB_LAST_FAILED, 'Whether the most recent finished run of each job failed (1) or not (0).');
@@ -24,8 +32,8 @@ export async function refreshScrapeGauges(deps: AppDeps): Promise<void> {
 }
 
 /** Registered on first use in the app's own registry (tests run several apps, each with its registry). */
-function gauge(registry: Registry, name: string, help: string): Gauge<'job'> {
+function gauge<L extends string = 'job'>(registry: Registry, name: string, help: string, labelNames: readonly L[] = ['job'] as unknown as L[]): Gauge<L> {
   const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Gauge<'job'>;
-  return new Gauge({ name, help, labelNames: ['job'] as const, registers: [registry] });
+  if (existing) return existing as Gauge<L>;
+  return new Gauge({ name, help, labelNames, registers: [registry] });
 }

@@ -1,27 +1,37 @@
 import type { Knex } from 'knex';
 import type { Db } from '../../db/knex.js';
 import { toBool, toDate, toDateOrNull } from '../../db/rows.js';
-import { caseOf, placeholders, twoPhaseTransaction, type Row, type Stmt } from '../../db/two-phase.js';
+import { caseOf, deleteWhere, idIn, insertRows, lockedTransaction, updateWhere, type LockedRead, type Row, type Stmt, type Write } from '../../db/locked-transaction.js';
+import type { RowCache } from '../../db/row-cache.js';
 import { effectiveStatus, type KeyStatus } from '../keys/key.js';
 import { microToAud, toMicro, toMicroOrNull, type Micro } from '../money.js';
 import { personalAvailable, splitPersonalDebit, type PersonalBuckets } from './debit-order.js';
 import type { Period } from './period.js';
 import { countersInPeriod } from './rollover.js';
 import { MeteringRefusal, refuseUnusableKey } from './refusal.js';
-import type { AdmissionRequest, Hold, Settlement, SettleResult } from './metering.service.js';
+import type { AdmissionRequest, Hold, SettlementItem, SettleResult } from './metering.service.js';
 
 /**
- * Admission and settlement of MANY requests in one transaction each (see MicroBatcher): the same rules as one at a
- * time, applied item by item, in arrival order, to the locked rows held in memory — so a batch admits and charges
- * exactly what the same requests one after another would, while the database sees two round trips per batch.
+ * Admissions and settlements of MANY requests in one transaction (see MicroBatcher): the same rules as one at a
+ * time, applied item by item to the locked rows held in memory — the batch's settlements first (they release holds
+ * and so free headroom), then its admissions, each kind in arrival order. A batch admits and charges exactly what
+ * the same requests one after another in that order would, with one commit for all of them.
  *
  * Lock order (as everywhere): keys → personal balances → teams → holds, each sorted by id, so concurrent batches
  * (of this instance or others) queue behind each other instead of deadlocking.
+ *
+ * After each batch the rows as written are remembered (RowCache): the next batch on the same rows plans from them
+ * and locks, checks and writes in one round trip (lockedTransaction), falling back to read-then-write when another
+ * writer changed a row meanwhile.
  */
 
 const PENDING_RETRY_AFTER_SECONDS = 2;
 
 interface KeyState {
+  /** The row as read (or guessed): the base of its image after the writes. */
+  row: Row;
+  /** Settled in this batch: spend, count, status and last use are written, not just held. */
+  charged: boolean;
   id: string;
   ownerId: string;
   teamId: string | null;
@@ -34,6 +44,9 @@ interface KeyState {
 }
 
 interface PersonalState {
+  row: Row;
+  /** Charged in this batch: the counters are written, not just held (see batchWrites). */
+  charged: boolean;
   userId: string;
   buckets: PersonalBuckets;
   held: Micro;
@@ -49,34 +62,43 @@ export class PeriodRolloverDue extends Error {
 }
 
 interface TeamState {
+  row: Row;
+  charged: boolean;
   id: string;
   balance: Micro;
   held: Micro;
 }
 
-function lock(sql: string): string {
-  return `${sql} FOR UPDATE`;
-}
+const columns = (...names: string[]): Array<[string, string]> => names.map((n) => [n, n]);
 
-/** The locked reads of a batch, and where each result set lands (statements with nothing to read are left out). */
-function keyReads(keyIds: string[], userIds: string[], teamIds: string[]): { reads: Stmt[]; at: { keys: number; balances: number; teams: number } } {
-  const reads: Stmt[] = [
-    { sql: lock(`SELECT id, owner_id, team_id, status, spend_micro, held_micro, spend_limit_micro, request_count, expires_at, retire_at FROM api_keys WHERE id IN (${placeholders(keyIds.length)}) ORDER BY id`), bindings: keyIds },
-  ];
-  const at = { keys: 0, balances: -1, teams: -1 };
-  if (userIds.length) {
-    // The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery
-    // (MySQL and MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the
-    // plan — while the balance row is locked, in one statement.
-    const plan = (column: string) => `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id) AS ${column}`;
-    at.balances = reads.push({
-      sql: lock(`SELECT b.user_id, b.included_used_micro, b.prepaid_micro, b.overage_used_micro, b.held_micro, b.period_start, ${plan('included_micro')}, ${plan('overage_allowed')}, ${plan('overage_cap_micro')} FROM personal_balances b WHERE b.user_id IN (${placeholders(userIds.length)}) ORDER BY b.user_id`),
-      bindings: userIds,
-    }) - 1;
-  }
-  if (teamIds.length) {
-    at.teams = reads.push({ sql: lock(`SELECT id, balance_micro, held_micro FROM teams WHERE id IN (${placeholders(teamIds.length)}) ORDER BY id`), bindings: teamIds }) - 1;
-  }
+const KEYS: Omit<LockedRead, 'ids'> = {
+  from: 'api_keys', id: 'id', idColumn: 'id',
+  columns: columns('id', 'owner_id', 'team_id', 'status', 'spend_micro', 'held_micro', 'spend_limit_micro', 'request_count', 'expires_at', 'retire_at'),
+};
+// The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery (MySQL and
+// MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the plan — while the
+// balance row is locked, in one statement.
+const plan = (column: string): [string, string] => [column, `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id)`];
+const BALANCES: Omit<LockedRead, 'ids'> = {
+  from: 'personal_balances b', id: 'b.user_id', idColumn: 'user_id',
+  columns: [
+    ...(['user_id', 'included_used_micro', 'prepaid_micro', 'overage_used_micro', 'held_micro', 'period_start'] as const).map((c): [string, string] => [c, `b.${c}`]),
+    plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'),
+  ],
+};
+const TEAMS: Omit<LockedRead, 'ids'> = { from: 'teams', id: 'id', idColumn: 'id', columns: columns('id', 'balance_micro', 'held_micro') };
+const HOLDS: Omit<LockedRead, 'ids'> = {
+  from: 'holds', id: 'request_id', idColumn: 'request_id',
+  columns: columns('request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at'),
+};
+
+/** The locked reads of a batch, and where each result set lands (reads with no ids are left out). */
+function batchReads(keyIds: string[], userIds: string[], teamIds: string[], requestIds: string[]): { reads: LockedRead[]; at: { keys: number; balances: number; teams: number; holds: number } } {
+  const reads: LockedRead[] = [{ ...KEYS, ids: keyIds }];
+  const at = { keys: 0, balances: -1, teams: -1, holds: -1 };
+  if (userIds.length) at.balances = reads.push({ ...BALANCES, ids: userIds }) - 1;
+  if (teamIds.length) at.teams = reads.push({ ...TEAMS, ids: teamIds }) - 1;
+  if (requestIds.length) at.holds = reads.push({ ...HOLDS, ids: requestIds }) - 1;
   return { reads, at };
 }
 
@@ -90,6 +112,8 @@ function keyStates(rows: Row[], now: Date): Map<string, KeyState> {
   for (const r of rows) {
     const stored = r.status as KeyStatus;
     out.set(r.id as string, {
+      row: r,
+      charged: false,
       id: r.id as string,
       ownerId: r.owner_id as string,
       teamId: (r.team_id as string | null) ?? null,
@@ -114,6 +138,8 @@ function personalStates(balances: Row[], period: Period): Map<string, PersonalSt
     const userId = b.user_id as string;
     const { includedUsedMicro, overageUsedMicro, stale } = countersInPeriod(b, period);
     out.set(userId, {
+      row: b,
+      charged: false,
       userId,
       stale,
       held: toMicro(b.held_micro),
@@ -131,7 +157,7 @@ function personalStates(balances: Row[], period: Period): Map<string, PersonalSt
 }
 
 function teamStates(rows: Row[]): Map<string, TeamState> {
-  return new Map(rows.map((r) => [r.id as string, { id: r.id as string, balance: toMicro(r.balance_micro), held: toMicro(r.held_micro) }]));
+  return new Map(rows.map((r) => [r.id as string, { row: r, charged: false, id: r.id as string, balance: toMicro(r.balance_micro), held: toMicro(r.held_micro) }]));
 }
 
 function sorted(ids: Iterable<string>): string[] {
@@ -152,41 +178,96 @@ export interface AdmissionItem extends AdmissionRequest {
   teamId: string | null;
 }
 
-export async function admitBatch(
-  db: Db,
-  items: AdmissionItem[],
-  ctx: { now: Date; period: Period; holdTtlMs: number },
-): Promise<Array<Hold | Error>> {
-  const keyIds = sorted(items.map((i) => i.keyId));
-  const userIds = sorted(items.filter((i) => !i.teamId).map((i) => i.ownerId));
-  const teamIds = sorted(items.flatMap((i) => (i.teamId ? [i.teamId] : [])));
-  const { reads, at } = keyReads(keyIds, userIds, teamIds);
-  return twoPhaseTransaction(db, reads, (sets) => {
-    const keys = keyStates(setAt(sets, at.keys), ctx.now);
-    const people = personalStates(setAt(sets, at.balances), ctx.period);
-    const teams = teamStates(setAt(sets, at.teams));
-    const results: Array<Hold | Error> = [];
-    const holds: Hold[] = [];
-    for (const item of items) {
-      const key = keys.get(item.keyId);
-      try {
-        if (!key || key.ownerId !== item.ownerId || key.teamId !== item.teamId) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
-        const amount = admitOne(item, key, key.teamId ? teams.get(key.teamId) : people.get(key.ownerId));
-        const hold: Hold = {
-          requestId: item.requestId, keyId: key.id, userId: key.ownerId, teamId: key.teamId, amountMicro: amount,
-          model: item.model, provider: item.provider, endpoint: item.endpoint, streamed: item.streamed, createdAt: ctx.now,
-        };
-        holds.push(hold);
-        results.push(hold);
-      } catch (err) {
-        results.push(err as Error);
-      }
-    }
-    return { writes: holds.length ? admissionWrites(holds, keys, people, teams, ctx) : [], value: results };
-  });
+export type MeteringOp = { admit: AdmissionItem } | { settle: SettlementItem };
+
+/** A batch's results, one per op, and whether its transaction took one round trip (planned from remembered rows). */
+export interface Batched {
+  results: Array<Hold | SettleResult | Error>;
+  guessed: boolean;
 }
 
-function admitOne(item: AdmissionItem, key: KeyState, payer: PersonalState | TeamState | undefined): Micro {
+/** What a batch works with besides the database: the clock's now, the current period, the row cache. */
+export interface BatchContext {
+  now: Date;
+  period: Period;
+  holdTtlMs: number;
+  cache: RowCache;
+}
+
+interface BatchState {
+  keys: Map<string, KeyState>;
+  people: Map<string, PersonalState>;
+  teams: Map<string, TeamState>;
+  admitted: Hold[];
+  settled: Hold[];
+  events: Knex.RawBinding[][];
+  ledger: Knex.RawBinding[][];
+}
+
+/**
+ * Admits and settles a batch in one transaction. Settlement is idempotent on the request id: the locked hold rows
+ * decide what is still unsettled — a request whose hold is gone was settled or released already and changes nothing
+ * (also across instances and the release job). Throws PeriodRolloverDue (nothing written) when a payer to be charged
+ * is still in an ended billing period.
+ */
+export async function meterBatch(db: Db, ops: MeteringOp[], ctx: BatchContext): Promise<Batched> {
+  const admits = ops.flatMap((op) => ('admit' in op ? [op.admit] : []));
+  const settles = ops.flatMap((op) => ('settle' in op ? [op.settle.hold] : []));
+  const keyIds = sorted([...admits.map((a) => a.keyId), ...settles.map((h) => h.keyId)]);
+  const userIds = sorted([...admits.filter((a) => !a.teamId).map((a) => a.ownerId), ...settles.filter((h) => !h.teamId).map((h) => h.userId)]);
+  const teamIds = sorted([...admits, ...settles].flatMap((x) => (x.teamId ? [x.teamId] : [])));
+  const requestIds = sorted(settles.map((h) => h.requestId));
+  const { reads, at } = batchReads(keyIds, userIds, teamIds, requestIds);
+  let state: BatchState | undefined;
+  let outcome: { value: Batched['results']; guessed: boolean };
+  try {
+    outcome = await lockedTransaction(db, reads, (sets) => {
+      const s: BatchState = {
+        keys: keyStates(setAt(sets, at.keys), ctx.now),
+        people: personalStates(setAt(sets, at.balances), ctx.period),
+        teams: teamStates(setAt(sets, at.teams)),
+        admitted: [], settled: [], events: [], ledger: [],
+      };
+      const stale = sorted(settles.filter((h) => !h.teamId && s.people.get(h.userId)?.stale).map((h) => h.userId));
+      if (stale.length) throw new PeriodRolloverDue(stale);
+      const open = new Map(setAt(sets, at.holds).map((h) => [h.request_id as string, h]));
+      const results: Batched['results'] = new Array(ops.length);
+      // Settlements first: the holds they release are headroom for this batch's admissions.
+      ops.forEach((op, i) => {
+        if ('settle' in op) results[i] = settleOne(op.settle, open, s, ctx);
+      });
+      ops.forEach((op, i) => {
+        if ('admit' in op) results[i] = admitOne(op.admit, s, ctx.now);
+      });
+      state = s;
+      return { writes: batchWrites(s, ctx), value: results };
+    }, ctx.cache.guess(reads));
+  } catch (err) {
+    // Nothing was written, but what these rows now hold is unknown.
+    ctx.cache.forget(reads);
+    throw err;
+  }
+  remember(ctx.cache, state!);
+  return { results: outcome.value, guessed: outcome.guessed };
+}
+
+function admitOne(item: AdmissionItem, s: BatchState, now: Date): Hold | Error {
+  const key = s.keys.get(item.keyId);
+  try {
+    if (!key || key.ownerId !== item.ownerId || key.teamId !== item.teamId) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
+    const amount = reserveHold(item, key, key.teamId ? s.teams.get(key.teamId) : s.people.get(key.ownerId));
+    const hold: Hold = {
+      requestId: item.requestId, keyId: key.id, userId: key.ownerId, teamId: key.teamId, amountMicro: amount,
+      model: item.model, provider: item.provider, endpoint: item.endpoint, streamed: item.streamed, createdAt: now,
+    };
+    s.admitted.push(hold);
+    return hold;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+function reserveHold(item: AdmissionItem, key: KeyState, payer: PersonalState | TeamState | undefined): Micro {
   refuseUnusableKey(key.status);
   const keyRoom = key.limit === null ? Number.MAX_SAFE_INTEGER : key.limit - key.spend;
   if (key.status === 'limit_reached' || keyRoom <= 0) throw limitReached(key);
@@ -212,27 +293,6 @@ function admitOne(item: AdmissionItem, key: KeyState, payer: PersonalState | Tea
   return amount;
 }
 
-function admissionWrites(holds: Hold[], keys: Map<string, KeyState>, people: Map<string, PersonalState>, teams: Map<string, TeamState>, ctx: { now: Date; holdTtlMs: number }): Stmt[] {
-  const writes: Stmt[] = [];
-  const touchedKeys = new Map(holds.map((h) => [h.keyId, keys.get(h.keyId)!.held]));
-  writes.push(updateColumn('api_keys', 'id', 'held_micro', touchedKeys));
-  const personal = new Map(holds.filter((h) => !h.teamId).map((h) => [h.userId, people.get(h.userId)!.held]));
-  if (personal.size) writes.push(updateColumn('personal_balances', 'user_id', 'held_micro', personal));
-  const team = new Map(holds.filter((h) => h.teamId).map((h) => [h.teamId!, teams.get(h.teamId!)!.held]));
-  if (team.size) writes.push(updateColumn('teams', 'id', 'held_micro', team));
-  const deadline = new Date(ctx.now.getTime() + ctx.holdTtlMs);
-  writes.push({
-    sql: `INSERT INTO holds (request_id, key_id, user_id, team_id, amount_micro, model, provider, endpoint, streamed, created_at, deadline_at) VALUES ${holds.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-    bindings: holds.flatMap((h) => [h.requestId, h.keyId, h.userId, h.teamId, h.amountMicro, h.model, h.provider, h.endpoint, h.streamed, ctx.now, deadline]),
-  });
-  return writes;
-}
-
-function updateColumn(table: string, idColumn: string, column: string, values: Map<string, unknown>): Stmt {
-  const c = caseOf(idColumn, column, values);
-  return { sql: `UPDATE ${table} SET ${column} = ${c.sql} WHERE ${idColumn} IN (${placeholders(values.size)})`, bindings: [...c.bindings, ...values.keys()] };
-}
-
 function limitReached(key: KeyState): MeteringRefusal {
   return new MeteringRefusal(
     'spend_limit_reached',
@@ -242,144 +302,142 @@ function limitReached(key: KeyState): MeteringRefusal {
   );
 }
 
-export interface SettlementItem {
-  hold: Hold;
-  settlement: Settlement;
+function settleOne({ hold, settlement: st }: SettlementItem, open: Map<string, Row>, s: BatchState, ctx: BatchContext): SettleResult {
+  const row = open.get(hold.requestId);
+  const key = s.keys.get(hold.keyId);
+  if (!row || !key) return { applied: false, costMicro: 0 };
+  open.delete(hold.requestId); // the same request twice in one batch: the second is a replay
+  const amount = toMicro(row.amount_micro);
+  const teamId = (row.team_id as string | null) ?? null;
+  const userId = row.user_id as string;
+  const cost = st.costMicro;
+  key.spend += cost;
+  key.held -= amount;
+  key.requestCount += 1;
+  key.charged = true;
+  if (key.storedStatus === 'active' && key.limit !== null && key.spend >= key.limit) key.storedStatus = 'limit_reached';
+  let split = { includedMicro: 0, prepaidMicro: 0, overageMicro: 0 };
+  const base = { key: hold.keyId, requestId: hold.requestId };
+  if (teamId) {
+    const team = s.teams.get(teamId)!;
+    team.balance -= cost;
+    team.held -= amount;
+    team.charged = true;
+    s.ledger.push(ledgerRow('team', null, teamId, base, -cost, null, ctx.now));
+  } else {
+    const person = s.people.get(userId)!;
+    split = splitPersonalDebit(cost, person.buckets);
+    person.buckets.includedUsedMicro += split.includedMicro;
+    person.buckets.prepaidMicro -= split.prepaidMicro;
+    person.buckets.overageUsedMicro += split.overageMicro;
+    person.held -= amount;
+    person.charged = true;
+    s.ledger.push(
+      ledgerRow('user_included', userId, null, base, -split.includedMicro, ctx.period.start, ctx.now),
+      ledgerRow('user_prepaid', userId, null, base, -split.prepaidMicro, null, ctx.now),
+      ledgerRow('user_overage', userId, null, base, -split.overageMicro, ctx.period.start, ctx.now),
+    );
+  }
+  s.events.push([
+    hold.requestId, hold.keyId, userId, teamId, row.model as string, row.provider as string, row.endpoint as string, st.inputTokens, st.outputTokens,
+    cost, split.includedMicro, split.prepaidMicro, split.overageMicro, teamId ? cost : 0, st.outcome, st.estimated,
+    st.httpStatus, Math.max(0, Math.round(st.latencyMs)), toBool(row.streamed), toDate(row.created_at), ctx.now,
+  ]);
+  s.settled.push(hold);
+  return { applied: true, costMicro: cost };
 }
 
-/**
- * Settles a batch: the hold rows (locked) decide what is still unsettled — a request id whose hold is gone was
- * settled or released already and changes nothing (idempotency, also across instances and the release job).
- */
-export async function settleBatch(db: Db, items: SettlementItem[], ctx: { now: Date; period: Period }): Promise<SettleResult[]> {
-  const keyIds = sorted(items.map((i) => i.hold.keyId));
-  const userIds = sorted(items.filter((i) => !i.hold.teamId).map((i) => i.hold.userId));
-  const teamIds = sorted(items.flatMap((i) => (i.hold.teamId ? [i.hold.teamId] : [])));
-  const requestIds = sorted(items.map((i) => i.hold.requestId));
-  const { reads, at } = keyReads(keyIds, userIds, teamIds);
-  const holdsAt = reads.push(
-    { sql: lock(`SELECT request_id, key_id, user_id, team_id, amount_micro, model, provider, endpoint, streamed, created_at FROM holds WHERE request_id IN (${placeholders(requestIds.length)}) ORDER BY request_id`), bindings: requestIds },
-  ) - 1;
-  return twoPhaseTransaction(db, reads, (sets) => {
-    const keys = keyStates(setAt(sets, at.keys), ctx.now);
-    const people = personalStates(setAt(sets, at.balances), ctx.period);
-    const teams = teamStates(setAt(sets, at.teams));
-    const holdRows = setAt(sets, holdsAt);
-    const stale = [...people.values()].filter((p) => p.stale).map((p) => p.userId);
-    if (stale.length) throw new PeriodRolloverDue(stale);
-    const open = new Map(holdRows.map((h) => [h.request_id as string, h]));
-    const events: Knex.RawBinding[][] = [];
-    const ledger: Knex.RawBinding[][] = [];
-    const results: SettleResult[] = [];
-    for (const { hold, settlement: s } of items) {
-      const row = open.get(hold.requestId);
-      const key = keys.get(hold.keyId);
-      if (!row || !key) {
-        results.push({ applied: false, costMicro: 0 });
-        continue;
-      }
-      open.delete(hold.requestId); // the same request twice in one batch: the second is a replay
-      const amount = toMicro(row.amount_micro);
-      const teamId = (row.team_id as string | null) ?? null;
-      const userId = row.user_id as string;
-      const cost = s.costMicro;
-      key.spend += cost;
-      key.held -= amount;
-      key.requestCount += 1;
-      if (key.storedStatus === 'active' && key.limit !== null && key.spend >= key.limit) key.storedStatus = 'limit_reached';
-      let split = { includedMicro: 0, prepaidMicro: 0, overageMicro: 0 };
-      const base = { key: hold.keyId, requestId: hold.requestId };
-      if (teamId) {
-        const team = teams.get(teamId)!;
-        team.balance -= cost;
-        team.held -= amount;
-        ledger.push(ledgerRow('team', null, teamId, base, -cost, null, ctx.now));
-      } else {
-        const person = people.get(userId)!;
-        split = splitPersonalDebit(cost, person.buckets);
-        person.buckets.includedUsedMicro += split.includedMicro;
-        person.buckets.prepaidMicro -= split.prepaidMicro;
-        person.buckets.overageUsedMicro += split.overageMicro;
-        person.held -= amount;
-        ledger.push(
-          ledgerRow('user_included', userId, null, base, -split.includedMicro, ctx.period.start, ctx.now),
-          ledgerRow('user_prepaid', userId, null, base, -split.prepaidMicro, null, ctx.now),
-          ledgerRow('user_overage', userId, null, base, -split.overageMicro, ctx.period.start, ctx.now),
-        );
-      }
-      events.push([
-        hold.requestId, hold.keyId, userId, teamId, row.model as string, row.provider as string, row.endpoint as string, s.inputTokens, s.outputTokens,
-        cost, split.includedMicro, split.prepaidMicro, split.overageMicro, teamId ? cost : 0, s.outcome, s.estimated,
-        s.httpStatus, Math.max(0, Math.round(s.latencyMs)), toBool(row.streamed), toDate(row.created_at), ctx.now,
-      ]);
-      results.push({ applied: true, costMicro: cost });
-    }
-    return { writes: events.length ? settlementWrites(items, results, keys, people, teams, events, ledger.filter((l) => l[4] !== 0), ctx) : [], value: results };
-  });
-}
+const USAGE_EVENT_COLUMNS = [
+  'request_id', 'key_id', 'user_id', 'team_id', 'model', 'provider', 'endpoint', 'input_tokens', 'output_tokens', 'cost_micro', 'included_micro',
+  'prepaid_micro', 'overage_micro', 'team_micro', 'outcome', 'estimated', 'http_status', 'latency_ms', 'streamed', 'started_at', 'created_at',
+];
+const LEDGER_COLUMNS = ['account', 'user_id', 'team_id', 'key_id', 'amount_micro', 'kind', 'request_id', 'period_start', 'created_at'];
+const HOLD_COLUMNS = ['request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at', 'deadline_at'];
 
 function ledgerRow(account: string, userId: string | null, teamId: string | null, base: { key: string; requestId: string }, amount: Micro, periodStart: Date | null, now: Date): Knex.RawBinding[] {
   return [account, userId, teamId, base.key, amount, 'usage', base.requestId, periodStart, now];
 }
 
-function settlementWrites(
-  items: SettlementItem[],
-  results: SettleResult[],
-  keys: Map<string, KeyState>,
-  people: Map<string, PersonalState>,
-  teams: Map<string, TeamState>,
-  events: Knex.RawBinding[][],
-  ledger: Knex.RawBinding[][],
-  ctx: { now: Date },
-): Stmt[] {
-  const applied = items.filter((_, i) => results[i]!.applied).map((i) => i.hold);
-  const requestIds = applied.map((h) => h.requestId);
-  const keyIds = sorted(applied.map((h) => h.keyId));
-  const pick = <T>(ids: string[], f: (id: string) => T) => new Map(ids.map((id) => [id, f(id)]));
-  const keyCase = (column: string, f: (k: KeyState) => unknown) => caseOf('id', column, pick(keyIds, (id) => f(keys.get(id)!)));
-  const spend = keyCase('spend_micro', (k) => k.spend);
-  const held = keyCase('held_micro', (k) => k.held);
-  const count = keyCase('request_count', (k) => k.requestCount);
-  const status = keyCase('status', (k) => k.storedStatus);
-  const writes: Stmt[] = [
-    { sql: `DELETE FROM holds WHERE request_id IN (${placeholders(requestIds.length)})`, bindings: requestIds },
-    {
-      sql: `INSERT INTO usage_events (request_id, key_id, user_id, team_id, model, provider, endpoint, input_tokens, output_tokens, cost_micro, included_micro, prepaid_micro, overage_micro, team_micro, outcome, estimated, http_status, latency_ms, streamed, started_at, created_at) VALUES ${events.map(() => `(${placeholders(21)})`).join(', ')}`,
-      bindings: events.flat(),
-    },
-    {
-      sql: `UPDATE api_keys SET spend_micro = ${spend.sql}, held_micro = ${held.sql}, request_count = ${count.sql}, status = ${status.sql}, last_used_at = ? WHERE id IN (${placeholders(keyIds.length)})`,
-      bindings: [...spend.bindings, ...held.bindings, ...count.bindings, ...status.bindings, ctx.now, ...keyIds],
-    },
-  ];
-  const userIds = sorted(applied.filter((h) => !h.teamId).map((h) => h.userId));
-  if (userIds.length) {
-    const personCase = (column: string, f: (p: PersonalState) => unknown) => caseOf('user_id', column, pick(userIds, (id) => f(people.get(id)!)));
-    const cols = [
-      ['included_used_micro', personCase('included_used_micro', (p) => p.buckets.includedUsedMicro)],
-      ['prepaid_micro', personCase('prepaid_micro', (p) => p.buckets.prepaidMicro)],
-      ['overage_used_micro', personCase('overage_used_micro', (p) => p.buckets.overageUsedMicro)],
-      ['held_micro', personCase('held_micro', (p) => p.held)],
-    ] as const;
-    writes.push({
-      sql: `UPDATE personal_balances SET ${cols.map(([c, s]) => `${c} = ${s.sql}`).join(', ')}, updated_at = ? WHERE user_id IN (${placeholders(userIds.length)})`,
-      bindings: [...cols.flatMap(([, s]) => s.bindings), ctx.now, ...userIds],
-    });
+/**
+ * The batch's writes: each touched row once, with its final values. A row only admitted against gets its held
+ * amount; a charged one also its counters (a personal balance admitted against in a stale period keeps its stored
+ * counters: the roll-over, not admission, resets them).
+ */
+function batchWrites(s: BatchState, ctx: BatchContext): Write[] {
+  const writes: Write[] = [];
+  const touchedKeys = sorted([...s.admitted, ...s.settled].map((h) => h.keyId)).map((id) => s.keys.get(id)!);
+  if (!touchedKeys.length) return writes;
+  const charged = touchedKeys.filter((k) => k.charged);
+  const set = (idColumn: string, column: string, rows: Array<[string, unknown]>) => {
+    const c = caseOf(idColumn, column, new Map(rows));
+    return { sql: `${column} = ${c.sql}`, bindings: c.bindings };
+  };
+  writes.push(updateWhere('api_keys', joinSets([
+    set('id', 'held_micro', touchedKeys.map((k) => [k.id, k.held])),
+    ...(charged.length ? [
+      set('id', 'spend_micro', charged.map((k) => [k.id, k.spend])),
+      set('id', 'request_count', charged.map((k) => [k.id, k.requestCount])),
+      set('id', 'status', charged.map((k) => [k.id, k.storedStatus])),
+      set('id', 'last_used_at', charged.map((k) => [k.id, ctx.now])),
+    ] : []),
+  ]), idIn('id', touchedKeys.map((k) => k.id))));
+
+  const payers = [...s.admitted, ...s.settled];
+  const people = sorted(payers.filter((h) => !h.teamId).map((h) => h.userId)).map((id) => s.people.get(id)!);
+  if (people.length) {
+    const paid = people.filter((p) => p.charged);
+    writes.push(updateWhere('personal_balances', joinSets([
+      set('user_id', 'held_micro', people.map((p) => [p.userId, p.held])),
+      ...(paid.length ? [
+        set('user_id', 'included_used_micro', paid.map((p) => [p.userId, p.buckets.includedUsedMicro])),
+        set('user_id', 'prepaid_micro', paid.map((p) => [p.userId, p.buckets.prepaidMicro])),
+        set('user_id', 'overage_used_micro', paid.map((p) => [p.userId, p.buckets.overageUsedMicro])),
+        set('user_id', 'updated_at', paid.map((p) => [p.userId, ctx.now])),
+      ] : []),
+    ]), idIn('user_id', people.map((p) => p.userId))));
   }
-  const teamIds = sorted(applied.flatMap((h) => (h.teamId ? [h.teamId] : [])));
-  if (teamIds.length) {
-    const balance = caseOf('id', 'balance_micro', pick(teamIds, (id) => teams.get(id)!.balance));
-    const teamHeld = caseOf('id', 'held_micro', pick(teamIds, (id) => teams.get(id)!.held));
-    writes.push({
-      sql: `UPDATE teams SET balance_micro = ${balance.sql}, held_micro = ${teamHeld.sql} WHERE id IN (${placeholders(teamIds.length)})`,
-      bindings: [...balance.bindings, ...teamHeld.bindings, ...teamIds],
-    });
+  const teams = sorted(payers.flatMap((h) => (h.teamId ? [h.teamId] : []))).map((id) => s.teams.get(id)!);
+  if (teams.length) {
+    const paid = teams.filter((t) => t.charged);
+    writes.push(updateWhere('teams', joinSets([
+      set('id', 'held_micro', teams.map((t) => [t.id, t.held])),
+      ...(paid.length ? [set('id', 'balance_micro', paid.map((t) => [t.id, t.balance]))] : []),
+    ]), idIn('id', teams.map((t) => t.id))));
   }
-  if (ledger.length)
-    writes.push({
-      sql: `INSERT INTO ledger_entries (account, user_id, team_id, key_id, amount_micro, kind, request_id, period_start, created_at) VALUES ${ledger.map(() => `(${placeholders(9)})`).join(', ')}`,
-      bindings: ledger.flat(),
-    });
+  if (s.settled.length) {
+    writes.push(deleteWhere('holds', idIn('request_id', s.settled.map((h) => h.requestId))));
+    writes.push(insertRows('usage_events', USAGE_EVENT_COLUMNS, s.events));
+  }
+  const ledger = s.ledger.filter((l) => l[4] !== 0);
+  if (ledger.length) writes.push(insertRows('ledger_entries', LEDGER_COLUMNS, ledger));
+  if (s.admitted.length) {
+    const deadline = new Date(ctx.now.getTime() + ctx.holdTtlMs);
+    writes.push(insertRows('holds', HOLD_COLUMNS, s.admitted.map((h) => [h.requestId, h.keyId, h.userId, h.teamId, h.amountMicro, h.model, h.provider, h.endpoint, h.streamed, ctx.now, deadline])));
+  }
   return writes;
 }
 
+function joinSets(parts: Stmt[]): Stmt {
+  return { sql: parts.map((p) => p.sql).join(', '), bindings: parts.flatMap((p) => p.bindings) };
+}
+
+/** Every locked row as it is after the batch's writes, and the holds as inserted (see RowCache). */
+function remember(cache: RowCache, s: BatchState): void {
+  const keys = { ...KEYS, ids: [] };
+  for (const k of s.keys.values())
+    cache.set(keys, { ...k.row, spend_micro: k.spend, held_micro: k.held, request_count: k.requestCount, status: k.storedStatus });
+  const balances = { ...BALANCES, ids: [] };
+  for (const p of s.people.values())
+    cache.set(balances, p.charged
+      ? { ...p.row, held_micro: p.held, included_used_micro: p.buckets.includedUsedMicro, prepaid_micro: p.buckets.prepaidMicro, overage_used_micro: p.buckets.overageUsedMicro }
+      : { ...p.row, held_micro: p.held });
+  const teams = { ...TEAMS, ids: [] };
+  for (const t of s.teams.values()) cache.set(teams, { ...t.row, balance_micro: t.balance, held_micro: t.held });
+  const holds = { ...HOLDS, ids: [] };
+  for (const h of s.settled) cache.delete(holds, h.requestId);
+  for (const h of s.admitted)
+    cache.set(holds, {
+      request_id: h.requestId, key_id: h.keyId, user_id: h.userId, team_id: h.teamId, amount_micro: h.amountMicro, model: h.model,
+      provider: h.provider, endpoint: h.endpoint, streamed: h.streamed, created_at: h.createdAt,
+    });
+}
