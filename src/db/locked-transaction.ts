@@ -22,6 +22,11 @@ export interface LockedRead {
   /** Name of the id among `columns`. */
   idColumn: string;
   ids: string[];
+  /**
+   * false: read without locking (a row many transactions only look at, like a catalog entry). Put such reads last:
+   * the first non-locking read fixes the transaction's snapshot, and the locking reads before it are unaffected.
+   */
+  lock?: boolean;
 }
 
 /** A write, in its plain form and in the form that applies only when the guess was right (`@mb_ok = 1`). */
@@ -106,7 +111,7 @@ async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[],
 }
 
 /**
- * Locks the rows of one read and counts them, and how many equal their guess in every column (`<=>`, so NULL
+ * Locks the rows of one read (unless it is a plain read) and counts them, and how many equal their guess in every column (`<=>`, so NULL
  * matches NULL): `SELECT COUNT(*), SUM(CASE id WHEN ? THEN (col <=> ? AND …) … END) INTO @mb_cI, @mb_mI … FOR UPDATE`.
  * Both counts equal to the number of guessed rows ⇔ the rows are exactly the guess (ids are unique).
  */
@@ -122,7 +127,7 @@ function guardOf(read: LockedRead, rows: Row[], index: number): Stmt {
     match += ' ELSE 0 END';
   }
   return {
-    sql: `SELECT COUNT(*), COALESCE(SUM(${match}), 0) INTO @mb_c${index}, @mb_m${index} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)}) FOR UPDATE`,
+    sql: `SELECT COUNT(*), COALESCE(SUM(${match}), 0) INTO @mb_c${index}, @mb_m${index} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)})${forUpdate(read)}`,
     bindings: [...bindings, ...read.ids],
   };
 }
@@ -138,7 +143,11 @@ async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedR
 
 function lockingSelect(read: LockedRead): Stmt {
   const columns = read.columns.map(([name, expr]) => (name === expr ? expr : `${expr} AS ${name}`)).join(', ');
-  return { sql: `SELECT ${columns} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)}) ORDER BY ${read.id} FOR UPDATE`, bindings: read.ids };
+  return { sql: `SELECT ${columns} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)}) ORDER BY ${read.id}${forUpdate(read)}`, bindings: read.ids };
+}
+
+function forUpdate(read: LockedRead): string {
+  return read.lock === false ? '' : ' FOR UPDATE';
 }
 
 interface MysqlConnection {

@@ -1,10 +1,9 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { MeteringRefusal } from '../domain/billing/refusal.js';
-import type { Hold } from '../domain/billing/metering.service.js';
+import type { Hold, KeyIdentity } from '../domain/billing/metering.service.js';
 import { newId } from '../domain/ids.js';
-import type { ApiKey } from '../domain/keys/key.js';
-import type { CatalogModel } from '../domain/models/models.service.js';
-import { lookUpKey, readApiKey } from './authenticate.js';
+import { CatalogEntryChanged, type CatalogModel } from '../domain/models/models.service.js';
+import { identifyKey, readApiKey } from './authenticate.js';
 import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
 import { ENDPOINT_OF_PROVIDER, type EndpointSpec, type MeteredRequest } from './endpoints.js';
@@ -21,14 +20,12 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
     const startedAt = performance.now();
     try {
       const secret = readApiKey(req);
-      const keyLookup = lookUpKey(ctx.metering, secret);
+      const keyLookup = identifyKey(ctx.metering, secret);
       const body = await readJsonBody(req);
       const modelLookup = findModel(ctx, body.json.model);
       const key = await keyLookup;
       const request = endpoint.parse(body.json);
-      const model = resolveModel(await modelLookup, request, endpoint);
-      const estimate = estimateRequest(model, request, body.json);
-      const hold = await admit(ctx, { key, model, endpoint, request, estimate });
+      const { model, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json }, await modelLookup);
       const outcome = await forward(ctx, { req, res, endpoint, request, body, model, estimate, hold, startedAt });
       ctx.metrics.proxyRequests.inc({ endpoint: endpoint.name, outcome });
     } catch (err) {
@@ -38,11 +35,35 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
   };
 }
 
+/** The catalog entry as this instance last saw it; admission checks it is still the catalog's (admitFromCatalog). */
 function findModel(ctx: ProxyContext, id: unknown): Promise<CatalogModel | null> {
   if (typeof id !== 'string' || id.length === 0 || id.length > 200) return Promise.resolve(null);
-  const lookup = ctx.models.lookup(id);
-  lookup.catch(() => undefined); // awaited after the key; see lookUpKey
+  const lookup = ctx.models.recall(id);
+  lookup.catch(() => undefined); // awaited after the key; see identifyKey
   return lookup;
+}
+
+/**
+ * Resolve model → estimate → admit. The entry may be remembered from an earlier request: admission compares it with
+ * the catalog in its transaction, and when an admin changed it meanwhile (price, cap, enabled) the request is
+ * resolved and estimated again from the catalog as it is now.
+ */
+async function admitFromCatalog(
+  ctx: ProxyContext,
+  r: { key: KeyIdentity; endpoint: EndpointSpec; request: MeteredRequest; json: Record<string, unknown> },
+  remembered: CatalogModel | null,
+): Promise<{ model: CatalogModel; estimate: Estimate; hold: Hold }> {
+  let entry = remembered;
+  for (let attempt = 1; ; attempt++) {
+    const model = resolveModel(entry, r.request, r.endpoint);
+    const estimate = estimateRequest(model, r.request, r.json);
+    try {
+      return { model, estimate, hold: await admit(ctx, { key: r.key, model, endpoint: r.endpoint, request: r.request, estimate }) };
+    } catch (err) {
+      if (!(err instanceof CatalogEntryChanged) || attempt >= 3) throw err;
+      entry = await ctx.models.lookup(model.id);
+    }
+  }
 }
 
 /** The catalog model, enabled, of this endpoint's provider (formats are not translated). */
@@ -55,7 +76,7 @@ export function resolveModel(model: CatalogModel | null, request: MeteredRequest
 
 async function admit(
   ctx: ProxyContext,
-  a: { key: ApiKey; model: CatalogModel; endpoint: EndpointSpec; request: MeteredRequest; estimate: Estimate },
+  a: { key: KeyIdentity; model: CatalogModel; endpoint: EndpointSpec; request: MeteredRequest; estimate: Estimate },
 ): Promise<Hold> {
   const end = ctx.metrics.meteringSeconds.startTimer({ phase: 'admit' });
   try {
@@ -69,6 +90,7 @@ async function admit(
       provider: a.model.provider,
       endpoint: a.endpoint.path,
       streamed: a.request.stream,
+      catalog: a.model,
     });
   } finally {
     end();

@@ -89,6 +89,17 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
       expect((await fetch(`${app.url}/v1/key`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
     });
 
+    it('refuses a key whose owner was disabled after the key was used', async () => {
+      const holder = await makeUser(app.services, { prepaidMicro: 1_000_000 });
+      const { secret } = await makeKey(app.services, holder);
+      const client = openaiWith(secret);
+      await expect(client.chat.completions.create(chat)).resolves.toBeTruthy();
+      await app.services.users.setDisabled(holder.user.id, true, adminActor);
+      const err = await client.chat.completions.create(chat).catch((e: unknown) => e);
+      expect(err).toMatchObject({ status: 401, code: 'invalid_api_key' });
+      expect(fake.requests).toHaveLength(1);
+    });
+
     it('refuses a key at its expiry instant, before any job has run', async () => {
       const { secret } = await makeKey(app.services, owner, { expiresAt: new Date(clock.now().getTime() + 3_600_000) });
       const client = openaiWith(secret);
@@ -193,6 +204,25 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
       expect(aerr).toBeInstanceOf(Anthropic.NotFoundError);
       expect(aerr).toMatchObject({ error: { error: { type: 'not_found_error' } } });
       expect(fake.requests).toHaveLength(0);
+    });
+
+    it('applies a catalog change made elsewhere (another instance) to the very next request', async () => {
+      const admin = await makeUser(app.services, { admin: true });
+      const mini = (await app.services.models.find('gpt-4o-mini'))!;
+      await app.services.models.upsert({ ...mini, id: 'gpt-repriced' }, admin.actor);
+      const { key, secret } = await makeKey(app.services, owner);
+      const client = openaiWith(secret);
+      await client.chat.completions.create({ ...chat, model: 'gpt-repriced' });
+      const costs = async () => (await app.t.db('usage_events').where({ key_id: key.id }).orderBy('created_at')).map((e) => toMicro(e.cost_micro));
+      // Straight in the database, as another instance's admin page would: this instance remembers the old entry.
+      await app.t.db('models').where({ id: 'gpt-repriced' }).update({ input_micro_per_mtok: mini.inputMicroPerMTok * 1_000, output_micro_per_mtok: mini.outputMicroPerMTok * 1_000 });
+      await client.chat.completions.create({ ...chat, model: 'gpt-repriced' });
+      const [before, after] = await costs();
+      expect(after).toBeGreaterThan(before! * 500);
+      await app.t.db('models').where({ id: 'gpt-repriced' }).update({ enabled: false });
+      const err = await client.chat.completions.create({ ...chat, model: 'gpt-repriced' }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ status: 404, code: 'model_not_found' });
+      expect(fake.requests).toHaveLength(2);
     });
 
     it('answers invalid bodies with 400 invalid_request and huge ones with 413, never 5xx', async () => {

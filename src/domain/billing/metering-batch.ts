@@ -9,6 +9,7 @@ import { personalAvailable, splitPersonalDebit, type PersonalBuckets } from './d
 import type { Period } from './period.js';
 import { countersInPeriod } from './rollover.js';
 import { MeteringRefusal, refuseUnusableKey } from './refusal.js';
+import { CatalogEntryChanged, modelFromRow, sameCatalogEntry } from '../models/models.service.js';
 import type { AdmissionRequest, Hold, SettlementItem, SettleResult } from './metering.service.js';
 
 /**
@@ -37,6 +38,7 @@ interface KeyState {
   teamId: string | null;
   status: KeyStatus;
   storedStatus: KeyStatus;
+  ownerDisabled: boolean;
   spend: Micro;
   held: Micro;
   limit: Micro | null;
@@ -73,7 +75,10 @@ const columns = (...names: string[]): Array<[string, string]> => names.map((n) =
 
 const KEYS: Omit<LockedRead, 'ids'> = {
   from: 'api_keys', id: 'id', idColumn: 'id',
-  columns: columns('id', 'owner_id', 'team_id', 'status', 'spend_micro', 'held_micro', 'spend_limit_micro', 'request_count', 'expires_at', 'retire_at'),
+  columns: [
+    ...columns('id', 'owner_id', 'team_id', 'status', 'spend_micro', 'held_micro', 'spend_limit_micro', 'request_count', 'expires_at', 'retire_at'),
+    ['owner_disabled', '(SELECT u.disabled FROM users u WHERE u.id = api_keys.owner_id)'],
+  ],
 };
 // The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery (MySQL and
 // MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the plan — while the
@@ -87,18 +92,24 @@ const BALANCES: Omit<LockedRead, 'ids'> = {
   ],
 };
 const TEAMS: Omit<LockedRead, 'ids'> = { from: 'teams', id: 'id', idColumn: 'id', columns: columns('id', 'balance_micro', 'held_micro') };
+// The catalog entries admissions were estimated from, read without a lock (every request of a model reads its row).
+const MODELS: Omit<LockedRead, 'ids'> = {
+  from: 'models', id: 'id', idColumn: 'id', lock: false,
+  columns: columns('id', 'provider', 'upstream_model', 'input_micro_per_mtok', 'output_micro_per_mtok', 'max_output_tokens', 'enabled'),
+};
 const HOLDS: Omit<LockedRead, 'ids'> = {
   from: 'holds', id: 'request_id', idColumn: 'request_id',
   columns: columns('request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at'),
 };
 
 /** The locked reads of a batch, and where each result set lands (reads with no ids are left out). */
-function batchReads(keyIds: string[], userIds: string[], teamIds: string[], requestIds: string[]): { reads: LockedRead[]; at: { keys: number; balances: number; teams: number; holds: number } } {
-  const reads: LockedRead[] = [{ ...KEYS, ids: keyIds }];
-  const at = { keys: 0, balances: -1, teams: -1, holds: -1 };
-  if (userIds.length) at.balances = reads.push({ ...BALANCES, ids: userIds }) - 1;
-  if (teamIds.length) at.teams = reads.push({ ...TEAMS, ids: teamIds }) - 1;
-  if (requestIds.length) at.holds = reads.push({ ...HOLDS, ids: requestIds }) - 1;
+function batchReads(ids: { keys: string[]; users: string[]; teams: string[]; requests: string[]; models: string[] }) {
+  const reads: LockedRead[] = [{ ...KEYS, ids: ids.keys }];
+  const at = { keys: 0, balances: -1, teams: -1, holds: -1, models: -1 };
+  if (ids.users.length) at.balances = reads.push({ ...BALANCES, ids: ids.users }) - 1;
+  if (ids.teams.length) at.teams = reads.push({ ...TEAMS, ids: ids.teams }) - 1;
+  if (ids.requests.length) at.holds = reads.push({ ...HOLDS, ids: ids.requests }) - 1;
+  if (ids.models.length) at.models = reads.push({ ...MODELS, ids: ids.models }) - 1;
   return { reads, at };
 }
 
@@ -118,6 +129,7 @@ function keyStates(rows: Row[], now: Date): Map<string, KeyState> {
       ownerId: r.owner_id as string,
       teamId: (r.team_id as string | null) ?? null,
       storedStatus: stored,
+      ownerDisabled: toBool(r.owner_disabled),
       status: effectiveStatus(stored, toDateOrNull(r.expires_at), toDateOrNull(r.retire_at), now),
       spend: toMicro(r.spend_micro),
       held: toMicro(r.held_micro),
@@ -195,6 +207,7 @@ export interface BatchContext {
 }
 
 interface BatchState {
+  models: Map<string, Row>;
   keys: Map<string, KeyState>;
   people: Map<string, PersonalState>;
   teams: Map<string, TeamState>;
@@ -217,7 +230,8 @@ export async function meterBatch(db: Db, ops: MeteringOp[], ctx: BatchContext): 
   const userIds = sorted([...admits.filter((a) => !a.teamId).map((a) => a.ownerId), ...settles.filter((h) => !h.teamId).map((h) => h.userId)]);
   const teamIds = sorted([...admits, ...settles].flatMap((x) => (x.teamId ? [x.teamId] : [])));
   const requestIds = sorted(settles.map((h) => h.requestId));
-  const { reads, at } = batchReads(keyIds, userIds, teamIds, requestIds);
+  const modelIds = sorted(admits.flatMap((a) => (a.catalog ? [a.catalog.id] : [])));
+  const { reads, at } = batchReads({ keys: keyIds, users: userIds, teams: teamIds, requests: requestIds, models: modelIds });
   let state: BatchState | undefined;
   let outcome: { value: Batched['results']; guessed: boolean };
   try {
@@ -226,6 +240,7 @@ export async function meterBatch(db: Db, ops: MeteringOp[], ctx: BatchContext): 
         keys: keyStates(setAt(sets, at.keys), ctx.now),
         people: personalStates(setAt(sets, at.balances), ctx.period),
         teams: teamStates(setAt(sets, at.teams)),
+        models: new Map(setAt(sets, at.models).map((m) => [m.id as string, m])),
         admitted: [], settled: [], events: [], ledger: [],
       };
       const stale = sorted(settles.filter((h) => !h.teamId && s.people.get(h.userId)?.stale).map((h) => h.userId));
@@ -255,6 +270,10 @@ function admitOne(item: AdmissionItem, s: BatchState, now: Date): Hold | Error {
   const key = s.keys.get(item.keyId);
   try {
     if (!key || key.ownerId !== item.ownerId || key.teamId !== item.teamId) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
+    if (item.catalog) {
+      const row = s.models.get(item.catalog.id);
+      if (!row || !sameCatalogEntry(modelFromRow(row), item.catalog)) throw new CatalogEntryChanged(item.catalog.id);
+    }
     const amount = reserveHold(item, key, key.teamId ? s.teams.get(key.teamId) : s.people.get(key.ownerId));
     const hold: Hold = {
       requestId: item.requestId, keyId: key.id, userId: key.ownerId, teamId: key.teamId, amountMicro: amount,
@@ -268,7 +287,7 @@ function admitOne(item: AdmissionItem, s: BatchState, now: Date): Hold | Error {
 }
 
 function reserveHold(item: AdmissionItem, key: KeyState, payer: PersonalState | TeamState | undefined): Micro {
-  refuseUnusableKey(key.status);
+  refuseUnusableKey(key.status, key.ownerDisabled);
   const keyRoom = key.limit === null ? Number.MAX_SAFE_INTEGER : key.limit - key.spend;
   if (key.status === 'limit_reached' || keyRoom <= 0) throw limitReached(key);
   const keyHold = reserve(item.estimateMicro, keyRoom, key.held);
@@ -433,6 +452,8 @@ function remember(cache: RowCache, s: BatchState): void {
       : { ...p.row, held_micro: p.held });
   const teams = { ...TEAMS, ids: [] };
   for (const t of s.teams.values()) cache.set(teams, { ...t.row, balance_micro: t.balance, held_micro: t.held });
+  const models = { ...MODELS, ids: [] };
+  for (const m of s.models.values()) cache.set(models, m);
   const holds = { ...HOLDS, ids: [] };
   for (const h of s.settled) cache.delete(holds, h.requestId);
   for (const h of s.admitted)

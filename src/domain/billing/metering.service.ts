@@ -6,6 +6,7 @@ import { withTransaction } from '../../db/transaction.js';
 import type { Clock } from '../clock.js';
 import { toMicro, type Micro } from '../money.js';
 import { keyFromRow, type ApiKey } from '../keys/key.js';
+import type { CatalogModel } from '../models/models.service.js';
 import { meterBatch, PeriodRolloverDue, type MeteringOp } from './metering-batch.js';
 import { billingPeriodAt } from './period.js';
 import { lockPersonalBalanceWithPlan } from './rollover.service.js';
@@ -28,6 +29,15 @@ export interface Hold {
   createdAt: Date;
 }
 
+/** What never changes about a key: which it is and who pays. */
+export interface KeyIdentity {
+  id: string;
+  ownerId: string;
+  teamId: string | null;
+}
+
+const MAX_IDENTITIES = 50_000;
+
 export interface AdmissionRequest {
   requestId: string;
   keyId: string;
@@ -40,6 +50,12 @@ export interface AdmissionRequest {
   provider: string;
   endpoint: string;
   streamed: boolean;
+  /**
+   * The catalog entry the estimate was computed from (possibly remembered by the proxy). Admission checks it is
+   * still the catalog's, and refuses with CatalogEntryChanged when not, so a price change or a disabled model
+   * applies to the very next request on every instance.
+   */
+  catalog?: CatalogModel;
 }
 
 export interface SettlementItem {
@@ -84,6 +100,8 @@ export class MeteringService {
   private readonly keyLookups: MicroBatcher<string, Record<string, unknown> | null>;
   /** The metered rows as this instance last wrote them: the guess that makes most batches one round trip. */
   private readonly rows = new RowCache();
+  /** Key hash → identity, for keys this instance has authenticated (see identify). */
+  private readonly identities = new Map<string, KeyIdentity>();
   /** Metering transactions of this instance since it started, by how many round trips they took. */
   readonly transactions = { oneRoundTrip: 0, readThenWrite: 0 };
 
@@ -109,6 +127,22 @@ export class MeteringService {
     const key = keyFromRow(row, this.deps.clock.now());
     refuseUnusableKey(key.status, toBool(row.owner_disabled));
     return key;
+  }
+
+  /**
+   * Who a key is — its id, owner and team, which never change — by its hash: from memory when this instance has
+   * seen the key, else by `authenticate`. Only for requests that go on to admission, which re-checks under the key's
+   * row lock everything that can change (revoked, expired, limit, owner disabled): so revocation still applies to
+   * the very next request, on every instance, while a known key costs no lookup.
+   */
+  async identify(keyHash: string): Promise<KeyIdentity> {
+    const known = this.identities.get(keyHash);
+    if (known) return known;
+    const key = await this.authenticate(keyHash);
+    const identity = { id: key.id, ownerId: key.ownerId, teamId: key.teamId };
+    this.identities.set(keyHash, identity);
+    if (this.identities.size > MAX_IDENTITIES) this.identities.delete(this.identities.keys().next().value!);
+    return identity;
   }
 
   /**

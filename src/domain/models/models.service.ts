@@ -33,10 +33,26 @@ export function modelFromRow(r: Record<string, unknown>): CatalogModel {
   };
 }
 
+/** Whether two catalog entries price, cap and route a request the same way. */
+export function sameCatalogEntry(a: CatalogModel, b: CatalogModel): boolean {
+  return a.id === b.id && a.provider === b.provider && a.upstreamModel === b.upstreamModel && a.inputMicroPerMTok === b.inputMicroPerMTok &&
+    a.outputMicroPerMTok === b.outputMicroPerMTok && a.maxOutputTokens === b.maxOutputTokens && a.enabled === b.enabled;
+}
+
+/** Admission found the catalog entry a request was estimated from changed (price, cap, routing, enabled) or gone. */
+export class CatalogEntryChanged extends Error {
+  constructor(readonly modelId: string) {
+    super(`the catalog entry of ${modelId} changed`);
+    this.name = 'CatalogEntryChanged';
+  }
+}
+
 /** Price of a request at catalog prices; see tokenCost for the rounding rule. */
 export function requestCost(model: Pick<CatalogModel, 'inputMicroPerMTok' | 'outputMicroPerMTok'>, inputTokens: number, outputTokens: number): Micro {
   return tokenCost(inputTokens, model.inputMicroPerMTok) + tokenCost(outputTokens, model.outputMicroPerMTok);
 }
+
+const MAX_REMEMBERED = 10_000;
 
 export interface ModelsDeps {
   db: Db;
@@ -46,10 +62,11 @@ export interface ModelsDeps {
 
 export class ModelsService {
   private readonly lookups: MicroBatcher<string, CatalogModel | null>;
+  /** Entries the proxy estimated from; admission checks each against the catalog (see AdmissionRequest.catalog). */
+  private readonly remembered = new Map<string, CatalogModel>();
 
   constructor(private readonly deps: ModelsDeps) {
-    // The proxy looks a model up on every request: concurrent lookups share one query, and nothing is cached,
-    // so a price change or a disabled model applies to the very next request.
+    // Concurrent lookups share one query.
     this.lookups = new MicroBatcher(
       async (ids) => {
         const rows = await this.deps.db('models').whereIn('id', [...new Set(ids)]);
@@ -60,9 +77,28 @@ export class ModelsService {
     );
   }
 
-  /** The catalog entry for a request (batched with concurrent lookups). */
-  lookup(id: string): Promise<CatalogModel | null> {
-    return this.lookups.submit(id);
+  /** The catalog entry for a request, from the database (batched with concurrent lookups). */
+  async lookup(id: string): Promise<CatalogModel | null> {
+    const model = await this.lookups.submit(id);
+    if (model) this.remember(model);
+    else this.remembered.delete(id);
+    return model;
+  }
+
+  /**
+   * The catalog entry as last looked up by this instance, or looked up now. Only for a request whose admission
+   * passes the entry along (AdmissionRequest.catalog): admission compares it with the catalog under the same
+   * transaction and refuses with CatalogEntryChanged when it differs — then `lookup` gets the current entry.
+   */
+  recall(id: string): Promise<CatalogModel | null> {
+    const model = this.remembered.get(id);
+    return model ? Promise.resolve(model) : this.lookup(id);
+  }
+
+  private remember(model: CatalogModel): void {
+    this.remembered.delete(model.id);
+    this.remembered.set(model.id, model);
+    if (this.remembered.size > MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
   }
 
   async list(q: Queryable = this.deps.db): Promise<CatalogModel[]> {
@@ -83,7 +119,7 @@ export class ModelsService {
     if (!Number.isInteger(model.maxOutputTokens) || model.maxOutputTokens < 0 || model.maxOutputTokens > 10_000_000)
       throw badInput('The output cap is 0 to 10,000,000 tokens.');
     const now = this.deps.clock.now();
-    return withTransaction(this.deps.db, async (tx) => {
+    const saved = await withTransaction(this.deps.db, async (tx) => {
       const before = await tx('models').where({ id: model.id }).first();
       const row = {
         provider: model.provider, upstream_model: model.upstreamModel.trim(), input_micro_per_mtok: model.inputMicroPerMTok,
@@ -96,5 +132,7 @@ export class ModelsService {
       });
       return modelFromRow((await tx('models').where({ id: model.id }).first())!);
     });
+    this.remember(saved);
+    return saved;
   }
 }
