@@ -29,13 +29,8 @@ export interface LockedRead {
   lock?: boolean;
 }
 
-/** A write, in its plain form and in the form that applies only when the guess was right (`@mb_ok = 1`). */
-export interface Write extends Stmt {
-  guarded: string;
-}
-
 export interface Plan<T> {
-  writes: Write[];
+  writes: Stmt[];
   value: T;
 }
 
@@ -45,11 +40,13 @@ export interface Plan<T> {
  *
  * On MySQL it costs ONE network round trip when the caller can guess what the locked rows hold (it usually can:
  * it wrote them last) and two otherwise:
- * - with a guess: the writes are planned from the guess and sent in one multi-statement query with the locks and a
- *   check — `START TRANSACTION; <lock the rows and compare every column with the guess>; <writes, each applying
- *   only if all matched>; COMMIT`. If anything differed (another instance, the portal or a job wrote meanwhile),
- *   nothing was written and it falls back to:
- * - without: the locking reads with START TRANSACTION, then the writes planned from what they returned with COMMIT.
+ * - with a guess: the writes are planned from the guess and sent in one multi-statement query behind the locks and
+ *   a check — `START TRANSACTION; <lock the rows, compare every column with the guess>; <fail unless all matched>;
+ *   <writes>; COMMIT`. A failing statement stops a multi-statement query, so if anything differed (another
+ *   instance, the portal or a job wrote meanwhile) no write ran; the transaction is still open with the rows
+ *   locked, and it goes on as:
+ * - without: the locking reads (with START TRANSACTION when none is open), then the writes planned from what they
+ *   returned, with COMMIT.
  * Either way the writes that commit were planned from exactly the rows locked in that transaction, so a guess can
  * make a transaction faster but never wrong.
  *
@@ -68,11 +65,12 @@ export async function lockedTransaction<T>(
       if (!isMysql(db)) return { value: await sqliteTransaction(db, reads, plan), guessed: false };
       const connection = (await db.client.acquireConnection()) as MysqlConnection;
       try {
-        if (guess && attempt === 1) {
-          const guessed = await mysqlGuessed(connection, reads, plan, guess);
-          if (guessed) return { value: guessed.value, guessed: true };
+        const planned = guess && attempt === 1 ? planFrom(plan, guess) : null;
+        if (planned) {
+          if (await mysqlGuessed(connection, reads, planned, guess!)) return { value: planned.value, guessed: true };
+          return { value: await mysqlReadThenWrite(connection, reads, plan, false), guessed: false };
         }
-        return { value: await mysqlReadThenWrite(connection, reads, plan), guessed: false };
+        return { value: await mysqlReadThenWrite(connection, reads, plan, true), guessed: false };
       } catch (err) {
         // Anything not committed is rolled back; on a dead connection the server has already done it.
         await query(connection, 'ROLLBACK', []).catch(() => undefined);
@@ -87,27 +85,40 @@ export async function lockedTransaction<T>(
   }
 }
 
-/** One round trip; null when the rows were not as guessed (nothing was written) or the plan refused the guess. */
-async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[], plan: (rows: Row[][]) => Plan<T>, guess: Row[][]): Promise<{ value: T } | null> {
-  let planned: Plan<T>;
+/** The plan for the guessed rows, or null when the plan objects to them (it will say so again on the real rows). */
+function planFrom<T>(plan: (rows: Row[][]) => Plan<T>, guess: Row[][]): Plan<T> | null {
   try {
-    planned = plan(guess);
+    return plan(guess);
   } catch {
-    return null; // whatever the plan objects to, it will say so again on the rows as they are
+    return null;
   }
-  const checks = reads.map((r, i) => guardOf(r, guess[i] ?? [], i));
-  const ok = reads.map((_, i) => `@mb_c${i} = ${(guess[i] ?? []).length} AND @mb_m${i} = ${(guess[i] ?? []).length}`).join(' AND ');
+}
+
+/** ER_TOO_MANY_ROWS: raised on purpose by the check below when the rows differ from the guess. */
+const ROWS_DIFFER = 1172;
+
+/**
+ * One round trip: true when committed; false when the rows were not as guessed — nothing written, the transaction
+ * still open with the rows locked.
+ */
+async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[], planned: Plan<T>, guess: Row[][]): Promise<boolean> {
+  const matched = reads.map((_, i) => `@mb_c${i} = ${(guess[i] ?? []).length} AND @mb_m${i} = ${(guess[i] ?? []).length}`).join(' AND ') || 'TRUE';
   const stmts: Stmt[] = [
     { sql: 'START TRANSACTION', bindings: [] },
-    ...checks,
-    { sql: `SET @mb_ok = (${ok || 'TRUE'})`, bindings: [] },
-    ...planned.writes.map((w) => ({ sql: w.guarded, bindings: w.bindings })),
-    { sql: 'SELECT @mb_ok AS ok', bindings: [] },
+    ...reads.map((r, i) => guardOf(r, guess[i] ?? [], i)),
+    // Two rows into one variable is an error, and an error stops the rest of the query: the writes run only when
+    // every read matched (zero rows: a warning, nothing stops).
+    { sql: `SELECT 1 INTO @mb_differs FROM (SELECT 1 UNION ALL SELECT 2) AS mb_check WHERE NOT (${matched})`, bindings: [] },
+    ...planned.writes,
     { sql: 'COMMIT', bindings: [] },
   ];
-  const sets = (await query(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings))) as unknown[];
-  const verdict = sets[sets.length - 2] as Row[];
-  return Number(verdict[0]?.ok) === 1 ? { value: planned.value } : null;
+  try {
+    await query(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings));
+    return true;
+  } catch (err) {
+    if ((err as { errno?: number }).errno === ROWS_DIFFER) return false;
+    throw err;
+  }
 }
 
 /**
@@ -132,11 +143,13 @@ function guardOf(read: LockedRead, rows: Row[], index: number): Stmt {
   };
 }
 
-/** Two round trips: BEGIN travels with the locking reads, COMMIT with the writes. */
-async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedRead[], plan: (rows: Row[][]) => Plan<T>): Promise<T> {
-  const selects = reads.map(lockingSelect);
-  const sets = (await query(connection, joinSql([{ sql: 'START TRANSACTION', bindings: [] }, ...selects]), selects.flatMap((s) => s.bindings))) as Row[][];
-  const { writes, value } = plan(sets.slice(1));
+/** Two round trips: BEGIN (unless the transaction is open) travels with the locking reads, COMMIT with the writes. */
+async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedRead[], plan: (rows: Row[][]) => Plan<T>, begin: boolean): Promise<T> {
+  const stmts = [...(begin ? [{ sql: 'START TRANSACTION', bindings: [] }] : []), ...reads.map(lockingSelect)];
+  const result = (await query(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings))) as unknown[];
+  // One statement alone comes back as its rows, several as a list of results.
+  const sets = (stmts.length === 1 ? [result] : result.slice(begin ? 1 : 0)) as Row[][];
+  const { writes, value } = plan(sets);
   await query(connection, joinSql([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
   return value;
 }
@@ -194,28 +207,17 @@ export function caseOf(idColumn: string, column: string, values: Map<string, unk
 }
 
 /** `UPDATE table SET … WHERE …`; bindings of `set` come before those of `where`. */
-export function updateWhere(table: string, set: Stmt, where: Stmt): Write {
-  return {
-    sql: `UPDATE ${table} SET ${set.sql} WHERE ${where.sql}`,
-    guarded: `UPDATE ${table} SET ${set.sql} WHERE (${where.sql}) AND @mb_ok = 1`,
-    bindings: [...set.bindings, ...where.bindings],
-  };
+export function updateWhere(table: string, set: Stmt, where: Stmt): Stmt {
+  return { sql: `UPDATE ${table} SET ${set.sql} WHERE ${where.sql}`, bindings: [...set.bindings, ...where.bindings] };
 }
 
-export function deleteWhere(table: string, where: Stmt): Write {
-  return { sql: `DELETE FROM ${table} WHERE ${where.sql}`, guarded: `DELETE FROM ${table} WHERE (${where.sql}) AND @mb_ok = 1`, bindings: where.bindings };
+export function deleteWhere(table: string, where: Stmt): Stmt {
+  return { sql: `DELETE FROM ${table} WHERE ${where.sql}`, bindings: where.bindings };
 }
 
-/** A multi-row INSERT; guarded, the same rows come from a derived table that is empty unless `@mb_ok = 1`. */
-export function insertRows(table: string, columns: string[], rows: Knex.RawBinding[][]): Write {
+export function insertRows(table: string, columns: string[], rows: Knex.RawBinding[][]): Stmt {
   const row = `(${placeholders(columns.length)})`;
-  const first = `SELECT ${columns.map((c) => `? AS ${c}`).join(', ')}`;
-  const rest = rows.slice(1).map(() => ` UNION ALL SELECT ${placeholders(columns.length)}`).join('');
-  return {
-    sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.map(() => row).join(', ')}`,
-    guarded: `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM (${first}${rest}) AS mb_rows WHERE @mb_ok = 1`,
-    bindings: rows.flat(),
-  };
+  return { sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.map(() => row).join(', ')}`, bindings: rows.flat() };
 }
 
 /** `id IN (?, …)`. */

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { Db } from '../../db/knex.js';
 import { toBool, toDate, toDateOrNull } from '../../db/rows.js';
-import { caseOf, deleteWhere, idIn, insertRows, lockedTransaction, updateWhere, type LockedRead, type Row, type Stmt, type Write } from '../../db/locked-transaction.js';
+import { caseOf, deleteWhere, idIn, insertRows, lockedTransaction, updateWhere, type LockedRead, type Row, type Stmt } from '../../db/locked-transaction.js';
 import type { RowCache } from '../../db/row-cache.js';
 import { effectiveStatus, type KeyStatus } from '../keys/key.js';
 import { microToAud, toMicro, toMicroOrNull, type Micro } from '../money.js';
@@ -382,8 +382,8 @@ function ledgerRow(account: string, userId: string | null, teamId: string | null
  * amount; a charged one also its counters (a personal balance admitted against in a stale period keeps its stored
  * counters: the roll-over, not admission, resets them).
  */
-function batchWrites(s: BatchState, ctx: BatchContext): Write[] {
-  const writes: Write[] = [];
+function batchWrites(s: BatchState, ctx: BatchContext): Stmt[] {
+  const writes: Stmt[] = [];
   const touchedKeys = sorted([...s.admitted, ...s.settled].map((h) => h.keyId)).map((id) => s.keys.get(id)!);
   if (!touchedKeys.length) return writes;
   const charged = touchedKeys.filter((k) => k.charged);
