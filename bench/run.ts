@@ -124,6 +124,49 @@ interface LoadResult {
   timeouts: number;
   latencyMs: { p50: number; p90: number; p99: number; mean: number };
 }
+/** What the metering did during a scenario, from ModelBridge's own /metrics (this instance, since it started). */
+interface MeteringCounters {
+  admits: number;
+  admitSeconds: number;
+  settles: number;
+  settleSeconds: number;
+  oneRoundTrip: number;
+  readThenWrite: number;
+}
+interface MeteringStats {
+  transactions: number;
+  oneRoundTrip: number;
+  /** Admissions + settlements per transaction. */
+  opsPerTransaction: number;
+  admitMsAvg: number;
+  settleMsAvg: number;
+}
+
+async function meteringCounters(base: string): Promise<MeteringCounters> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  return {
+    admits: value(/^modelbridge_metering_duration_seconds_count\{phase="admit"\} (\S+)$/m),
+    admitSeconds: value(/^modelbridge_metering_duration_seconds_sum\{phase="admit"\} (\S+)$/m),
+    settles: value(/^modelbridge_metering_duration_seconds_count\{phase="settle"\} (\S+)$/m),
+    settleSeconds: value(/^modelbridge_metering_duration_seconds_sum\{phase="settle"\} (\S+)$/m),
+    oneRoundTrip: value(/^modelbridge_metering_transactions\{path="one_round_trip"\} (\S+)$/m),
+    readThenWrite: value(/^modelbridge_metering_transactions\{path="read_then_write"\} (\S+)$/m),
+  };
+}
+
+function meteringDelta(a: MeteringCounters, b: MeteringCounters): MeteringStats {
+  const transactions = b.oneRoundTrip + b.readThenWrite - a.oneRoundTrip - a.readThenWrite;
+  const ops = b.admits + b.settles - a.admits - a.settles;
+  return {
+    transactions,
+    oneRoundTrip: b.oneRoundTrip - a.oneRoundTrip,
+    opsPerTransaction: transactions ? ops / transactions : 0,
+    admitMsAvg: b.admits > a.admits ? (1000 * (b.admitSeconds - a.admitSeconds)) / (b.admits - a.admits) : 0,
+    settleMsAvg: b.settles > a.settles ? (1000 * (b.settleSeconds - a.settleSeconds)) / (b.settles - a.settles) : 0,
+  };
+}
+
 interface LatencyResult {
   count: number;
   failures: number;
@@ -150,6 +193,15 @@ async function main(): Promise<void> {
 
   const loads: Record<string, LoadResult> = {};
   const checks: Record<string, unknown> = {};
+  const metering: Record<string, MeteringStats> = {};
+  const mbBase = `http://127.0.0.1:${mbPort}`;
+  /** Runs a ModelBridge scenario and records what the metering did meanwhile. */
+  async function metered<T>(name: string, run: () => Promise<T>): Promise<T> {
+    const before = await meteringCounters(mbBase);
+    const result = await run();
+    metering[name] = meteringDelta(before, await meteringCounters(mbBase));
+    return result;
+  }
   const load = (url: string, headers: Record<string, string>, rotateBearer?: string[], byDuration = false) =>
     runJson<LoadResult>('load.ts', { url, connections, ...(byDuration ? { durationSeconds } : { amount: requestsPerLoad }), headers, body: BODY, rotateBearer } satisfies LoadSpec);
 
@@ -160,7 +212,7 @@ async function main(): Promise<void> {
   async function meteredLoad(name: string, headers: Record<string, string>, rotate?: string[]) {
     const servedBefore = await fake.served();
     const eventsBefore = await seed.countEvents();
-    loads[name] = await load(mb, headers, rotate);
+    loads[name] = await metered(name, () => load(mb, headers, rotate));
     const eventsAfter = await seed.countEvents();
     const served = (await fake.served()) - servedBefore;
     const events = eventsAfter.total - eventsBefore.total;
@@ -188,15 +240,15 @@ async function main(): Promise<void> {
   const seq = (url: string, headers: Record<string, string>, stream: boolean) =>
     runJson<LatencyResult>('latency.ts', { url, headers, body: stream ? STREAM_BODY : BODY, count: latencyCount, warmup: 200, stream });
   latency.direct = await seq(direct, directHeaders, false);
-  latency.modelbridge = await seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, false);
+  latency.modelbridge = await metered('one_in_flight', () => seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, false));
   if (!skipPeer) latency.portkey = await seq(peer, peerHeaders, false);
   console.error('scenario: streaming, one request in flight');
   latency.direct_stream = await seq(direct, directHeaders, true);
-  latency.modelbridge_stream = await seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, true);
+  latency.modelbridge_stream = await metered('one_in_flight_stream', () => seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, true));
   if (!skipPeer) latency.portkey_stream = await seq(peer, peerHeaders, true);
   checks.final = { invariants: await checkInvariants(databaseUrl) };
 
-  const results = { startedAt, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, durationSeconds, connections, loads, latency, checks };
+  const results = { startedAt, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, durationSeconds, connections, loads, latency, metering, checks };
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
@@ -208,7 +260,7 @@ async function main(): Promise<void> {
   await seed.close();
 }
 
-function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<string, LatencyResult>; checks: Record<string, unknown>; machine: unknown; startedAt: Date }): string {
+function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<string, LatencyResult>; metering: Record<string, MeteringStats>; checks: Record<string, unknown>; machine: unknown; startedAt: Date }): string {
   const lines = [`# Benchmark ${r.startedAt.toISOString()}`, '', `machine: ${JSON.stringify(r.machine)}; ${connections} connections; ${requestsPerLoad} requests per proxy load, ${durationSeconds}s direct`, ''];
   lines.push('| load | req/s | p50 ms | p90 ms | p99 ms | 2xx | non-2xx | errors |', '|---|---|---|---|---|---|---|---|');
   for (const [name, l] of Object.entries(r.loads))
@@ -223,6 +275,9 @@ function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<s
   const added = (a?: LatencyResult, b?: LatencyResult, f: 'ttfbUs' | 'totalUs' = 'totalUs') => (a && b ? `p50 +${(a[f].p50 - b[f].p50).toFixed(0)} µs, p99 +${(a[f].p99 - b[f].p99).toFixed(0)} µs` : 'n/a');
   lines.push('', `added latency, ModelBridge: ${added(r.latency.modelbridge, r.latency.direct)}; Portkey: ${added(r.latency.portkey, r.latency.direct)}`);
   lines.push(`added streaming time to first byte, ModelBridge: ${added(r.latency.modelbridge_stream, r.latency.direct_stream, 'ttfbUs')}; Portkey: ${added(r.latency.portkey_stream, r.latency.direct_stream, 'ttfbUs')}`);
+  lines.push('', '| metering during | transactions | one round trip | admissions + settlements per transaction | admit ms (avg) | settle ms (avg) |', '|---|---|---|---|---|---|');
+  for (const [name, m] of Object.entries(r.metering))
+    lines.push(`| ${name} | ${m.transactions} | ${m.oneRoundTrip} | ${m.opsPerTransaction.toFixed(1)} | ${m.admitMsAvg.toFixed(2)} | ${m.settleMsAvg.toFixed(2)} |`);
   lines.push('', '## Correctness', '', '```json', JSON.stringify(r.checks, null, 2), '```', '');
   return lines.join('\n');
 }
