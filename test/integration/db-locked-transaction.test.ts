@@ -75,6 +75,8 @@ describe(`lockedTransaction (${dialect})`, () => {
     ['a number', (g) => (g[0]![0]!.n = 4)],
     ['NULL where there is a value', (g) => (g[0]![1]!.note = null)],
     ['a value where there is NULL', (g) => (g[0]![0]!.note = '')],
+    ['a string in another case (equal in the collation)', (g) => (g[0]![1]!.note = 'X')],
+    ['a string with a trailing space (equal in the collation)', (g) => (g[0]![1]!.note = 'x ')],
     ['a date one millisecond off', (g) => (g[0]![0]!.seen_at = new Date(when.getTime() + 1))],
     ['a row that is not there', (g) => g[0]!.push({ id: 'c', n: 1, note: null, seen_at: null })],
     ['a row missing', (g) => g[0]!.pop()],

@@ -109,7 +109,7 @@ export class MeteringService {
     // One metering transaction in flight at a time, admissions and settlements together: the requests arriving
     // meanwhile make the next batch larger, and fewer, larger batches are what keeps up with the traffic (each
     // statement and commit costs the database far more than a row more in it: four lanes of disjoint payers, each
-    // with its own transaction in flight, halved the throughput with 100 keys). And the rows this instance wrote
+    // with its own transaction in flight, cut the throughput with 100 keys by a third). And the rows this instance wrote
     // last are what the next batch finds — so it plans from them and needs one round trip.
     const options = { maxBatch: 100, maxConcurrent: 1 };
     this.batches = new MicroBatcher((ops: MeteringOp[]) => this.meterWithRollover(ops), options);
