@@ -132,4 +132,24 @@ describe(`rollover job in Australia/Sydney (${dialect})`, () => {
     // June 1 and September 1 are both in AEST (UTC+10).
     expect([iso(rows[0].period_start), iso(rows[0].period_end)]).toEqual(['2027-05-31T14:00:00.000Z', '2027-08-31T14:00:00.000Z']);
   });
+
+  it('keeps the last period’s counters for its statement when a request is admitted after midnight, before the roll-over', async () => {
+    const OCT_1_2027 = '2027-09-30T14:00:00.000Z'; // AEDT again from the first Sunday of October 2027
+    clock.set('2027-09-20T00:00:00.000Z');
+    const user = await makeUser(a.services, { plan: 'Pro', prepaidMicro: 100 * AUD });
+    const key = (await makeKey(a.services, user)).key;
+    await spend(a.services, key.id, 3 * AUD);
+    clock.set(new Date(new Date(OCT_1_2027).getTime() + 1_000));
+    // Admission sees October's headroom (nothing used yet) but writes only the held amount: September's counters
+    // stay as they are until the roll-over writes September's statement from them.
+    const hold = await admit(a.services, key.id, 2 * AUD);
+    const stored = await balanceRow(user.user.id);
+    expect([iso(stored.period_start), toMicro(stored.included_used_micro), toMicro(stored.held_micro)]).toEqual(['2027-08-31T14:00:00.000Z', 3 * AUD, 2 * AUD]);
+    await a.run('rollover');
+    const rows = await statements(user.user.id);
+    expect(rows.map((r: Record<string, unknown>) => [iso(r.period_start), toMicro(r.included_used_micro)])).toEqual([['2027-08-31T14:00:00.000Z', 3 * AUD]]);
+    await settle(a.services, hold, 1_500_000);
+    const after = await balanceRow(user.user.id);
+    expect([iso(after.period_start), toMicro(after.included_used_micro), toMicro(after.held_micro)]).toEqual([OCT_1_2027, 1_500_000, 0]);
+  });
 });

@@ -59,6 +59,27 @@ describe(`settlement is exactly once (${dialect})`, () => {
     expect(toMicro((await keyRow(key.id)).spend_micro)).toBe(toMicro(event.cost_micro));
   });
 
+  it('settles before it admits within one batch: a released hold is headroom for the admissions beside it', async () => {
+    const owner = await makeUser(services, { prepaidMicro: 1_000_000 });
+    const { key } = await makeKey(services, owner, { spendLimitMicro: 1_000 });
+    const { key: other } = await makeKey(services, owner);
+    // Owner and team given, as the proxy gives them: the admission is queued at once, in call order.
+    const request = (keyId: string, estimateMicro: number) => services.metering.admit({
+      requestId: newId(), keyId, ownerId: owner.user.id, teamId: null, estimateMicro, model: 'gpt-4o-mini', provider: 'openai', endpoint: '/v1/chat/completions', streamed: false,
+    });
+    const first = await request(key.id, 1_000); // holds the whole limit
+    // One batch in flight (another key's admission) makes the next two wait and go together, the admission first
+    // in arrival order. Had it been applied before the settlement, the limit would still be held: 429 pending.
+    const busy = request(other.id, 10);
+    const second = request(key.id, 800);
+    const settled = services.metering.settle(first, ok(100));
+    await busy;
+    expect(await settled).toEqual({ applied: true, costMicro: 100 });
+    expect((await second).amountMicro).toBe(800);
+    const row = await keyRow(key.id);
+    expect([toMicro(row.spend_micro), toMicro(row.held_micro)]).toEqual([100, 800]);
+  });
+
   it('leaves both rows or neither when the database fails mid-settlement', async () => {
     const { key, hold } = await admitted();
     // The usage event is inserted before the ledger entries: with the ledger table gone, the transaction fails
