@@ -87,6 +87,12 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
       expect(err).toMatchObject({ status: 401, code: 'key_revoked' });
       await expect(anthropicWith(secret).messages.create(message)).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
       expect((await fetch(`${app.url}/v1/key`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
+      // Once admission has refused it, the key is looked up again on each request and refused before any lock:
+      // a client that keeps trying costs no metering transaction.
+      const metered = () => app.services.metering.transactions.oneRoundTrip + app.services.metering.transactions.readThenWrite;
+      const before = metered();
+      for (let i = 0; i < 3; i++) await expect(client.chat.completions.create(chat)).rejects.toMatchObject({ status: 401, code: 'key_revoked' });
+      expect(metered()).toBe(before);
     });
 
     it('refuses a key whose owner was disabled after the key was used', async () => {

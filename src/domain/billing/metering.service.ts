@@ -11,7 +11,7 @@ import { meterBatch, PeriodRolloverDue, type MeteringOp } from './metering-batch
 import { billingPeriodAt } from './period.js';
 import { lockPersonalBalanceWithPlan } from './rollover.service.js';
 import { rollPersonalPeriodIfDue } from './rollover.js';
-import { MeteringRefusal, refuseUnusableKey } from './refusal.js';
+import { MeteringRefusal, refuseUnusableKey, type RefusalReason } from './refusal.js';
 
 export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned';
 
@@ -37,6 +37,7 @@ export interface KeyIdentity {
 }
 
 const MAX_IDENTITIES = 50_000;
+const UNUSABLE_KEY = new Set<RefusalReason>(['invalid_api_key', 'key_revoked', 'key_expired']);
 
 export interface AdmissionRequest {
   requestId: string;
@@ -164,7 +165,17 @@ export class MeteringService {
       teamId = (row.team_id as string | null) ?? null;
     }
     const item = { ...req, ownerId, teamId: teamId ?? null };
-    return this.batches.submit({ admit: item }) as Promise<Hold>;
+    try {
+      return (await this.batches.submit({ admit: item })) as Hold;
+    } catch (err) {
+      // A key that can no longer be used goes back to being looked up, which refuses it before any lock.
+      if (err instanceof MeteringRefusal && UNUSABLE_KEY.has(err.reason)) this.forgetIdentity(req.keyId);
+      throw err;
+    }
+  }
+
+  private forgetIdentity(keyId: string): void {
+    for (const [hash, identity] of this.identities) if (identity.id === keyId) this.identities.delete(hash);
   }
 
   /**
