@@ -124,9 +124,9 @@ async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[],
 /**
  * Locks the rows of one read (unless it is a plain read) and counts them, and how many equal their guess in every
  * column: `SELECT COUNT(*), SUM(CASE id WHEN ? THEN (col <=> ? AND …) … END) INTO @mb_cI, @mb_mI … FOR UPDATE`.
- * `<=>` so that NULL matches NULL; strings compare as bytes (`BINARY`), so a change of case or of trailing spaces,
- * which the columns' collation would call equal, is a difference. Both counts equal to the number of guessed rows
- * ⇔ the rows are exactly the guess (ids are unique).
+ * `<=>` so that NULL matches NULL; strings compare as bytes (`CAST(… AS BINARY)`), so a change of case or of
+ * trailing spaces, which the columns' collation would call equal, is a difference. Both counts equal to the number
+ * of guessed rows ⇔ the rows are exactly the guess (ids are unique).
  */
 function guardOf(read: LockedRead, rows: Row[], index: number): Stmt {
   const bindings: Knex.RawBinding[] = [];
@@ -134,7 +134,7 @@ function guardOf(read: LockedRead, rows: Row[], index: number): Stmt {
   if (rows.length) {
     match = `CASE ${read.id}`;
     for (const row of rows) {
-      match += ` WHEN ? THEN (${read.columns.map(([name, expr]) => (typeof row[name] === 'string' ? `BINARY ${expr} <=> ?` : `${expr} <=> ?`)).join(' AND ')})`;
+      match += ` WHEN ? THEN (${read.columns.map(([name, expr]) => (typeof row[name] === 'string' ? `CAST(${expr} AS BINARY) <=> ?` : `${expr} <=> ?`)).join(' AND ')})`;
       bindings.push(row[read.idColumn] as Knex.RawBinding, ...read.columns.map(([name]) => (row[name] ?? null) as Knex.RawBinding));
     }
     match += ' ELSE 0 END';
