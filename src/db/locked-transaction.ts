@@ -147,7 +147,7 @@ function guardOf(read: LockedRead, rows: Row[], index: number): Stmt {
 
 /** Two round trips: BEGIN (unless the transaction is open) travels with the locking reads, COMMIT with the writes. */
 async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedRead[], plan: (rows: Row[][]) => Plan<T>, begin: boolean): Promise<T> {
-  const stmts = [...(begin ? [{ sql: 'START TRANSACTION', bindings: [] }] : []), ...reads.map(lockingSelect)];
+  const stmts = [...(begin ? [{ sql: 'START TRANSACTION', bindings: [] }] : []), ...reads.map((r) => lockingSelect(r))];
   const result = (await query(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings))) as unknown[];
   // One statement alone comes back as its rows, several as a list of results.
   const sets = (stmts.length === 1 ? [result] : result.slice(begin ? 1 : 0)) as Row[][];
@@ -156,9 +156,10 @@ async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedR
   return value;
 }
 
-function lockingSelect(read: LockedRead): Stmt {
+/** The read as a SELECT; `locking` false for SQLite, which has no row locks (its one writer holds the database). */
+function lockingSelect(read: LockedRead, locking = true): Stmt {
   const columns = read.columns.map(([name, expr]) => (name === expr ? expr : `${expr} AS ${name}`)).join(', ');
-  return { sql: `SELECT ${columns} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)}) ORDER BY ${read.id}${forUpdate(read)}`, bindings: read.ids };
+  return { sql: `SELECT ${columns} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)}) ORDER BY ${read.id}${locking ? forUpdate(read) : ''}`, bindings: read.ids };
 }
 
 function forUpdate(read: LockedRead): string {
@@ -177,8 +178,8 @@ async function sqliteTransaction<T>(db: Db, reads: LockedRead[], plan: (rows: Ro
   return db.transaction(async (trx) => {
     const sets: Row[][] = [];
     for (const read of reads) {
-      const s = lockingSelect(read);
-      sets.push(await trx.raw<Row[]>(s.sql.replace(/\s+FOR UPDATE$/i, ''), s.bindings));
+      const s = lockingSelect(read, false);
+      sets.push(await trx.raw<Row[]>(s.sql, s.bindings));
     }
     const { writes, value } = plan(sets);
     for (const s of writes) await trx.raw(s.sql, s.bindings);

@@ -1,3 +1,4 @@
+import { BoundedMap } from './bounded-map.js';
 import type { LockedRead, Row } from './locked-transaction.js';
 
 /**
@@ -7,9 +8,11 @@ import type { LockedRead, Row } from './locked-transaction.js';
  * trip, never money. Bounded: the least recently stored entries go first.
  */
 export class RowCache {
-  private readonly rows = new Map<string, Row>();
+  private readonly rows: BoundedMap<string, Row>;
 
-  constructor(private readonly maxEntries = 50_000) {}
+  constructor(maxEntries = 50_000) {
+    this.rows = new BoundedMap(maxEntries);
+  }
 
   /** The guessed rows of each read, in the reads' id order; null unless every id has an entry. */
   guess(reads: LockedRead[]): Row[][] | null {
@@ -27,10 +30,7 @@ export class RowCache {
   }
 
   set(read: LockedRead, row: Row): void {
-    const k = entry(read.from, String(row[read.idColumn]));
-    this.rows.delete(k);
-    this.rows.set(k, row);
-    if (this.rows.size > this.maxEntries) this.rows.delete(this.rows.keys().next().value!);
+    this.rows.set(entry(read.from, String(row[read.idColumn])), row);
   }
 
   delete(read: LockedRead, id: string): void {

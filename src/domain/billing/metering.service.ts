@@ -1,4 +1,5 @@
 import type { Db, Queryable } from '../../db/knex.js';
+import { BoundedMap } from '../../db/bounded-map.js';
 import { MicroBatcher } from '../../db/micro-batcher.js';
 import { RowCache } from '../../db/row-cache.js';
 import { toBool, toDate } from '../../db/rows.js';
@@ -102,7 +103,7 @@ export class MeteringService {
   /** The metered rows as this instance last wrote them: the guess that makes most batches one round trip. */
   private readonly rows = new RowCache();
   /** Key hash → identity, for keys this instance has authenticated (see identify). */
-  private readonly identities = new Map<string, KeyIdentity>();
+  private readonly identities = new BoundedMap<string, KeyIdentity>(MAX_IDENTITIES);
   /** Metering transactions of this instance since it started, by how many round trips they took. */
   readonly transactions = { oneRoundTrip: 0, readThenWrite: 0 };
 
@@ -142,7 +143,6 @@ export class MeteringService {
     const key = await this.authenticate(keyHash);
     const identity = { id: key.id, ownerId: key.ownerId, teamId: key.teamId };
     this.identities.set(keyHash, identity);
-    if (this.identities.size > MAX_IDENTITIES) this.identities.delete(this.identities.keys().next().value!);
     return identity;
   }
 

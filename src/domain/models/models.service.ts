@@ -1,4 +1,5 @@
 import type { Db, Queryable } from '../../db/knex.js';
+import { BoundedMap } from '../../db/bounded-map.js';
 import { MicroBatcher } from '../../db/micro-batcher.js';
 import { toBool, toInt } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
@@ -63,7 +64,7 @@ export interface ModelsDeps {
 export class ModelsService {
   private readonly lookups: MicroBatcher<string, CatalogModel | null>;
   /** Entries the proxy estimated from; admission checks each against the catalog (see AdmissionRequest.catalog). */
-  private readonly remembered = new Map<string, CatalogModel>();
+  private readonly remembered = new BoundedMap<string, CatalogModel>(MAX_REMEMBERED);
 
   constructor(private readonly deps: ModelsDeps) {
     // Concurrent lookups share one query.
@@ -80,7 +81,7 @@ export class ModelsService {
   /** The catalog entry for a request, from the database (batched with concurrent lookups). */
   async lookup(id: string): Promise<CatalogModel | null> {
     const model = await this.lookups.submit(id);
-    if (model) this.remember(model);
+    if (model) this.remembered.set(model.id, model);
     else this.remembered.delete(id);
     return model;
   }
@@ -95,11 +96,6 @@ export class ModelsService {
     return model ? Promise.resolve(model) : this.lookup(id);
   }
 
-  private remember(model: CatalogModel): void {
-    this.remembered.delete(model.id);
-    this.remembered.set(model.id, model);
-    if (this.remembered.size > MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
-  }
 
   async list(q: Queryable = this.deps.db): Promise<CatalogModel[]> {
     return (await q('models').orderBy('provider').orderBy('id')).map(modelFromRow);
@@ -132,7 +128,7 @@ export class ModelsService {
       });
       return modelFromRow((await tx('models').where({ id: model.id }).first())!);
     });
-    this.remember(saved);
+    this.remembered.set(saved.id, saved);
     return saved;
   }
 }
