@@ -46,7 +46,7 @@ function findModel(ctx: ProxyContext, id: unknown): Promise<CatalogModel | null>
 /**
  * Resolve model → estimate → admit. The entry may be remembered from an earlier request: admission compares it with
  * the catalog in its transaction, and when an admin changed it meanwhile (price, cap, enabled) the request is
- * resolved and estimated again from the catalog as it is now.
+ * resolved and estimated again from the catalog as it is now. No refusal rests on a remembered entry alone.
  */
 async function admitFromCatalog(
   ctx: ProxyContext,
@@ -55,7 +55,16 @@ async function admitFromCatalog(
 ): Promise<{ model: CatalogModel; estimate: Estimate; hold: Hold }> {
   let entry = remembered;
   for (let attempt = 1; ; attempt++) {
-    const model = resolveModel(entry, r.request, r.endpoint);
+    let model: CatalogModel;
+    try {
+      model = resolveModel(entry, r.request, r.endpoint);
+    } catch (err) {
+      // Refused on an entry that may be remembered (only enabled ones are): judge it again on the catalog as it is,
+      // in case it was moved to the other provider meanwhile.
+      if (attempt > 1 || !entry?.enabled) throw err;
+      entry = await ctx.models.lookup(entry.id);
+      continue;
+    }
     const estimate = estimateRequest(model, r.request, r.json);
     try {
       return { model, estimate, hold: await admit(ctx, { key: r.key, model, endpoint: r.endpoint, request: r.request, estimate }) };

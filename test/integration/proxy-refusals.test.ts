@@ -229,6 +229,19 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
       const err = await client.chat.completions.create({ ...chat, model: 'gpt-repriced' }).catch((e: unknown) => e);
       expect(err).toMatchObject({ status: 404, code: 'model_not_found' });
       expect(fake.requests).toHaveLength(2);
+      // A refusal is never judged from memory: enabled again elsewhere, it serves the very next request.
+      await app.t.db('models').where({ id: 'gpt-repriced' }).update({ enabled: true });
+      await expect(client.chat.completions.create({ ...chat, model: 'gpt-repriced' })).resolves.toBeTruthy();
+      // Moved to the other provider elsewhere: refused with 400 naming the right endpoint…
+      await client.chat.completions.create({ ...chat, model: 'gpt-repriced' });
+      await app.t.db('models').where({ id: 'gpt-repriced' }).update({ provider: 'anthropic' });
+      const moved = await client.chat.completions.create({ ...chat, model: 'gpt-repriced' }).catch((e: unknown) => e);
+      expect(moved).toMatchObject({ status: 400 });
+      expect(String((moved as Error).message)).toContain('/v1/messages');
+      // …and moved back: the entry remembered from that refusal is not what refuses the next request.
+      await app.t.db('models').where({ id: 'gpt-repriced' }).update({ provider: 'openai' });
+      await expect(client.chat.completions.create({ ...chat, model: 'gpt-repriced' })).resolves.toBeTruthy();
+      expect(fake.requests).toHaveLength(5);
     });
 
     it('answers invalid bodies with 400 invalid_request and huge ones with 413, never 5xx', async () => {

@@ -81,7 +81,8 @@ export class ModelsService {
   /** The catalog entry for a request, from the database (batched with concurrent lookups). */
   async lookup(id: string): Promise<CatalogModel | null> {
     const model = await this.lookups.submit(id);
-    if (model) this.remembered.set(model.id, model);
+    // Only servable entries are remembered: a refusal (unknown, disabled) is always judged on the catalog as it is.
+    if (model?.enabled) this.remembered.set(model.id, model);
     else this.remembered.delete(id);
     return model;
   }
@@ -128,7 +129,8 @@ export class ModelsService {
       });
       return modelFromRow((await tx('models').where({ id: model.id }).first())!);
     });
-    this.remembered.set(saved.id, saved);
+    if (saved.enabled) this.remembered.set(saved.id, saved);
+    else this.remembered.delete(saved.id);
     return saved;
   }
 }
