@@ -14,6 +14,7 @@ import * as createAuditEvents from './20261126121100_create-audit-events.js';
 import * as createModels from './20261126121200_create-models.js';
 import * as createJobLocks from './20261126121300_create-job-locks.js';
 import * as createPeriodStatements from './20261126121400_create-period-statements.js';
+import * as addPayerAmountToHolds from './20261201120000_add-payer-amount-to-holds.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -37,6 +38,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261126121200_create-models', createModels],
   ['20261126121300_create-job-locks', createJobLocks],
   ['20261126121400_create-period-statements', createPeriodStatements],
+  ['20261201120000_add-payer-amount-to-holds', addPayerAmountToHolds],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

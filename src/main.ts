@@ -56,6 +56,7 @@ export async function start(config: Config, options: { migrate?: boolean } = {})
       await scheduler?.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await deps.services.metering.shutdown();
       await deps.services.db.destroy();
     },
   };

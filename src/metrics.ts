@@ -21,7 +21,7 @@ export function createMetrics() {
     }),
     meteringErrors: new Counter({
       name: 'modelbridge_metering_errors_total',
-      help: 'Settlements that failed after every retry (the hold stays for the release job).',
+      help: 'Settlements refused (a bug), or not committed before their answer completed (they go on being retried until they commit).',
       registers: [registry],
     }),
     holdsOutstanding: new Gauge({

@@ -15,11 +15,17 @@ import { KeyExpiryService } from './keys/expiry.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
 
+/**
+ * A hold nobody renews is released after this + the release job's minute: under 2 minutes for the holds of a dead
+ * instance. Live instances renew theirs every third of it.
+ */
+export const DEFAULT_HOLD_TTL_MS = 45_000;
+
 export interface ServicesOptions {
   db: Db;
   clock: Clock;
   timeZone: string;
-  /** How long an admitted request may run before its hold counts as abandoned (default 15 minutes). */
+  /** How long a hold lives unless its instance renews it (default 45 s; see MeteringDeps.holdTtlMs). */
   holdTtlMs?: number;
   onUserDisabled?: (userId: string) => Promise<void>;
 }
@@ -39,7 +45,7 @@ export function createServices(options: ServicesOptions) {
     teams: new TeamsService({ db, clock, audit }),
     tokens: new TokensService({ db, clock, audit }),
     balances: new BalancesService({ db, clock, audit, timeZone }),
-    metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? 15 * 60_000 }),
+    metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),
     models: new ModelsService({ db, clock, audit }),
     plans: new PlansService({ db, clock, audit }),
     usage: new UsageService({ db, clock, timeZone, keys }),

@@ -9,7 +9,7 @@ import { rolloverJob } from './rollover.js';
 export function createJobs(services: Services): Record<JobName, Job> {
   return {
     'expire-keys': expireKeysJob(services.keyExpiry),
-    'release-holds': releaseStaleHoldsJob(services.metering, services.clock),
+    'release-holds': releaseStaleHoldsJob(services.metering),
     reconcile: reconcileJob(services.reconcile),
     rollover: rolloverJob(services.rollover, services.timeZone),
   };

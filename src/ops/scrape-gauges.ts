@@ -5,11 +5,13 @@ import { listJobStatus } from '../domain/jobs/job-locks.js';
 const JOB_LAST_SUCCESS = 'modelbridge_job_last_success_timestamp_seconds';
 const JOB_LAST_FAILED = 'modelbridge_job_last_run_failed';
 const METERING_TRANSACTIONS = 'modelbridge_metering_transactions';
+const SETTLEMENTS_PENDING = 'modelbridge_settlements_pending';
+const SETTLEMENT_RETRIES = 'modelbridge_settlement_retries';
 
 /**
  * Gauges read from the database at scrape time, so they describe the whole installation (every instance), not just
  * the one that happens to be scraped: outstanding holds, and each job's last result as recorded in job_locks. Also
- * this instance's metering transactions by path.
+ * this instance's metering transactions by path, and its settlements pending and retried.
  */
 export async function refreshScrapeGauges(deps: AppDeps): Promise<void> {
   const { db, clock } = deps.services;
@@ -21,6 +23,11 @@ export async function refreshScrapeGauges(deps: AppDeps): Promise<void> {
     ['path']);
   transactions.set({ path: 'one_round_trip' }, deps.services.metering.transactions.oneRoundTrip);
   transactions.set({ path: 'read_then_write' }, deps.services.metering.transactions.readThenWrite);
+  const { settlements } = deps.services.metering;
+  gauge(deps.metrics.registry, SETTLEMENTS_PENDING, 'Settlements of this instance not yet committed (each is retried until it commits).', [])
+    .set(settlements.pending);
+  gauge(deps.metrics.registry, SETTLEMENT_RETRIES, 'Settlement attempts of this instance that failed and were tried again, since it started.', [])
+    .set(settlements.retried);
 
   const lastSuccess = gauge(deps.metrics.registry, JOB_LAST_SUCCESS, 'When each job last finished successfully on any instance (unix seconds).');
   const lastFailed = gauge(deps.metrics.registry, JOB_LAST_FAILED, 'Whether the most recent finished run of each job failed (1) or not (0).');

@@ -1,36 +1,32 @@
-import type { UsageOutcome } from '../domain/billing/metering.service.js';
+import type { SettleResult, UsageOutcome } from '../domain/billing/metering.service.js';
 import { requestCost } from '../domain/models/models.service.js';
 import type { ProxyContext } from './context.js';
 import { describeError } from './errors.js';
 import type { Charge, Exchange } from './exchange.js';
 
 /**
- * Settles the hold once; a failure is logged and counted and the hold left for the release job. Until then it
- * keeps the hold alive (see MeteringService.extendHold), so only a request whose process died is ever released.
+ * How long the end of a response waits for its settlement. Settling normally takes a few milliseconds and completes
+ * before the answer does ("charged when answered"); when the database is failing, the settlement goes on being
+ * retried until it commits (MeteringService.settle) while the client gets the rest of its answer.
  */
+const ANSWER_WAITS_FOR_SETTLEMENT_MS = 3_000;
+
+/** Settles the request's hold exactly once, with the charge its relay worked out. */
 export class Settler {
   done = false;
-  private readonly keepAlive: NodeJS.Timeout;
 
   constructor(
     private readonly ctx: ProxyContext,
     private readonly x: Exchange,
-  ) {
-    this.keepAlive = setInterval(() => {
-      ctx.metering.extendHold(x.hold.requestId).catch((err: unknown) =>
-        ctx.logger.warn({ requestId: x.hold.requestId, err: describeError(err) }, 'extending a hold failed'));
-    }, Math.max(1_000, Math.floor(ctx.metering.holdTtlMs / 3)));
-    this.keepAlive.unref();
-  }
+  ) {}
 
   async charge(c: Charge): Promise<UsageOutcome> {
     if (this.done) return c.outcome;
     this.done = true;
-    clearInterval(this.keepAlive);
     const { ctx, x } = this;
     const end = ctx.metrics.meteringSeconds.startTimer({ phase: 'settle' });
-    try {
-      await ctx.metering.settle(x.hold, {
+    const settled: Promise<SettleResult | null> = ctx.metering
+      .settle(x.hold, {
         inputTokens: c.usage.inputTokens,
         outputTokens: c.usage.outputTokens,
         costMicro: requestCost(x.model, c.usage.inputTokens, c.usage.outputTokens),
@@ -38,15 +34,24 @@ export class Settler {
         estimated: c.estimated,
         httpStatus: c.httpStatus,
         latencyMs: performance.now() - x.startedAt,
-      });
-    } catch (err) {
+      })
+      .catch((err: unknown) => {
+        // Only a rule's refusal ends the retries, and settlement has none: a bug of ours.
+        ctx.metrics.meteringErrors.inc();
+        ctx.logger.error({ requestId: x.hold.requestId, keyId: x.hold.keyId, err: describeError(err) }, 'settlement refused');
+        return null;
+      })
+      .finally(() => end());
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([
+      settled.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ANSWER_WAITS_FOR_SETTLEMENT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!waited) {
       ctx.metrics.meteringErrors.inc();
-      ctx.logger.error({ requestId: x.hold.requestId, keyId: x.hold.keyId, err: describeError(err) },
-        'settlement failed after retries; the hold stays until the release job settles it');
-    } finally {
-      end();
+      ctx.logger.warn({ requestId: x.hold.requestId, keyId: x.hold.keyId }, 'settlement is taking long; it is retried until it commits while the answer completes');
     }
     return c.outcome;
   }
 }
-

@@ -24,11 +24,14 @@ async function prepareWork(db: Db, a: JobInstance, clock: ManualClock, boundary:
   const spenders = await Promise.all(users.map((u) => makeKey(a.services, u)));
   const teamKey = await makeKey(a.services, users[0]!, { teamId: team.id });
   for (const { key } of spenders) await spend(a.services, key.id, AUD);
-  const stale = [await admit(a.services, spenders[0]!.key.id, AUD), await admit(a.services, spenders[1]!.key.id, AUD), await admit(a.services, teamKey.key.id, AUD)];
+  // Admitted by a third instance that then dies: nobody renews these holds.
+  const dying = jobInstance(db, clock);
+  const stale = [await admit(dying.services, spenders[0]!.key.id, AUD), await admit(dying.services, spenders[1]!.key.id, AUD), await admit(dying.services, teamKey.key.id, AUD)];
+  await dying.services.metering.shutdown();
   await db('teams').where({ id: team.id }).increment('balance_micro', 1000);
   await db('personal_balances').where({ user_id: users[2]!.user.id }).increment('prepaid_micro', 7);
   await db('api_keys').where({ id: spenders[2]!.key.id }).increment('spend_micro', 3);
-  // Past the expiries (boundary − 30 min), the hold deadlines (+15 min after admission) and the month boundary.
+  // Past the expiries (boundary − 30 min), the hold deadlines (45 s after admission) and the month boundary.
   clock.set(new Date(boundary.getTime() + 1_800_000));
   return { users, team, expiring: expiring.map((k) => k.key.id), stale: stale.map((h) => h.requestId), corrupted: [team.id, users[2]!.user.id, spenders[2]!.key.id] };
 }
@@ -109,7 +112,7 @@ describe(`jobs on two instances at the same moment (${dialect})`, () => {
       await Promise.all(
         [a, b].flatMap((inst) => [
           inst.services.keyExpiry.expireDueKeys(systemActor),
-          releaseStaleHolds(inst.services.metering, inst.services.clock).then((r) => expect(r.failed).toEqual([])),
+          releaseStaleHolds(inst.services.metering).then((r) => expect(r.failed).toEqual([])),
           inst.services.reconcile.reconcile(systemActor),
           inst.services.rollover.rollDuePeriods(),
         ]),

@@ -68,7 +68,7 @@ describe(`debit order over random top-ups and requests, through admission and se
             continue;
           }
           expect(available).toBeGreaterThan(0);
-          expect(hold.amountMicro).toBe(Math.min(s.estimate, available));
+          expect(hold.payerHoldMicro).toBe(Math.min(s.estimate, available));
           await services.metering.settle(hold, { inputTokens: 1, outputTokens: 1, costMicro: s.cost, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 });
           const after = await read();
           const event = await t.db('usage_events').where({ request_id: hold.requestId }).first();

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Hold, Settlement } from '../../src/domain/billing/metering.service.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { newId } from '../../src/domain/ids.js';
@@ -75,48 +75,60 @@ describe(`settlement is exactly once (${dialect})`, () => {
     const settled = services.metering.settle(first, ok(100));
     await busy;
     expect(await settled).toEqual({ applied: true, costMicro: 100 });
-    expect((await second).amountMicro).toBe(800);
+    expect((await second).keyHoldMicro).toBe(800);
     const row = await keyRow(key.id);
     expect([toMicro(row.spend_micro), toMicro(row.held_micro)]).toEqual([100, 800]);
   });
 
-  it('leaves both rows or neither when the database fails mid-settlement', async () => {
+  it('leaves both rows or neither when the database fails mid-settlement, and retries until it commits', async () => {
     const { key, hold } = await admitted();
     // The usage event is inserted before the ledger entries: with the ledger table gone, the transaction fails
     // after its first writes, and must take them all back.
     await t.db.schema.renameTable('ledger_entries', 'ledger_entries_away');
+    const retriedBefore = services.metering.settlements.retried;
+    let settling: Promise<unknown> | undefined;
     try {
-      await expect(services.metering.settle(hold, ok(400))).rejects.toThrow();
+      settling = services.metering.settle(hold, ok(400));
+      await vi.waitFor(() => expect(services.metering.settlements.retried - retriedBefore).toBeGreaterThanOrEqual(2), { timeout: 5_000 });
+      expect(services.metering.settlements.pending).toBe(1);
+      expect(await eventsOf(hold)).toHaveLength(0);
+      expect(await t.db('holds').where({ request_id: hold.requestId })).toHaveLength(1);
+      const row = await keyRow(key.id);
+      expect(toMicro(row.spend_micro)).toBe(0);
+      expect(toMicro(row.held_micro)).toBe(hold.keyHoldMicro);
     } finally {
       await t.db.schema.renameTable('ledger_entries_away', 'ledger_entries');
     }
-    expect(await eventsOf(hold)).toHaveLength(0);
-    expect(await t.db('holds').where({ request_id: hold.requestId })).toHaveLength(1);
-    const row = await keyRow(key.id);
-    expect(toMicro(row.spend_micro)).toBe(0);
-    expect(toMicro(row.held_micro)).toBe(hold.amountMicro);
-    await expectMeteringInvariants(t.db);
-
-    // The hold survived, so a later settlement (the proxy's retry or the release job) still applies, once.
-    expect((await services.metering.settle(hold, ok(400))).applied).toBe(true);
+    // The hold survived every failed attempt, so the retry that finally commits applies, once.
+    expect(await settling).toEqual({ applied: true, costMicro: 400 });
+    expect(services.metering.settlements.pending).toBe(0);
     expect(await eventsOf(hold)).toHaveLength(1);
     const ledger = await t.db('ledger_entries').where({ request_id: hold.requestId }).sum({ s: 'amount_micro' }).first();
     expect(toMicro(ledger?.s)).toBe(-400);
     expect(toMicro((await keyRow(key.id)).spend_micro)).toBe(400);
+    await expectMeteringInvariants(t.db);
   });
 
-  it('keeps a live request’s hold from being taken for abandoned, and lets a dead one go', async () => {
+  it('keeps a live request’s hold from being taken for abandoned, and lets an unrenewed one go', async () => {
     const { hold } = await admitted();
     const ttl = services.metering.holdTtlMs;
-    const stale = async () => (await services.metering.staleHolds()).map((h) => h.requestId);
+    // Another instance (the one whose release job runs) sees only the deadline.
+    const elsewhere = createServices({ db: t.db, clock, timeZone: 'Australia/Sydney' }).metering;
+    const staleThere = async () => (await elsewhere.staleHolds()).map((h) => h.requestId);
     clock.advance(ttl - 1_000);
-    expect(await services.metering.extendHold(hold.requestId)).toBe(true);
+    expect(await services.metering.renewHolds()).toBeGreaterThanOrEqual(1);
+    expect((await t.db('holds').where({ request_id: hold.requestId }).first()).deadline_at).toBeDefined();
     clock.advance(2_000);
-    expect(await stale()).not.toContain(hold.requestId);
+    expect(await staleThere()).not.toContain(hold.requestId);
     clock.advance(ttl);
-    expect(await stale()).toContain(hold.requestId);
+    // Past its deadline: the admitting instance still knows it is live and never lists it; the others do.
+    expect(await staleThere()).toContain(hold.requestId);
+    expect((await services.metering.staleHolds()).map((h) => h.requestId)).not.toContain(hold.requestId);
+    // A release that finds it renewed meanwhile leaves it alone.
+    await services.metering.renewHolds();
+    expect(await elsewhere.release(hold)).toEqual({ applied: false, costMicro: 0 });
     await services.metering.settle(hold, ok(0));
-    expect(await services.metering.extendHold(hold.requestId)).toBe(false);
+    expect(await t.db('holds').where({ request_id: hold.requestId })).toHaveLength(0);
   });
 
   it.runIf(onMysql)('survives being the victim of a real deadlock: rolled back whole, retried, charged once', async () => {

@@ -20,7 +20,7 @@ function sums(rows: Row[], key: (r: Row) => string, value = 'total'): Map<string
  *   held = Σ its holds;
  * - each team: balance = Σ its ledger entries; held = Σ holds of its keys;
  * - each user: prepaid = Σ user_prepaid entries; included and overage used = −Σ their entries of the current
- *   period; held = Σ holds of their personal keys;
+ *   period; held = Σ payer amounts of their personal keys' holds;
  * - each usage event: its bucket split adds up to its cost.
  */
 export async function expectMeteringInvariants(db: Db): Promise<void> {
@@ -28,10 +28,10 @@ export async function expectMeteringInvariants(db: Db): Promise<void> {
   const eventCost = sums(events, (r) => String(r.key_id));
   const eventCount = new Map(events.map((r) => [String(r.key_id), Number(r.n)]));
   const keyDebits = sums(await db('ledger_entries').where({ kind: 'usage' }).whereNotNull('key_id').select('key_id').sum({ total: 'amount_micro' }).groupBy('key_id'), (r) => String(r.key_id));
-  const holdRows = await db('holds').select('key_id', 'user_id', 'team_id', 'amount_micro');
+  const holdRows = await db('holds').select('key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro');
   const keyHolds = sums(holdRows, (r) => String(r.key_id), 'amount_micro');
-  const teamHolds = sums(holdRows.filter((r) => r.team_id), (r) => String(r.team_id), 'amount_micro');
-  const userHolds = sums(holdRows.filter((r) => !r.team_id), (r) => String(r.user_id), 'amount_micro');
+  const teamHolds = sums(holdRows.filter((r) => r.team_id), (r) => String(r.team_id), 'payer_amount_micro');
+  const userHolds = sums(holdRows.filter((r) => !r.team_id), (r) => String(r.user_id), 'payer_amount_micro');
 
   for (const k of await db('api_keys').select('id', 'spend_micro', 'held_micro', 'request_count')) {
     const id = String(k.id);

@@ -2,100 +2,46 @@ import type { Db, Queryable } from '../../db/knex.js';
 import { BoundedMap } from '../../db/bounded-map.js';
 import { MicroBatcher } from '../../db/micro-batcher.js';
 import { RowCache } from '../../db/row-cache.js';
-import { toBool, toDate } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
 import type { Clock } from '../clock.js';
-import { toMicro, type Micro } from '../money.js';
 import { keyFromRow, type ApiKey } from '../keys/key.js';
-import type { CatalogModel } from '../models/models.service.js';
-import { meterBatch, PeriodRolloverDue, type MeteringOp } from './metering-batch.js';
+import { toBool } from '../../db/rows.js';
+import { holdFromRow, meterBatch, PeriodRolloverDue, rememberDeadline } from './metering/sql.js';
+import { MeteringRowMissing, type AdmissionRequest, type Hold, type KeyIdentity, type MeteringOp, type OpResult, type Settlement, type SettleResult } from './metering/types.js';
 import { billingPeriodAt } from './period.js';
 import { lockPersonalBalanceWithPlan } from './rollover.service.js';
 import { rollPersonalPeriodIfDue } from './rollover.js';
 import { MeteringRefusal, refuseUnusableKey, type RefusalReason } from './refusal.js';
 
-export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned';
-
-/** An admitted request: what was reserved, for whom. Kept in memory by the proxy and as a row in `holds`. */
-export interface Hold {
-  requestId: string;
-  keyId: string;
-  userId: string;
-  teamId: string | null;
-  amountMicro: Micro;
-  model: string;
-  provider: string;
-  endpoint: string;
-  streamed: boolean;
-  createdAt: Date;
-}
-
-/** What never changes about a key: which it is and who pays. */
-export interface KeyIdentity {
-  id: string;
-  ownerId: string;
-  teamId: string | null;
-}
+export type { AdmissionRequest, Hold, KeyIdentity, Settlement, SettleResult, UsageOutcome } from './metering/types.js';
 
 const MAX_IDENTITIES = 50_000;
 const UNUSABLE_KEY = new Set<RefusalReason>(['invalid_api_key', 'key_revoked', 'key_expired']);
-
-export interface AdmissionRequest {
-  requestId: string;
-  keyId: string;
-  /** The key's owner and team, as authentication found them (they never change); looked up when absent. */
-  ownerId?: string;
-  teamId?: string | null;
-  /** Estimated maximum cost of the request (input size + max output at catalog prices). */
-  estimateMicro: Micro;
-  model: string;
-  provider: string;
-  endpoint: string;
-  streamed: boolean;
-  /**
-   * The catalog entry the estimate was computed from (possibly remembered by the proxy). Admission checks it is
-   * still the catalog's, and refuses with CatalogEntryChanged when not, so a price change or a disabled model
-   * applies to the very next request on every instance.
-   */
-  catalog?: CatalogModel;
-}
-
-export interface SettlementItem {
-  hold: Hold;
-  settlement: Settlement;
-}
-
-export interface Settlement {
-  inputTokens: number;
-  outputTokens: number;
-  costMicro: Micro;
-  outcome: UsageOutcome;
-  estimated: boolean;
-  httpStatus: number;
-  latencyMs: number;
-}
-
-export interface SettleResult {
-  /** false when this request id was already settled or released: nothing was charged twice. */
-  applied: boolean;
-  costMicro: Micro;
-}
+/** Back-off between attempts of a settlement that failed: doubling from the first, up to the last. */
+const SETTLE_RETRY_MS = { first: 50, max: 5_000 };
+/** Hold deadlines are renewed in one statement per this many holds. */
+const RENEW_CHUNK = 500;
 
 export interface MeteringDeps {
   db: Db;
   clock: Clock;
   timeZone: string;
-  /** How long a hold may live before the release job treats its request as abandoned. */
+  /**
+   * How long a hold lives without renewal. This instance renews the holds of its requests in flight every third of
+   * it; a hold nobody renews (its process died, or its admission reply was lost) is released by the release job
+   * after it — so within this + the job's interval.
+   */
   holdTtlMs: number;
+  /** Waits between settlement attempts (tests shorten them). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**
- * Admission and settlement: the money path of every proxied request (docs/metering.md explains it in full).
+ * Admission, settlement and release: the money path of every proxied request (docs/metering.md explains it).
  *
- * Concurrent calls are grouped by a MicroBatcher into one transaction per batch (metering-batch.ts), applying the
- * same rules item by item to the locked rows; with one request in flight a batch is just that request. Lock order,
- * everywhere: keys → personal balances → teams → holds, each sorted by id — so transactions of this instance and of
- * others never wait on each other in a cycle; deadlocks that still happen (gap locks) are retried whole.
+ * The rules are a pure planner (metering/planner.ts); metering/sql.ts locks the rows and carries its changes out.
+ * Concurrent calls are grouped by a MicroBatcher into one transaction per batch; with one request in flight a
+ * batch is just that request. Lock order, everywhere: keys → personal balances → teams → holds, each sorted by id.
  */
 export class MeteringService {
   private readonly batches: MicroBatcher<MeteringOp, Hold | SettleResult>;
@@ -104,8 +50,15 @@ export class MeteringService {
   private readonly rows = new RowCache();
   /** Key hash → identity, for keys this instance has authenticated (see identify). */
   private readonly identities = new BoundedMap<string, KeyIdentity>(MAX_IDENTITIES);
+  /** Holds of this instance's requests in flight, settlements still being retried included: renewed, never released. */
+  private readonly live = new Map<string, Hold>();
+  private renewTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readonly sleep: (ms: number) => Promise<void>;
   /** Metering transactions of this instance since it started, by how many round trips they took. */
   readonly transactions = { oneRoundTrip: 0, readThenWrite: 0 };
+  /** Settlement attempts that failed and were tried again, and settlements not yet committed. */
+  readonly settlements = { retried: 0, pending: 0 };
 
   constructor(private readonly deps: MeteringDeps) {
     // One metering transaction in flight at a time, admissions and settlements together: the requests arriving
@@ -116,12 +69,13 @@ export class MeteringService {
     const options = { maxBatch: 100, maxConcurrent: 1 };
     this.batches = new MicroBatcher((ops: MeteringOp[]) => this.meterWithRollover(ops), options);
     this.keyLookups = new MicroBatcher((hashes) => this.lookUpKeys(hashes), options);
+    this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
   /**
-   * Looks a key up by its hash — on every request, never from a cache, so revocation and expiry apply to the very
-   * next request on every instance (concurrent lookups share one query). Refusals for revoked/expired/unknown keys
-   * happen here, before any lock.
+   * Looks a key up by its hash — never from a cache, so revocation and expiry apply to the very next request on
+   * every instance (concurrent lookups share one query). Refusals for revoked/expired/unknown keys happen here,
+   * before any lock.
    */
   async authenticate(keyHash: string): Promise<ApiKey> {
     const row = await this.keyLookups.submit(keyHash);
@@ -148,12 +102,10 @@ export class MeteringService {
 
   /**
    * Admission: re-check the key under its row lock, find the headroom left by its limit and by its payer's balance
-   * (minus what in-flight requests already hold), and reserve a hold.
-   *
-   * Why the hold is capped, and why only when alone: a request whose estimate fits the headroom reserves all of
-   * it; one whose estimate does not fit is admitted only when no other request holds anything, and then reserves
-   * just the remaining headroom. So at most one request at a time can cross the limit, and the final spend is at
-   * most the limit plus that one request's cost — however many requests arrive together.
+   * (minus what in-flight requests already hold), and reserve a hold on each (planner.ts `reserveHolds` says why
+   * the holds are capped, and why only when alone). Never retried: when the outcome is unknown (the connection
+   * died around COMMIT) the caller gets the error, and a hold that did commit is renewed by nobody and released
+   * after its deadline.
    */
   async admit(req: AdmissionRequest): Promise<Hold> {
     let { ownerId, teamId } = req;
@@ -166,7 +118,9 @@ export class MeteringService {
     }
     const item = { ...req, ownerId, teamId: teamId ?? null };
     try {
-      return (await this.batches.submit({ admit: item })) as Hold;
+      const hold = (await this.batches.submit({ admit: item })) as Hold;
+      this.track(hold);
+      return hold;
     } catch (err) {
       // A key that can no longer be used goes back to being looked up, which refuses it before any lock.
       if (err instanceof MeteringRefusal && UNUSABLE_KEY.has(err.reason)) this.forgetIdentity(req.keyId);
@@ -179,13 +133,44 @@ export class MeteringService {
   }
 
   /**
-   * Settlement, idempotent on the request id: records the usage event, adds the cost to the key, releases the hold,
+   * Settlement, idempotent on the request id: records the usage event, adds the cost to the key, releases the holds,
    * debits the payer's buckets in order with ledger entries, flips the key to limit_reached when the limit is hit.
-   * The locked hold row is the idempotency guard: a second settlement (a retry, or the release job racing the
-   * proxy) finds no hold and changes nothing.
+   *
+   * Retried until it commits: a served request must be charged, and the locked hold row makes every attempt after
+   * a committed one a no-op — so any failure (lost connection, timeout, deadlock, a batch that failed as a whole) is
+   * tried again, alone, with back-off, while the hold is kept alive (renewed like any request in flight).
    */
-  settle(hold: Hold, settlement: Settlement): Promise<SettleResult> {
-    return this.batches.submit({ settle: { hold, settlement } }) as Promise<SettleResult>;
+  async settle(hold: Hold, settlement: Settlement): Promise<SettleResult> {
+    const op: MeteringOp = { settle: { hold, settlement } };
+    this.track(hold);
+    this.settlements.pending++;
+    try {
+      let wait = SETTLE_RETRY_MS.first;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // The first attempt rides the shared batch; a retry goes alone, so one failing item cannot fail others again.
+          const result = attempt === 1 ? await this.batches.submit(op) : (await this.meterWithRollover([op]))[0]!;
+          if (result instanceof Error) throw result;
+          return result as SettleResult;
+        } catch (err) {
+          if (err instanceof MeteringRefusal || err instanceof MeteringRowMissing || this.stopped) throw err;
+          this.settlements.retried++;
+          await this.sleep(wait * (0.5 + Math.random() / 2));
+          wait = Math.min(wait * 2, SETTLE_RETRY_MS.max);
+        }
+      }
+    } finally {
+      this.settlements.pending--;
+      this.untrack(hold.requestId);
+    }
+  }
+
+  /**
+   * Releases a hold nobody renews (its process died, or its admission reply never arrived): settled at cost 0 as
+   * `abandoned` — only if, under its row lock, it is still past its deadline. The release job's door.
+   */
+  async release(hold: Hold): Promise<SettleResult> {
+    return (await this.batches.submit({ release: { hold } })) as SettleResult;
   }
 
   private async lookUpKeys(hashes: string[]): Promise<Array<Record<string, unknown> | null>> {
@@ -197,7 +182,7 @@ export class MeteringService {
     return hashes.map((h) => byHash.get(h) ?? null);
   }
 
-  private async meterWithRollover(ops: MeteringOp[]): Promise<Array<Hold | SettleResult | Error>> {
+  private async meterWithRollover(ops: MeteringOp[]): Promise<OpResult[]> {
     for (;;) {
       const now = this.deps.clock.now();
       const period = billingPeriodAt(now, this.deps.timeZone);
@@ -218,30 +203,69 @@ export class MeteringService {
     }
   }
 
-  /** How long a hold lives unless extended; the proxy extends live requests' holds well before this. */
+  // ---- Keeping live holds alive -------------------------------------------------------------------------------
+
+  private track(hold: Hold): void {
+    this.live.set(hold.requestId, hold);
+    if (!this.renewTimer) {
+      this.renewTimer = setInterval(() => {
+        this.renewHolds().catch(() => undefined); // a failed renewal is tried again at the next tick
+      }, Math.max(250, Math.floor(this.deps.holdTtlMs / 3)));
+      this.renewTimer.unref();
+    }
+  }
+
+  private untrack(requestId: string): void {
+    this.live.delete(requestId);
+    if (this.live.size === 0 && this.renewTimer) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = null;
+    }
+  }
+
+  /** Requests in flight on this instance (settlements being retried included). */
+  get liveHolds(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Pushes the deadline of every hold of this instance's requests in flight forward: one statement per 500 holds,
+   * touching only hold rows (the last in the lock order, so it cannot take part in a cycle). What keeps a 30-minute
+   * stream, or a settlement retried through a database outage, from being taken for abandoned.
+   */
+  async renewHolds(): Promise<number> {
+    const ids = [...this.live.keys()];
+    const deadline = new Date(this.deps.clock.now().getTime() + this.deps.holdTtlMs);
+    let renewed = 0;
+    for (let i = 0; i < ids.length; i += RENEW_CHUNK) {
+      const chunk = ids.slice(i, i + RENEW_CHUNK);
+      renewed += await this.deps.db('holds').whereIn('request_id', chunk).update({ deadline_at: deadline });
+      rememberDeadline(this.rows, chunk, deadline);
+    }
+    return renewed;
+  }
+
+  /**
+   * This instance stops metering: it waits (up to `graceMs`) for settlements still being retried, then stops retrying
+   * and renewing. The holds left are released by the release job after the TTL, like the holds of a dead process.
+   */
+  async shutdown(graceMs = 5_000): Promise<void> {
+    const until = Date.now() + graceMs;
+    while (this.settlements.pending > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    this.stopped = true;
+    this.live.clear();
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /** How long a hold lives unless renewed. */
   get holdTtlMs(): number {
     return this.deps.holdTtlMs;
   }
 
-  /**
-   * Pushes a live request's hold deadline forward, so a long stream (a 64k-token answer can run for half an hour)
-   * is not taken for abandoned and released at cost 0 by the release job while it is still being served. One
-   * single-row UPDATE of the hold, holding no other lock: it cannot take part in a lock-order cycle. false when
-   * the hold is gone (already settled or released).
-   */
-  async extendHold(requestId: string): Promise<boolean> {
-    const deadline = new Date(this.deps.clock.now().getTime() + this.deps.holdTtlMs);
-    return (await this.deps.db('holds').where({ request_id: requestId }).update({ deadline_at: deadline })) > 0;
-  }
-
-  /** Holds whose deadline has passed: their process died or hung. */
+  /** Holds past their deadline, except this instance's own live ones: their process died, or nobody knows them. */
   async staleHolds(limit = 500, q: Queryable = this.deps.db): Promise<Hold[]> {
     const rows = await q('holds').where('deadline_at', '<=', this.deps.clock.now()).orderBy('deadline_at').limit(limit);
-    return rows.map((r: Record<string, unknown>) => ({
-      requestId: r.request_id as string, keyId: r.key_id as string, userId: r.user_id as string,
-      teamId: (r.team_id as string | null) ?? null, amountMicro: toMicro(r.amount_micro), model: r.model as string,
-      provider: r.provider as string, endpoint: r.endpoint as string, streamed: toBool(r.streamed),
-      createdAt: toDate(r.created_at),
-    }));
+    return rows.map(holdFromRow).filter((h: Hold) => !this.live.has(h.requestId));
   }
 }

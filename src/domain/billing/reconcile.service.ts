@@ -125,7 +125,7 @@ export class ReconcileService {
         .groupBy('account')
         .where((w) => w.where('account', 'user_prepaid').orWhere('period_start', periodStart));
       const sumOf = (account: string) => toMicro(sums.find((r: Record<string, unknown>) => r.account === account)?.s);
-      const held = await tx('holds').where({ user_id: userId }).whereNull('team_id').sum({ s: 'amount_micro' }).first();
+      const held = await tx('holds').where({ user_id: userId }).whereNull('team_id').sum({ s: 'payer_amount_micro' }).first();
       const target = { type: 'user' as const, id: userId };
       const drifts = compare(target, [
         ['personal_prepaid', 'prepaid_micro', toMicro(row.prepaid_micro), sumOf('user_prepaid')],
@@ -145,7 +145,7 @@ export class ReconcileService {
       const row = await tx('teams').where({ id: teamId }).forUpdate().first('balance_micro', 'held_micro');
       if (!row) return [];
       const ledger = await tx('ledger_entries').where({ team_id: teamId, account: 'team' }).sum({ s: 'amount_micro' }).first();
-      const held = await tx('holds').where({ team_id: teamId }).sum({ s: 'amount_micro' }).first();
+      const held = await tx('holds').where({ team_id: teamId }).sum({ s: 'payer_amount_micro' }).first();
       const target = { type: 'team' as const, id: teamId };
       const drifts = compare(target, [
         ['team_balance', 'balance_micro', toMicro(row.balance_micro), toMicro(ledger?.s)],
@@ -210,7 +210,7 @@ async function driftedPersonalBalances(q: Queryable): Promise<string[]> {
     .leftJoin(sumBy(q, 'ledger_entries', 'user_id', 'amount_micro', (b) => b.where('account', 'user_prepaid'), 'p'), 'p.user_id', 'b.user_id')
     .leftJoin(perPeriod('user_included', 'i'), (j) => j.on('i.user_id', 'b.user_id').andOn('i.period_start', 'b.period_start'))
     .leftJoin(perPeriod('user_overage', 'o'), (j) => j.on('o.user_id', 'b.user_id').andOn('o.period_start', 'b.period_start'))
-    .leftJoin(sumBy(q, 'holds', 'user_id', 'amount_micro', (b) => b.whereNull('team_id'), 'h'), 'h.user_id', 'b.user_id')
+    .leftJoin(sumBy(q, 'holds', 'user_id', 'payer_amount_micro', (b) => b.whereNull('team_id'), 'h'), 'h.user_id', 'b.user_id')
     .where((w) =>
       w
         .whereRaw('b.prepaid_micro <> COALESCE(p.s, 0)')
@@ -226,7 +226,7 @@ async function driftedPersonalBalances(q: Queryable): Promise<string[]> {
 async function driftedTeams(q: Queryable): Promise<string[]> {
   const rows = await q('teams as t')
     .leftJoin(sumBy(q, 'ledger_entries', 'team_id', 'amount_micro', (b) => b.where('account', 'team').whereNotNull('team_id'), 'l'), 'l.team_id', 't.id')
-    .leftJoin(sumBy(q, 'holds', 'team_id', 'amount_micro', (b) => b.whereNotNull('team_id'), 'h'), 'h.team_id', 't.id')
+    .leftJoin(sumBy(q, 'holds', 'team_id', 'payer_amount_micro', (b) => b.whereNotNull('team_id'), 'h'), 'h.team_id', 't.id')
     .where((w) => w.whereRaw('t.balance_micro <> COALESCE(l.s, 0)').orWhereRaw('t.held_micro <> COALESCE(h.s, 0)'))
     .orderBy('t.id')
     .pluck('t.id');

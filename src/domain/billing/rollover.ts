@@ -9,15 +9,28 @@ import type { Period } from './period.js';
  * rule: balances, admission, settlement and the roll-over itself read counters through it.
  */
 export function countersInPeriod(row: Record<string, unknown>, current: Period): { includedUsedMicro: Micro; overageUsedMicro: Micro; stale: boolean } {
-  if (toDate(row.period_start).getTime() < current.start.getTime()) return { includedUsedMicro: 0, overageUsedMicro: 0, stale: true };
-  return { includedUsedMicro: toMicro(row.included_used_micro), overageUsedMicro: toMicro(row.overage_used_micro), stale: false };
+  return periodCounters(
+    { periodStart: toDate(row.period_start), includedUsedMicro: toMicro(row.included_used_micro), overageUsedMicro: toMicro(row.overage_used_micro) },
+    current,
+  );
+}
+
+/** countersInPeriod on a typed balance (the metering planner's rows). */
+export function periodCounters(
+  b: { periodStart: Date; includedUsedMicro: Micro; overageUsedMicro: Micro },
+  current: Period,
+): { includedUsedMicro: Micro; overageUsedMicro: Micro; stale: boolean } {
+  if (b.periodStart.getTime() < current.start.getTime()) return { includedUsedMicro: 0, overageUsedMicro: 0, stale: true };
+  return { includedUsedMicro: b.includedUsedMicro, overageUsedMicro: b.overageUsedMicro, stale: false };
 }
 
 /**
  * Rolls a user's locked balance row into the current billing period when a month boundary has passed: writes the
  * statement of the period that ended (once: unique per user and period) and resets the included and overage
- * counters. Called by settlement and admission (so a request just after midnight is charged to the new month even
- * before the job runs) and by the roll-over job. The caller holds the row lock, so this happens exactly once.
+ * counters. Called by metering when a batch would charge a payer still in an ended period (so a request just after
+ * midnight is charged to the new month even before the job runs; admission only reads the counters through
+ * periodCounters and never rolls over) and by the roll-over job. The caller holds the row lock, so this happens
+ * exactly once.
  */
 export async function rollPersonalPeriodIfDue(
   tx: Tx,

@@ -1,0 +1,228 @@
+import type { Knex } from 'knex';
+import type { Db } from '../../../db/knex.js';
+import { caseOf, deleteWhere, idIn, insertRows, lockedTransaction, updateWhere, type LockedRead, type Row, type Stmt } from '../../../db/locked-transaction.js';
+import type { RowCache } from '../../../db/row-cache.js';
+import { toBool, toDate, toDateOrNull, toInt } from '../../../db/rows.js';
+import type { KeyStatus } from '../../keys/key.js';
+import { modelFromRow, type CatalogModel } from '../../models/models.service.js';
+import { toMicro, toMicroOrNull } from '../../money.js';
+import { applyChanges, idsOf, planBatch } from './planner.js';
+import type { BalanceRow, HoldRow, KeyRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows, OpResult, PlanContext, TeamRow } from './types.js';
+
+/**
+ * The SQL side of metering: which rows a batch locks, how they become the planner's rows, how the planner's
+ * changes become statements — and the rows this instance remembers for the next batch's one-round-trip guess
+ * (RowCache), derived from the same changes (applyChanges), so the statements and the memory cannot drift apart.
+ */
+
+/** Thrown (nothing written) when payers to be charged are still in an ended billing period: roll them over, retry. */
+export class PeriodRolloverDue extends Error {
+  constructor(readonly userIds: string[]) {
+    super('billing period roll-over due');
+  }
+}
+
+const columns = (...names: string[]): Array<[string, string]> => names.map((n) => [n, n]);
+
+const KEYS: Omit<LockedRead, 'ids'> = {
+  from: 'api_keys', id: 'id', idColumn: 'id',
+  columns: [
+    ...columns('id', 'owner_id', 'team_id', 'status', 'spend_micro', 'held_micro', 'spend_limit_micro', 'request_count', 'expires_at', 'retire_at'),
+    ['owner_disabled', '(SELECT u.disabled FROM users u WHERE u.id = api_keys.owner_id)'],
+  ],
+};
+// The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery (MySQL and
+// MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the plan — while the
+// balance row is locked, in one statement.
+const plan = (column: string): [string, string] => [column, `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id)`];
+const BALANCES: Omit<LockedRead, 'ids'> = {
+  from: 'personal_balances b', id: 'b.user_id', idColumn: 'user_id',
+  columns: [
+    ...(['user_id', 'included_used_micro', 'prepaid_micro', 'overage_used_micro', 'held_micro', 'period_start'] as const).map((c): [string, string] => [c, `b.${c}`]),
+    plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'),
+  ],
+};
+const TEAMS: Omit<LockedRead, 'ids'> = { from: 'teams', id: 'id', idColumn: 'id', columns: columns('id', 'balance_micro', 'held_micro') };
+const HOLDS: Omit<LockedRead, 'ids'> = {
+  from: 'holds', id: 'request_id', idColumn: 'request_id',
+  columns: columns('request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at', 'deadline_at'),
+};
+// The catalog entries admissions were estimated from, read without a lock (every request of a model reads its row),
+// and last: the first plain read fixes the snapshot, after the locks.
+const MODELS: Omit<LockedRead, 'ids'> = {
+  from: 'models', id: 'id', idColumn: 'id', lock: false,
+  columns: columns('id', 'provider', 'upstream_model', 'input_micro_per_mtok', 'output_micro_per_mtok', 'max_output_tokens', 'enabled'),
+};
+
+type Table = 'keys' | 'balances' | 'teams' | 'holds' | 'models';
+const READS: Array<[Table, keyof MeteringIds, Omit<LockedRead, 'ids'>]> = [
+  ['keys', 'keys', KEYS], ['balances', 'users', BALANCES], ['teams', 'teams', TEAMS], ['holds', 'requests', HOLDS], ['models', 'models', MODELS],
+];
+
+/** The batch's reads in lock order (a read with no ids is left out), and which table each result set is. */
+function readsFor(ids: MeteringIds): { reads: LockedRead[]; tables: Table[] } {
+  const reads: LockedRead[] = [];
+  const tables: Table[] = [];
+  for (const [table, idsOfTable, read] of READS)
+    if (ids[idsOfTable].length) {
+      reads.push({ ...read, ids: ids[idsOfTable] });
+      tables.push(table);
+    }
+  return { reads, tables };
+}
+
+// ---- Database rows → the planner's rows ------------------------------------------------------------------------
+
+const keyRow = (r: Row): KeyRow => ({
+  id: r.id as string, ownerId: r.owner_id as string, teamId: (r.team_id as string | null) ?? null, status: r.status as KeyStatus,
+  spendMicro: toMicro(r.spend_micro), heldMicro: toMicro(r.held_micro), limitMicro: toMicroOrNull(r.spend_limit_micro),
+  requestCount: toInt(r.request_count), expiresAt: toDateOrNull(r.expires_at), retireAt: toDateOrNull(r.retire_at), ownerDisabled: toBool(r.owner_disabled),
+});
+const balanceRow = (r: Row): BalanceRow => ({
+  userId: r.user_id as string, includedUsedMicro: toMicro(r.included_used_micro), overageUsedMicro: toMicro(r.overage_used_micro),
+  prepaidMicro: toMicro(r.prepaid_micro), heldMicro: toMicro(r.held_micro), periodStart: toDate(r.period_start),
+  includedMicro: toMicro(r.included_micro), overageAllowed: toBool(r.overage_allowed), overageCapMicro: toMicroOrNull(r.overage_cap_micro),
+});
+const teamRow = (r: Row): TeamRow => ({ id: r.id as string, balanceMicro: toMicro(r.balance_micro), heldMicro: toMicro(r.held_micro) });
+const holdRow = (r: Row): HoldRow => ({
+  requestId: r.request_id as string, keyId: r.key_id as string, userId: r.user_id as string, teamId: (r.team_id as string | null) ?? null,
+  keyHoldMicro: toMicro(r.amount_micro), payerHoldMicro: toMicro(r.payer_amount_micro), model: r.model as string, provider: r.provider as string,
+  endpoint: r.endpoint as string, streamed: toBool(r.streamed), createdAt: toDate(r.created_at), deadlineAt: toDate(r.deadline_at),
+});
+
+export { holdRow as holdFromRow };
+
+function rowsOf(sets: Row[][], tables: Table[]): MeteringRows {
+  const set = (t: Table) => (tables.includes(t) ? sets[tables.indexOf(t)]! : []);
+  return {
+    keys: new Map(set('keys').map((r) => [r.id as string, keyRow(r)])),
+    balances: new Map(set('balances').map((r) => [r.user_id as string, balanceRow(r)])),
+    teams: new Map(set('teams').map((r) => [r.id as string, teamRow(r)])),
+    holds: new Map(set('holds').map((r) => [r.request_id as string, holdRow(r)])),
+    models: new Map(set('models').map((r) => [r.id as string, modelFromRow(r)])),
+  };
+}
+
+// ---- The planner's rows → remembered images (exactly the columns of the reads, as bindings) ----------------------
+
+const keyImage = (k: KeyRow): Row => ({
+  id: k.id, owner_id: k.ownerId, team_id: k.teamId, status: k.status, spend_micro: k.spendMicro, held_micro: k.heldMicro,
+  spend_limit_micro: k.limitMicro, request_count: k.requestCount, expires_at: k.expiresAt, retire_at: k.retireAt, owner_disabled: k.ownerDisabled,
+});
+const balanceImage = (b: BalanceRow): Row => ({
+  user_id: b.userId, included_used_micro: b.includedUsedMicro, prepaid_micro: b.prepaidMicro, overage_used_micro: b.overageUsedMicro,
+  held_micro: b.heldMicro, period_start: b.periodStart, included_micro: b.includedMicro, overage_allowed: b.overageAllowed, overage_cap_micro: b.overageCapMicro,
+});
+const teamImage = (t: TeamRow): Row => ({ id: t.id, balance_micro: t.balanceMicro, held_micro: t.heldMicro });
+const holdImage = (h: HoldRow): Row => ({
+  request_id: h.requestId, key_id: h.keyId, user_id: h.userId, team_id: h.teamId, amount_micro: h.keyHoldMicro, payer_amount_micro: h.payerHoldMicro,
+  model: h.model, provider: h.provider, endpoint: h.endpoint, streamed: h.streamed, created_at: h.createdAt, deadline_at: h.deadlineAt,
+});
+const modelImage = (m: CatalogModel): Row => ({
+  id: m.id, provider: m.provider, upstream_model: m.upstreamModel, input_micro_per_mtok: m.inputMicroPerMTok,
+  output_micro_per_mtok: m.outputMicroPerMTok, max_output_tokens: m.maxOutputTokens, enabled: m.enabled,
+});
+
+/** Every row of the batch as it is after its writes (see RowCache); settled holds are forgotten. */
+function remember(cache: RowCache, after: MeteringRows, removed: string[]): void {
+  const put = <T>(read: Omit<LockedRead, 'ids'>, rows: Map<string, T>, image: (row: T) => Row) => {
+    for (const row of rows.values()) cache.set({ ...read, ids: [] }, image(row));
+  };
+  put(KEYS, after.keys, keyImage);
+  put(BALANCES, after.balances, balanceImage);
+  put(TEAMS, after.teams, teamImage);
+  put(HOLDS, after.holds, holdImage);
+  put(MODELS, after.models, modelImage);
+  for (const id of removed) cache.delete({ ...HOLDS, ids: [] }, id);
+}
+
+/** A renewed hold deadline, remembered so the next batch's guess of the hold row still matches. */
+export function rememberDeadline(cache: RowCache, requestIds: string[], deadlineAt: Date): void {
+  const read = { ...HOLDS, ids: requestIds };
+  const guess = cache.guess([read]);
+  if (guess) for (const row of guess[0]!) cache.set(read, { ...row, deadline_at: deadlineAt });
+  else cache.forget([read]);
+}
+
+// ---- Changes → statements ---------------------------------------------------------------------------------------
+
+const USAGE_EVENT_COLUMNS = [
+  'request_id', 'key_id', 'user_id', 'team_id', 'model', 'provider', 'endpoint', 'input_tokens', 'output_tokens', 'cost_micro', 'included_micro',
+  'prepaid_micro', 'overage_micro', 'team_micro', 'outcome', 'estimated', 'http_status', 'latency_ms', 'streamed', 'started_at', 'created_at',
+];
+const LEDGER_COLUMNS = ['account', 'user_id', 'team_id', 'key_id', 'amount_micro', 'kind', 'request_id', 'period_start', 'created_at'];
+const HOLD_COLUMNS = ['request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at', 'deadline_at'];
+
+/** One UPDATE per table: `SET col = CASE id WHEN ? THEN ? … END` for each column some row changes. */
+function updateRows<C>(table: string, idColumn: string, changes: C[], id: (c: C) => string, values: (c: C) => Record<string, unknown> | null, always: (c: C) => Record<string, unknown>): Stmt[] {
+  if (!changes.length) return [];
+  const byColumn = new Map<string, Map<string, unknown>>();
+  for (const c of changes)
+    for (const [column, value] of Object.entries({ ...always(c), ...values(c) })) {
+      if (!byColumn.has(column)) byColumn.set(column, new Map());
+      byColumn.get(column)!.set(id(c), value);
+    }
+  const sets = [...byColumn].map(([column, rows]) => {
+    const c = caseOf(idColumn, column, rows);
+    return { sql: `${column} = ${c.sql}`, bindings: c.bindings };
+  });
+  return [updateWhere(table, { sql: sets.map((s) => s.sql).join(', '), bindings: sets.flatMap((s) => s.bindings) }, idIn(idColumn, changes.map(id)))];
+}
+
+export function statements(changes: MeteringChanges): Stmt[] {
+  const b = (v: unknown) => v as Knex.RawBinding;
+  return [
+    ...updateRows('api_keys', 'id', changes.keys, (c) => c.id, (c) => c.charged ? {
+      spend_micro: c.charged.spendMicro, request_count: c.charged.requestCount, status: c.charged.status, last_used_at: c.charged.lastUsedAt,
+    } : null, (c) => ({ held_micro: c.heldMicro })),
+    ...updateRows('personal_balances', 'user_id', changes.balances, (c) => c.userId, (c) => c.charged ? {
+      included_used_micro: c.charged.includedUsedMicro, prepaid_micro: c.charged.prepaidMicro, overage_used_micro: c.charged.overageUsedMicro, updated_at: c.charged.updatedAt,
+    } : null, (c) => ({ held_micro: c.heldMicro })),
+    ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({ held_micro: c.heldMicro })),
+    ...(changes.holdsRemoved.length ? [deleteWhere('holds', idIn('request_id', changes.holdsRemoved))] : []),
+    ...(changes.usageEvents.length ? [insertRows('usage_events', USAGE_EVENT_COLUMNS, changes.usageEvents.map((e) => [
+      e.requestId, e.keyId, e.userId, e.teamId, e.model, e.provider, e.endpoint, e.inputTokens, e.outputTokens, e.costMicro, e.includedMicro,
+      e.prepaidMicro, e.overageMicro, e.teamMicro, e.outcome, e.estimated, e.httpStatus, e.latencyMs, e.streamed, e.startedAt, e.createdAt,
+    ].map(b)))] : []),
+    ...(changes.ledger.length ? [insertRows('ledger_entries', LEDGER_COLUMNS, changes.ledger.map((l) => [
+      l.account, l.userId, l.teamId, l.keyId, l.amountMicro, 'usage', l.requestId, l.periodStart, l.createdAt,
+    ].map(b)))] : []),
+    ...(changes.holdsPlaced.length ? [insertRows('holds', HOLD_COLUMNS, changes.holdsPlaced.map((h) => [
+      h.requestId, h.keyId, h.userId, h.teamId, h.keyHoldMicro, h.payerHoldMicro, h.model, h.provider, h.endpoint, h.streamed, h.createdAt, h.deadlineAt,
+    ].map(b)))] : []),
+  ];
+}
+
+// ---- One batch ----------------------------------------------------------------------------------------------------
+
+export interface Batched {
+  results: OpResult[];
+  /** The transaction took one round trip (planned from remembered rows). */
+  guessed: boolean;
+}
+
+/**
+ * Admits, settles and releases a batch in one transaction: lock the rows (lockedTransaction: one round trip when
+ * the remembered rows are right), plan, write, commit. Throws PeriodRolloverDue (nothing written) when a payer to
+ * be charged is still in an ended billing period.
+ */
+export async function meterBatch(db: Db, ops: MeteringOp[], ctx: PlanContext & { cache: RowCache }): Promise<Batched> {
+  const { reads, tables } = readsFor(idsOf(ops));
+  let after: { rows: MeteringRows; removed: string[] } | undefined;
+  let outcome: { value: OpResult[]; guessed: boolean };
+  try {
+    outcome = await lockedTransaction(db, reads, (sets) => {
+      const rows = rowsOf(sets, tables);
+      const planned = planBatch(rows, ops, ctx);
+      if (planned.rolloverDue.length) throw new PeriodRolloverDue(planned.rolloverDue);
+      after = { rows: applyChanges(rows, planned.changes), removed: planned.changes.holdsRemoved };
+      return { writes: statements(planned.changes), value: planned.results };
+    }, ctx.cache.guess(reads));
+  } catch (err) {
+    // Nothing was written, but what these rows now hold is unknown.
+    ctx.cache.forget(reads);
+    throw err;
+  }
+  remember(ctx.cache, after!.rows, after!.removed);
+  return { results: outcome.value, guessed: outcome.guessed };
+}

@@ -1,0 +1,255 @@
+import type { KeyStatus } from '../../keys/key.js';
+import type { CatalogModel } from '../../models/models.service.js';
+import type { Micro } from '../../money.js';
+import type { PersonalBuckets } from '../debit-order.js';
+import type { Period } from '../period.js';
+
+/**
+ * The vocabulary of metering, shared by the pure planner (planner.ts), its SQL adapter (sql.ts) and the service
+ * (metering.service.ts). Rows are named fields in domain units (micro-AUD integers, Dates): no positional arrays.
+ */
+
+export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned';
+
+/** An admitted request: what was reserved, for whom. Kept in memory by the proxy and as a row in `holds`. */
+export interface Hold {
+  requestId: string;
+  keyId: string;
+  userId: string;
+  teamId: string | null;
+  /** Reserved against the key's limit (capped at the key's headroom when the request is alone there). */
+  keyHoldMicro: Micro;
+  /** Reserved against the payer's balance: never less than the estimate unless capped at the payer's own headroom. */
+  payerHoldMicro: Micro;
+  model: string;
+  provider: string;
+  endpoint: string;
+  streamed: boolean;
+  createdAt: Date;
+}
+
+/** What never changes about a key: which it is and who pays. */
+export interface KeyIdentity {
+  id: string;
+  ownerId: string;
+  teamId: string | null;
+}
+
+export interface AdmissionRequest {
+  requestId: string;
+  keyId: string;
+  /** The key's owner and team, as authentication found them (they never change); looked up when absent. */
+  ownerId?: string;
+  teamId?: string | null;
+  /** Estimated maximum cost of the request (input size + max output at catalog prices). */
+  estimateMicro: Micro;
+  /**
+   * The request's cost cannot be bounded from its body (file ids, documents by URL, server-side tools): it holds
+   * the whole remaining headroom of its key and payer, so it is admitted only when nothing else is held there.
+   */
+  unbounded?: boolean;
+  model: string;
+  provider: string;
+  endpoint: string;
+  streamed: boolean;
+  /**
+   * The catalog entry the estimate was computed from (possibly remembered by the proxy). Admission checks it is
+   * still the catalog's, and refuses with CatalogEntryChanged when not, so a price change or a disabled model
+   * applies to the very next request on every instance.
+   */
+  catalog?: CatalogModel;
+}
+
+/** An admission as the planner sees it: who pays is known (re-checked against the locked key row). */
+export interface AdmissionItem extends AdmissionRequest {
+  ownerId: string;
+  teamId: string | null;
+}
+
+export interface Settlement {
+  inputTokens: number;
+  outputTokens: number;
+  costMicro: Micro;
+  outcome: UsageOutcome;
+  estimated: boolean;
+  httpStatus: number;
+  latencyMs: number;
+}
+
+export interface SettlementItem {
+  hold: Hold;
+  settlement: Settlement;
+}
+
+export interface SettleResult {
+  /** false when this request id was already settled or released: nothing was charged twice. */
+  applied: boolean;
+  costMicro: Micro;
+}
+
+/**
+ * Release of a hold whose deadline has passed (its request's process died, or its admission reply was lost):
+ * settled at cost 0 as `abandoned`, but only if the locked hold row is still past its deadline — a live instance
+ * may have renewed it since the release job listed it.
+ */
+export interface ReleaseItem {
+  hold: Hold;
+}
+
+/** A row an operation needs is not there (a payer deleted under a hold): refused for good, never retried. */
+export class MeteringRowMissing extends Error {
+  constructor(what: string) {
+    super(`${what} not found`);
+    this.name = 'MeteringRowMissing';
+  }
+}
+
+export type MeteringOp = { admit: AdmissionItem } | { settle: SettlementItem } | { release: ReleaseItem };
+export type OpResult = Hold | SettleResult | Error;
+
+// ---- Locked rows, as the planner reads them ------------------------------------------------------------------
+
+export interface KeyRow {
+  id: string;
+  ownerId: string;
+  teamId: string | null;
+  /** As stored (the expiry job lags the clock; the planner judges expiry itself). */
+  status: KeyStatus;
+  spendMicro: Micro;
+  heldMicro: Micro;
+  limitMicro: Micro | null;
+  requestCount: number;
+  expiresAt: Date | null;
+  retireAt: Date | null;
+  ownerDisabled: boolean;
+}
+
+export interface BalanceRow {
+  userId: string;
+  /** As stored: they belong to `periodStart`'s period, which may have ended (see countersInPeriod). */
+  includedUsedMicro: Micro;
+  overageUsedMicro: Micro;
+  prepaidMicro: Micro;
+  heldMicro: Micro;
+  periodStart: Date;
+  /** The user's plan (read with the row, not locked). */
+  includedMicro: Micro;
+  overageAllowed: boolean;
+  overageCapMicro: Micro | null;
+}
+
+export interface TeamRow {
+  id: string;
+  balanceMicro: Micro;
+  heldMicro: Micro;
+}
+
+export interface HoldRow extends Hold {
+  deadlineAt: Date;
+}
+
+export interface MeteringRows {
+  keys: Map<string, KeyRow>;
+  balances: Map<string, BalanceRow>;
+  teams: Map<string, TeamRow>;
+  holds: Map<string, HoldRow>;
+  /** The catalog entries admissions were estimated from (read, not locked). */
+  models: Map<string, CatalogModel>;
+}
+
+/** The ids a batch must lock (and read), each sorted: the lock order is keys → balances → teams → holds. */
+export interface MeteringIds {
+  keys: string[];
+  users: string[];
+  teams: string[];
+  requests: string[];
+  models: string[];
+}
+
+// ---- What a batch changes -------------------------------------------------------------------------------------
+
+/** New values of a key's mutable fields (only those that changed, and last use when charged). */
+export interface KeyChange {
+  id: string;
+  heldMicro: Micro;
+  charged?: { spendMicro: Micro; requestCount: number; status: KeyStatus; lastUsedAt: Date };
+}
+
+export interface BalanceChange {
+  userId: string;
+  heldMicro: Micro;
+  /** Present when the batch charged this balance (never for a balance in an ended period: it is rolled over first). */
+  charged?: { includedUsedMicro: Micro; prepaidMicro: Micro; overageUsedMicro: Micro; updatedAt: Date };
+}
+
+export interface TeamChange {
+  id: string;
+  heldMicro: Micro;
+  balanceMicro?: Micro;
+}
+
+export interface UsageEventRow {
+  requestId: string;
+  keyId: string;
+  userId: string;
+  teamId: string | null;
+  model: string;
+  provider: string;
+  endpoint: string;
+  inputTokens: number;
+  outputTokens: number;
+  costMicro: Micro;
+  includedMicro: Micro;
+  prepaidMicro: Micro;
+  overageMicro: Micro;
+  teamMicro: Micro;
+  outcome: UsageOutcome;
+  estimated: boolean;
+  httpStatus: number;
+  latencyMs: number;
+  streamed: boolean;
+  startedAt: Date;
+  createdAt: Date;
+}
+
+export type LedgerAccount = 'user_included' | 'user_prepaid' | 'user_overage' | 'team';
+
+export interface LedgerEntryRow {
+  account: LedgerAccount;
+  userId: string | null;
+  teamId: string | null;
+  keyId: string;
+  /** Negative: a debit. Never 0 (the planner leaves empty debits out). */
+  amountMicro: Micro;
+  requestId: string;
+  /** The billing period of an included/overage debit (null for prepaid and team). */
+  periodStart: Date | null;
+  createdAt: Date;
+}
+
+/** Everything a batch writes, named: the SQL adapter turns it into statements and into remembered rows. */
+export interface MeteringChanges {
+  keys: KeyChange[];
+  balances: BalanceChange[];
+  teams: TeamChange[];
+  holdsPlaced: HoldRow[];
+  holdsRemoved: string[];
+  usageEvents: UsageEventRow[];
+  ledger: LedgerEntryRow[];
+}
+
+export interface PlanContext {
+  now: Date;
+  period: Period;
+  holdTtlMs: number;
+}
+
+export interface BatchPlan {
+  /** One per op, in the ops' order. */
+  results: OpResult[];
+  changes: MeteringChanges;
+  /** Users whose stored period ended and who must be rolled over before this batch can charge them (then plan again). */
+  rolloverDue: string[];
+}
+
+export type { PersonalBuckets };

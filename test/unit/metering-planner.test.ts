@@ -1,0 +1,227 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { applyChanges, planBatch } from '../../src/domain/billing/metering/planner.js';
+import type { Hold, KeyRow, MeteringOp, MeteringRows, OpResult, PlanContext } from '../../src/domain/billing/metering/types.js';
+import { billingPeriodAt } from '../../src/domain/billing/period.js';
+import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
+
+/**
+ * The metering planner without a database: random installations (a team, a personal balance, keys with and without
+ * limits on either), random traffic (admissions with estimates, settlements costing at most their estimate — or
+ * anything, for a request whose cost cannot be bounded), grouped into random batches. Every property of
+ * docs/metering.md that the rules alone decide is checked here, on thousands of cases in milliseconds.
+ */
+
+const NOW = new Date('2026-12-01T00:00:00.000Z');
+const ctx: PlanContext = { now: NOW, period: billingPeriodAt(NOW, 'Australia/Sydney'), holdTtlMs: 45_000 };
+const USER = 'user-1';
+const TEAM = 'team-1';
+
+interface World {
+  rows: MeteringRows;
+  /** What each admitted request will cost when settled (at most its estimate unless unbounded). */
+  costs: Map<string, number>;
+}
+
+const installation = fc.record({
+  teamBalance: fc.integer({ min: 0, max: 60_000 }),
+  included: fc.integer({ min: 0, max: 40_000 }),
+  prepaid: fc.integer({ min: 0, max: 40_000 }),
+  overageAllowed: fc.boolean(),
+  overageCap: fc.option(fc.integer({ min: 0, max: 30_000 }), { nil: null }),
+  // Many keys, often with a small limit left: what overran payers before holds were reserved at each side apart.
+  keys: fc.array(fc.record({
+    team: fc.boolean(),
+    limit: fc.option(fc.oneof(fc.integer({ min: 1, max: 2_000 }), fc.integer({ min: 1, max: 30_000 })), { nil: null }),
+  }), { minLength: 1, maxLength: 12 }),
+});
+
+type Installation = typeof installation extends fc.Arbitrary<infer T> ? T : never;
+type Step = typeof step extends fc.Arbitrary<infer T> ? T : never;
+
+function worldOf(i: Installation): World {
+  const keys = new Map<string, KeyRow>();
+  i.keys.forEach((k, n) => {
+    const id = `key-${n}`;
+    keys.set(id, {
+      id, ownerId: USER, teamId: k.team ? TEAM : null, status: 'active', spendMicro: 0, heldMicro: 0, limitMicro: k.limit, requestCount: 0,
+      expiresAt: null, retireAt: null, ownerDisabled: false,
+    });
+  });
+  return {
+    rows: {
+      keys,
+      balances: new Map([[USER, {
+        userId: USER, includedUsedMicro: 0, overageUsedMicro: 0, prepaidMicro: i.prepaid, heldMicro: 0, periodStart: ctx.period.start,
+        includedMicro: i.included, overageAllowed: i.overageAllowed, overageCapMicro: i.overageCap,
+      }]]),
+      teams: new Map([[TEAM, { id: TEAM, balanceMicro: i.teamBalance, heldMicro: 0 }]]),
+      holds: new Map(),
+      models: new Map(),
+    },
+    costs: new Map(),
+  };
+}
+
+/** One step of traffic: admit on a key, or settle the n-th request in flight. */
+const step = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('admit' as const),
+      key: fc.nat(),
+      estimate: fc.integer({ min: 1, max: 20_000 }),
+      costShare: fc.oneof(fc.constant(1), fc.double({ min: 0, max: 1, noNaN: true })),
+      unbounded: fc.integer({ min: 0, max: 9 }).map((n) => n < 2),
+      unboundedCost: fc.integer({ min: 0, max: 200_000 }),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('settle' as const), which: fc.nat() }) },
+);
+const traffic = fc.array(fc.record({ batch: fc.array(step, { minLength: 1, maxLength: 6 }) }), { minLength: 1, maxLength: 25 });
+
+let nextRequest = 0;
+/** The ops of one batch, against the holds in flight before it (a batch cannot settle what it admits). */
+function opsOf(world: World, steps: Step[]): MeteringOp[] {
+  const inFlight = [...world.rows.holds.values()];
+  const keyIds = [...world.rows.keys.keys()];
+  const ops: MeteringOp[] = [];
+  const settling = new Set<string>();
+  for (const s of steps) {
+    if (s.kind === 'admit') {
+      const key = world.rows.keys.get(keyIds[s.key % keyIds.length]!)!;
+      const requestId = `req-${nextRequest++}`;
+      world.costs.set(requestId, s.unbounded ? s.unboundedCost : Math.floor(s.estimate * s.costShare));
+      ops.push({ admit: {
+        requestId, keyId: key.id, ownerId: key.ownerId, teamId: key.teamId, estimateMicro: s.estimate, unbounded: s.unbounded,
+        model: 'm', provider: 'openai', endpoint: '/v1/chat/completions', streamed: false,
+      } });
+    } else if (inFlight.length) {
+      const hold = inFlight[s.which % inFlight.length]!;
+      if (settling.has(hold.requestId)) continue;
+      settling.add(hold.requestId);
+      ops.push(settleOp(hold, world.costs.get(hold.requestId)!));
+    }
+  }
+  return ops;
+}
+
+function settleOp(hold: Hold, costMicro: number): MeteringOp {
+  return { settle: { hold, settlement: { inputTokens: 1, outputTokens: 1, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 } } };
+}
+
+function run(world: World, ops: MeteringOp[]) {
+  const plan = planBatch(world.rows, ops, ctx);
+  world.rows = applyChanges(world.rows, plan.changes);
+  return plan;
+}
+
+/** Results compared by what matters: the holds placed, the refusal reason, the charge. */
+function summary(r: OpResult): unknown {
+  if (r instanceof MeteringRefusal) return r.reason;
+  if (r instanceof Error) return r.name;
+  return r;
+}
+
+/** Settle everything still in flight, one batch. */
+function drain(world: World) {
+  return run(world, [...world.rows.holds.values()].map((h) => settleOp(h, world.costs.get(h.requestId)!)));
+}
+
+describe('the metering planner (pure, no database)', () => {
+  it('a batch admits and charges exactly what the same operations one at a time would (settlements first)', () => {
+    fc.assert(
+      fc.property(installation, traffic, (inst, batches) => {
+        const batched = worldOf(inst);
+        const single = worldOf(inst);
+        for (const { batch } of batches) {
+          const ops = opsOf(batched, batch);
+          single.costs = batched.costs;
+          const together = run(batched, ops).results.map(summary);
+          const ordered = [...ops.keys()].sort((a, b) => Number('admit' in ops[a]!) - Number('admit' in ops[b]!));
+          const alone: unknown[] = new Array(ops.length);
+          for (const i of ordered) alone[i] = summary(run(single, [ops[i]!]).results[0]!);
+          expect(together).toEqual(alone);
+          expect(batched.rows).toEqual(single.rows);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps every key within its limit + its largest single cost, and every payer overrun by at most one request', () => {
+    fc.assert(
+      fc.property(installation, traffic, (inst, batches) => {
+        const world = worldOf(inst);
+        const charged = new Map<string, number[]>(); // key or payer → costs charged
+        const note = (id: string, cost: number) => charged.set(id, [...(charged.get(id) ?? []), cost]);
+        const account = (plan: ReturnType<typeof run>) => {
+          for (const e of plan.changes.usageEvents) {
+            note(e.keyId, e.costMicro);
+            note(e.teamId ?? e.userId, e.costMicro);
+          }
+        };
+        for (const { batch } of batches) account(run(world, opsOf(world, batch)));
+        account(drain(world));
+        const largest = (id: string) => Math.max(0, ...(charged.get(id) ?? []));
+        for (const k of world.rows.keys.values()) {
+          if (k.limitMicro !== null) expect(k.spendMicro, `key ${k.id}`).toBeLessThanOrEqual(k.limitMicro + largest(k.id));
+          expect(k.heldMicro).toBe(0);
+        }
+        const team = world.rows.teams.get(TEAM)!;
+        expect(team.balanceMicro, 'team balance').toBeGreaterThanOrEqual(-largest(TEAM));
+        expect(team.heldMicro).toBe(0);
+        const me = world.rows.balances.get(USER)!;
+        expect(me.prepaidMicro, 'prepaid').toBeGreaterThanOrEqual(-largest(USER));
+        expect(me.includedUsedMicro).toBeLessThanOrEqual(inst.included);
+        if (inst.overageCap !== null) expect(me.overageUsedMicro).toBeLessThanOrEqual(inst.overageCap);
+        if (!inst.overageAllowed) expect(me.overageUsedMicro).toBe(0);
+        expect(me.heldMicro).toBe(0);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('splits every debit so that it adds up to the cost, in ledger entries and in the usage event', () => {
+    fc.assert(
+      fc.property(installation, traffic, (inst, batches) => {
+        const world = worldOf(inst);
+        for (const { batch } of [...batches, { batch: [] }]) {
+          const plan = batch.length ? run(world, opsOf(world, batch)) : drain(world);
+          for (const e of plan.changes.usageEvents) {
+            expect(e.includedMicro + e.prepaidMicro + e.overageMicro + e.teamMicro).toBe(e.costMicro);
+            const ledger = plan.changes.ledger.filter((l) => l.requestId === e.requestId);
+            expect(ledger.reduce((s, l) => s - l.amountMicro, 0)).toBe(e.costMicro);
+            expect(ledger.every((l) => l.amountMicro < 0)).toBe(true);
+            expect(e.costMicro).toBe(world.costs.get(e.requestId));
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('changes nothing when a settlement is replayed, in a later batch or in the same one', () => {
+    fc.assert(
+      fc.property(installation, traffic, fc.boolean(), (inst, batches, sameBatch) => {
+        const world = worldOf(inst);
+        for (const { batch } of batches) run(world, opsOf(world, batch));
+        const holds = [...world.rows.holds.values()];
+        const ops = holds.map((h) => settleOp(h, world.costs.get(h.requestId)!));
+        if (sameBatch) {
+          const plan = run(world, [...ops, ...ops]);
+          expect(plan.results.slice(ops.length).every((r) => (r as { applied: boolean }).applied === false)).toBe(true);
+          expect(plan.changes.usageEvents).toHaveLength(holds.length);
+        } else {
+          run(world, ops);
+          const before = world.rows;
+          const replay = run(world, ops);
+          expect(replay.results.every((r) => (r as { applied: boolean }).applied === false)).toBe(true);
+          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], holdsPlaced: [], holdsRemoved: [], usageEvents: [], ledger: [] });
+          expect(world.rows).toEqual(before);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
