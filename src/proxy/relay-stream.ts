@@ -13,7 +13,7 @@ import { SseSplitter } from './upstreams/sse.js';
  * provider's meter reads usage on the side. Settled when the stream ends, just before the response does.
  */
 export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientState): Promise<UsageOutcome> {
-  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage });
+  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage, upstreamModel: x.model.upstreamModel, choices: x.request.choices });
   // Only a stream with events to hide (the usage chunk the client did not ask for) is relayed event by event;
   // every other stream is written through chunk by chunk as it arrives and only read on the side.
   const filtering = stream.hidesEvents;
