@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import type { JsonBody } from './body.js';
 import type { EndpointSpec, MeteredRequest } from './endpoints.js';
 import { describeError } from './errors.js';
-import { approxTokens, type Estimate } from './estimate.js';
+import type { Estimate } from './estimate.js';
 import type { UpstreamResponse } from './upstreams/http.js';
 import type { StreamMeter, TokenUsage } from './upstreams/types.js';
 
@@ -37,15 +37,17 @@ export const NOTHING: TokenUsage = { inputTokens: 0, outputTokens: 0 };
 
 /**
  * The charge for a request from what its stream showed: the provider's usage when it reported it (exact);
- * otherwise the input as reported at the start (Anthropic) or estimated from its bound, plus one token per output
- * delta received — flagged estimated. With no stream at all (an abort before the response), just the input.
+ * otherwise an estimate that errs high, flagged estimated — the input as reported at the start (Anthropic's
+ * message_start), else its whole bound from the estimate, plus the meter's upper bound of the output received
+ * (never more than the request's output bound). With no stream at all (an abort before the response), just the
+ * input bound.
  */
-export function earlyEnd(x: Exchange, stream: StreamMeter | null, outcome: UsageOutcome, httpStatus: number): Charge {
+export async function earlyEnd(x: Exchange, stream: StreamMeter | null, outcome: UsageOutcome, httpStatus: number): Promise<Charge> {
   if (stream?.usage) return { usage: stream.usage, outcome, estimated: false, httpStatus };
   return {
     usage: {
-      inputTokens: stream?.inputTokens ?? approxTokens(x.estimate.inputTokenBound),
-      outputTokens: stream?.outputDeltas ?? 0,
+      inputTokens: stream?.inputTokens ?? x.estimate.inputTokenBound,
+      outputTokens: stream ? await stream.outputTokensBound(x.estimate.outputTokenBound) : 0,
     },
     outcome,
     estimated: true,
@@ -53,19 +55,48 @@ export function earlyEnd(x: Exchange, stream: StreamMeter | null, outcome: Usage
   };
 }
 
-export interface ClientState {
+/**
+ * How long a stream whose upstream has finished generating is read on after its client left, for the usage report
+ * that follows: long enough for any real provider (it comes at once), short enough that a stuck upstream does not
+ * hold a connection.
+ */
+export const USAGE_GRACE_MS = 30_000;
+
+/**
+ * Notices the client going away before the response is complete. The upstream request is aborted then — at once,
+ * unless the upstream has already finished generating (`readOnWhen`): then all that is left is its usage report,
+ * so it is read on (for at most `graceMs`) and the request charged the provider's own usage, not an estimate.
+ */
+export class ClientWatch {
   gone: boolean;
+  private finished: () => boolean = () => false;
+  private grace: NodeJS.Timeout | undefined;
+
+  constructor(req: Request, res: Response, abort: AbortController, graceMs = USAGE_GRACE_MS) {
+    this.gone = req.socket.destroyed || res.destroyed;
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      this.gone = true;
+      if (this.finished()) {
+        this.grace = setTimeout(() => abort.abort(), graceMs);
+        this.grace.unref();
+      } else abort.abort();
+    });
+  }
+
+  /** From now on a client that leaves once `finished()` holds lets the upstream stream run to its end. */
+  readOnWhen(finished: () => boolean): void {
+    this.finished = finished;
+  }
+
+  /** The exchange is over: nothing is left to abort. */
+  stop(): void {
+    clearTimeout(this.grace);
+  }
 }
 
-/** Notices the client going away before the response is complete, and aborts the upstream request then. */
-export function watchClient(req: Request, res: Response, abort: AbortController): ClientState {
-  const state: ClientState = { gone: req.socket.destroyed || res.destroyed };
-  res.once('close', () => {
-    if (res.writableFinished) return;
-    state.gone = true;
-    abort.abort();
-  });
-  return state;
+export function watchClient(req: Request, res: Response, abort: AbortController): ClientWatch {
+  return new ClientWatch(req, res, abort);
 }
 
 export async function collect(body: AsyncIterable<Buffer>, limit = Number.POSITIVE_INFINITY): Promise<Buffer> {

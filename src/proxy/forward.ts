@@ -12,7 +12,8 @@ export type { Exchange } from './exchange.js';
 /**
  * Forwards an admitted request and settles it exactly once, whatever happens:
  * - upstream unreachable, timed out or failing before any output: nothing charged (upstream_error);
- * - client gone: the upstream request is aborted and what was consumed is charged, estimated (client_aborted);
+ * - client gone: the upstream request is aborted and what was consumed is charged, estimated from above
+ *   (client_aborted) — unless the upstream of a stream had finished generating: then it is read on for its usage;
  * - otherwise: the provider's reported usage at catalog prices (ok).
  * Settlement runs before the response completes, so a client that has its answer also sees it metered.
  */
@@ -28,7 +29,7 @@ export async function forward(ctx: ProxyContext, x: Exchange): Promise<UsageOutc
     try {
       upstream = await ctx.http.send(target, x.endpoint.name, { body: upstreamBody(x, target), clientHeaders: x.req.headers, signal: abort.signal });
     } catch (err) {
-      if (client.gone) return await settlement.charge(earlyEnd(x, null, 'client_aborted', CLIENT_CLOSED));
+      if (client.gone) return await settlement.charge(await earlyEnd(x, null, 'client_aborted', CLIENT_CLOSED));
       await settlement.charge({ usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: isUpstreamTimeout(err) ? 504 : 502 });
       logUpstreamFailure(ctx.logger, x, err);
       throw upstreamFailed(isUpstreamTimeout(err));

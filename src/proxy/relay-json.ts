@@ -2,18 +2,18 @@ import type { UsageOutcome } from '../domain/billing/metering.service.js';
 import type { ProxyContext } from './context.js';
 import { ProxyError, upstreamFailed } from './errors.js';
 import { approxTokens } from './estimate.js';
-import { CLIENT_CLOSED, collect, earlyEnd, header, logUpstreamFailure, MAX_ERROR_BODY_BYTES, NOTHING, passedHeaders, type Charge, type ClientState, type Exchange } from './exchange.js';
+import { CLIENT_CLOSED, collect, earlyEnd, header, logUpstreamFailure, MAX_ERROR_BODY_BYTES, NOTHING, passedHeaders, type Charge, type ClientWatch, type Exchange } from './exchange.js';
 import type { Settler } from './settler.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
 import type { TokenUsage } from './upstreams/types.js';
 
 /** A non-streaming answer: read whole (it is small, and usage comes last), settled, then sent. */
-export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientState): Promise<UsageOutcome> {
+export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientWatch): Promise<UsageOutcome> {
   let raw: Buffer;
   try {
     raw = await collect(upstream.body);
   } catch (err) {
-    if (client.gone) return settlement.charge(earlyEnd(x, null, 'client_aborted', CLIENT_CLOSED));
+    if (client.gone) return settlement.charge(await earlyEnd(x, null, 'client_aborted', CLIENT_CLOSED));
     await settlement.charge({ usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: isUpstreamTimeout(err) ? 504 : 502 });
     logUpstreamFailure(ctx.logger, x, err);
     throw upstreamFailed(isUpstreamTimeout(err));

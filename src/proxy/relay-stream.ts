@@ -3,17 +3,29 @@ import type { Response } from 'express';
 import type { UsageOutcome } from '../domain/billing/metering.service.js';
 import type { ProxyContext } from './context.js';
 import { upstreamFailed } from './errors.js';
-import { CLIENT_CLOSED, earlyEnd, header, logUpstreamFailure, NOTHING, passedHeaders, type Charge, type ClientState, type Exchange } from './exchange.js';
+import { CLIENT_CLOSED, earlyEnd, header, logUpstreamFailure, NOTHING, passedHeaders, type Charge, type ClientWatch, type Exchange } from './exchange.js';
 import type { Settler } from './settler.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
 import { SseSplitter } from './upstreams/sse.js';
+import type { StreamMeter } from './upstreams/types.js';
 
 /**
  * A streamed answer, passed through as it arrives — no buffering beyond an incomplete event — while the
  * provider's meter reads usage on the side. Settled when the stream ends, just before the response does.
+ * A client that leaves after the upstream finished generating gets nothing more, but the stream is read to its
+ * end for the usage report (see ClientWatch); one that leaves before has the upstream request aborted at once.
  */
-export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientState): Promise<UsageOutcome> {
-  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage });
+export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientWatch): Promise<UsageOutcome> {
+  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage, upstreamModel: x.model.upstreamModel, choices: x.request.choices });
+  client.readOnWhen(() => stream.finished);
+  try {
+    return await relayEvents(ctx, x, settlement, upstream, target, client, stream);
+  } finally {
+    client.stop();
+  }
+}
+
+async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientWatch, stream: StreamMeter): Promise<UsageOutcome> {
   // Only a stream with events to hide (the usage chunk the client did not ask for) is relayed event by event;
   // every other stream is written through chunk by chunk as it arrives and only read on the side.
   const filtering = stream.hidesEvents;
@@ -36,22 +48,22 @@ export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Se
         out = '';
         for (const event of events) if (stream.observe(event)) out += `${event}\n\n`;
       } else for (const event of events) stream.observe(event);
-      if (out.length > 0 && !res.write(out)) await drained(res);
+      if (out.length > 0 && !client.gone && !res.write(out)) await drained(res);
     }
     const rest = splitter.rest() + decoder.end();
-    if (rest.trim() && stream.observe(rest) && filtering) res.write(rest);
+    if (rest.trim() && stream.observe(rest) && filtering && !client.gone) res.write(rest);
   } catch (err) {
     broken = err;
   }
 
   let charge: Charge;
-  if (client.gone) charge = earlyEnd(x, stream, 'client_aborted', CLIENT_CLOSED);
+  if (client.gone) charge = await earlyEnd(x, stream, 'client_aborted', CLIENT_CLOSED);
   else if (broken || stream.failed) {
     // Output already reached the client: charge what it got. Before any output: nothing, like any upstream error.
     charge = stream.usage || stream.outputDeltas > 0
-      ? earlyEnd(x, stream, 'upstream_error', 200)
+      ? await earlyEnd(x, stream, 'upstream_error', 200)
       : { usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: 200 };
-  } else charge = earlyEnd(x, stream, 'ok', 200);
+  } else charge = await earlyEnd(x, stream, 'ok', 200);
   const outcome = await settlement.charge(charge);
 
   if (client.gone) return outcome;

@@ -18,13 +18,15 @@
  *   inputTokens  = max(1, ceil(chars / 4))
  *   outputTokens = embeddings: 0; otherwise min(limit, replyTokens) where
  *                  limit = max_completion_tokens ?? max_tokens ?? 16 and replyTokens = opts.replyTokens (default 8).
- *   The reply is outputTokens times the word "tok " (streamed one delta per token). finish_reason/stop_reason is
+ *   The reply is outputTokens times the word "tok " (streamed one delta per token, or opts.tokensPerDelta per delta). finish_reason/stop_reason is
  *   "length"/"max_tokens" when the limit cut the reply short, else "stop"/"end_turn".
  *   Anthropic streams report usage like the real API: message_start has input_tokens (and output_tokens 1),
  *   message_delta has the final cumulative output_tokens.
  *
  * Modes (setMode(), optionally for one model only; the request header `x-fake-mode` wins over both):
- *   ok | slow | error | status:<code> | hang | abort-mid-stream | drip — see FakeMode.
+ *   ok | slow | error | status:<code> | hang | abort-mid-stream | drip | late-usage — see FakeMode.
+ *   Each recorded request says how it ended (`outcome`: 'client-closed' when the proxy went away first, e.g.
+ *   because it aborted the upstream request) and how many token deltas were written (`tokensSent`).
  *
  * Optional auth: with opts.apiKey, requests whose `Authorization: Bearer` / `x-api-key` differ get 401.
  */
@@ -40,8 +42,11 @@ import type { AddressInfo } from 'node:net';
  * - `abort-mid-stream`: send headers and the first opts.abortAfterTokens (2) token chunks, then destroy the
  *   socket (non-streaming: half of the JSON body, then destroy).
  * - `drip`: send one stream chunk every opts.dripMs (50); non-streaming: the JSON body in pieces at that pace.
+ * - `late-usage`: stream every event up to the one that says generation finished (OpenAI: the chunk with
+ *   `finish_reason`; Anthropic: `message_delta` with `stop_reason`), then wait opts.lateUsageMs (300) before the
+ *   rest (OpenAI: the usage chunk and `[DONE]`; Anthropic: `message_stop`). Non-streaming: like `ok`.
  */
-export type FakeMode = 'ok' | 'slow' | 'error' | 'hang' | 'abort-mid-stream' | 'drip' | `status:${number}`;
+export type FakeMode = 'ok' | 'slow' | 'error' | 'hang' | 'abort-mid-stream' | 'drip' | 'late-usage' | `status:${number}`;
 
 export interface FakeUpstreamOptions {
   /** Fixed reply length in tokens before max_tokens caps it. Default 8. */
@@ -50,6 +55,10 @@ export interface FakeUpstreamOptions {
   slowChunkMs?: number;
   dripMs?: number;
   abortAfterTokens?: number;
+  /** Tokens per streamed delta (real providers batch several at times). Default 1. */
+  tokensPerDelta?: number;
+  /** `late-usage`: the pause between the end of generation and the rest of the stream. Default 300. */
+  lateUsageMs?: number;
   /** If set, requests must carry this key (Bearer or x-api-key) or get 401. */
   apiKey?: string;
   /** Initial mode. Default 'ok'. */
@@ -74,6 +83,8 @@ export interface RecordedRequest {
   mode: FakeMode;
   /** pending → completed (response ended) | client-closed (client went away first) | aborted (by the fake). */
   outcome: 'pending' | 'completed' | 'client-closed' | 'aborted';
+  /** Token deltas written to the response so far (streams only). */
+  tokensSent: number;
   at: number;
 }
 
@@ -159,7 +170,7 @@ export function expectedUsage(body: unknown, replyTokens: number = DEFAULT_REPLY
 }
 
 function parseMode(m: string): FakeMode | undefined {
-  if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'drip') return m;
+  if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'drip' || m === 'late-usage') return m;
   const match = /^status:(\d{3})$/.exec(m);
   if (match && Number(match[1]) >= 400 && Number(match[1]) <= 599) return m as FakeMode;
   return undefined;
@@ -223,6 +234,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     slowChunkMs: opts.slowChunkMs ?? 30,
     dripMs: opts.dripMs ?? 50,
     abortAfterTokens: opts.abortAfterTokens ?? 2,
+    lateUsageMs: opts.lateUsageMs ?? 300,
+    tokensPerDelta: Math.max(1, Math.floor(opts.tokensPerDelta ?? 1)),
     embeddingDims: opts.embeddingDims ?? 8,
     models: opts.models ?? DEFAULT_MODELS,
   };
@@ -269,8 +282,19 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     } else sendJson(res, rec, 200, format, json);
   }
 
-  /** Streams SSE `events`; `firstToken` is the index of the first token delta (for abort-mid-stream). */
-  async function deliverStream(res: ServerResponse, rec: RecordedRequest, format: Format, events: string[], firstToken: number): Promise<void> {
+  /** A reply of `tokens` tokens as stream deltas of opts.tokensPerDelta tokens each (the last may hold fewer). */
+  function deltaSizes(tokens: number): number[] {
+    const sizes: number[] = [];
+    for (let left = tokens; left > 0; left -= cfg.tokensPerDelta) sizes.push(Math.min(cfg.tokensPerDelta, left));
+    return sizes;
+  }
+
+  /**
+   * Streams SSE `events`: the token deltas from index `firstToken` on, holding `deltaTokens[i]` tokens each (counted
+   * in rec.tokensSent; abort-mid-stream stops after opts.abortAfterTokens of them), then the rest; the events from
+   * index `afterFinish` on follow the end of generation (the pause of late-usage).
+   */
+  async function deliverStream(res: ServerResponse, rec: RecordedRequest, format: Format, events: string[], firstToken: number, deltaTokens: number[], afterFinish: number): Promise<void> {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
@@ -282,9 +306,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const count = aborting ? Math.min(firstToken + cfg.abortAfterTokens, events.length - 1) : events.length;
     for (let i = 0; i < count; i++) {
       if (gap > 0 && i > 0 && !(await sleep(res, gap))) return;
+      if (rec.mode === 'late-usage' && i === afterFinish && !(await sleep(res, cfg.lateUsageMs))) return;
       if (res.destroyed) return;
       if (aborting) await writeAndFlush(res, events[i]!);
       else res.write(events[i]!);
+      rec.tokensSent += deltaTokens[i - firstToken] ?? 0;
     }
     if (res.destroyed) return;
     if (aborting) {
@@ -320,12 +346,13 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const chunk = (delta: string, finishReason: string | null) =>
       `data: ${head}[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finishReason ? `"${finishReason}"` : 'null'}}]${tail}\n\n`;
     const events = [chunk('{"role":"assistant","content":"","refusal":null}', null)];
-    const tokenChunk = chunk(`{"content":"${TOKEN}"}`, null);
-    for (let i = 0; i < outputTokens; i++) events.push(tokenChunk);
+    const deltas = deltaSizes(outputTokens);
+    for (const n of deltas) events.push(chunk(`{"content":"${TOKEN.repeat(n)}"}`, null));
     events.push(chunk('{}', finish));
+    const afterFinish = events.length;
     if (withUsage) events.push(`data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`);
     events.push('data: [DONE]\n\n');
-    return deliverStream(res, rec, 'openai', events, 1);
+    return deliverStream(res, rec, 'openai', events, 1, deltas, afterFinish);
   }
 
   async function messages(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
@@ -346,14 +373,14 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       ev('content_block_start', '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'),
       ev('ping', '{"type": "ping"}'),
     ];
-    const delta = ev('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${TOKEN}"}}`);
-    for (let i = 0; i < outputTokens; i++) events.push(delta);
+    const deltas = deltaSizes(outputTokens);
+    for (const n of deltas) events.push(ev('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${TOKEN.repeat(n)}"}}`));
     events.push(
       ev('content_block_stop', '{"type":"content_block_stop","index":0}'),
       ev('message_delta', `{"type":"message_delta","delta":{"stop_reason":"${stop}","stop_sequence":null},"usage":{"output_tokens":${outputTokens}}}`),
       ev('message_stop', '{"type":"message_stop"}'),
     );
-    return deliverStream(res, rec, 'anthropic', events, 3);
+    return deliverStream(res, rec, 'anthropic', events, 3, deltas, events.length - 1);
   }
 
   function embeddings(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
@@ -407,7 +434,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const rec: RecordedRequest = {
       method, path, url, headers: req.headers, body,
       mode: requested ?? (typeof body?.model === 'string' ? modeByModel.get(body.model) : undefined) ?? mode,
-      outcome: 'pending', at: Date.now(),
+      outcome: 'pending', tokensSent: 0, at: Date.now(),
     };
     if (record) requests.push(rec);
     open.add(res);

@@ -246,6 +246,29 @@ describe('modes', () => {
     expect(full.usage!.completion_tokens).toBe(2);
     expect(fake.served).toBe(1);
   });
+
+  it('late-usage: pauses between the end of generation and the usage report; counts the tokens sent', async () => {
+    const late = await startFakeUpstream({ lateUsageMs: 150, tokensPerDelta: 3 });
+    try {
+      late.setMode('late-usage');
+      const client = new OpenAI({ apiKey: 'k', baseURL: late.openaiBaseUrl, maxRetries: 0 });
+      const at: Record<string, number> = {};
+      const contents: string[] = [];
+      for await (const c of await client.chat.completions.create({ ...chatBody, stream: true, stream_options: { include_usage: true } })) {
+        if (c.choices[0]?.delta.content) contents.push(c.choices[0].delta.content);
+        if (c.choices[0]?.finish_reason) at.finish = performance.now();
+        if (c.usage) at.usage = performance.now();
+      }
+      expect(contents).toEqual(['tok tok tok ', 'tok tok tok ', 'tok tok ']);
+      expect(at.usage! - at.finish!).toBeGreaterThanOrEqual(140);
+      const types: Array<[string, number]> = [];
+      for await (const e of await new Anthropic({ apiKey: 'k', baseURL: late.anthropicBaseUrl, maxRetries: 0 }).messages.create({ ...msgBody, stream: true }))
+        types.push([e.type, performance.now()]);
+      const [delta, stop] = [types.find(([t]) => t === 'message_delta')!, types.find(([t]) => t === 'message_stop')!];
+      expect(stop[1] - delta[1]).toBeGreaterThanOrEqual(140);
+      expect(late.requests.map((r) => [r.outcome, r.tokensSent])).toEqual([['completed', 8], ['completed', 8]]);
+    } finally { await late.close(); }
+  });
 });
 
 describe('lifecycle', () => {

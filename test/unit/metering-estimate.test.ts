@@ -89,17 +89,17 @@ describe('reading usage', () => {
     const chunks = ['data: {"choices":[{"delta":{"role":"assistant","content":""}}],"usage":null}', 'data: {"choices":[{"delta":{"content":"Hi"}}],"usage":null}',
       'data: {"choices":[{"delta":{"content":" there"}}],"usage":null}', 'data: {"choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}',
       'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}', 'data: [DONE]'];
-    const hiding = openaiProvider.streamMeter({ clientWantsUsage: false });
+    const hiding = openaiProvider.streamMeter({ clientWantsUsage: false, upstreamModel: 'gpt-4o-mini', choices: 1 });
     expect(chunks.map((c) => hiding.observe(c))).toEqual([true, true, true, true, false, true]);
     expect(hiding.usage).toEqual({ inputTokens: 9, outputTokens: 2 });
     expect(hiding.outputDeltas).toBe(2);
-    const passing = openaiProvider.streamMeter({ clientWantsUsage: true });
+    const passing = openaiProvider.streamMeter({ clientWantsUsage: true, upstreamModel: 'gpt-4o-mini', choices: 1 });
     expect(chunks.every((c) => passing.observe(c))).toBe(true);
-    expect(openaiProvider.streamMeter({ clientWantsUsage: true }).observe('data: {"error":{"message":"x"}}')).toBe(true);
+    expect(openaiProvider.streamMeter({ clientWantsUsage: true, upstreamModel: 'gpt-4o-mini', choices: 1 }).observe('data: {"error":{"message":"x"}}')).toBe(true);
   });
 
   it('reads Anthropic usage from message_start and message_delta', () => {
-    const meter = anthropicProvider.streamMeter({ clientWantsUsage: true });
+    const meter = anthropicProvider.streamMeter({ clientWantsUsage: true, upstreamModel: 'claude-haiku-4-5', choices: 1 });
     meter.observe('event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":12,"cache_read_input_tokens":3,"output_tokens":1}}}');
     expect(meter.inputTokens).toBe(15);
     expect(meter.usage).toBeNull();

@@ -48,3 +48,16 @@ export function eventData(event: string): any {
     return undefined;
   }
 }
+
+/**
+ * The text of a JSON string whose body (between its quotes, escapes as they are) was matched in an event without
+ * parsing the event: the body itself unless it has escapes.
+ */
+export function jsonStringText(body: string): string {
+  if (!body.includes('\\')) return body;
+  try {
+    return JSON.parse(`"${body}"`) as string;
+  } catch {
+    return body;
+  }
+}

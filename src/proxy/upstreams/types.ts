@@ -16,7 +16,8 @@ export interface TokenUsage {
 
 /**
  * Watches a server-sent-event stream go by, one complete event at a time, and remembers what it says about usage.
- * It never parses an event unless that event can carry usage, so a long stream costs a few string tests per event.
+ * It never parses an event unless that event can carry usage or the end of generation, so a long stream costs a few
+ * string tests per event (and, for the output bound, keeping the generated text or its length).
  */
 export interface StreamMeter {
   /** Reads one complete SSE event (without its blank line); returns false when the client must not see it. */
@@ -25,12 +26,32 @@ export interface StreamMeter {
   readonly usage: TokenUsage | null;
   /** Input tokens reported before the end (Anthropic's message_start), else null. */
   readonly inputTokens: number | null;
-  /** Output deltas seen so far: the estimate of output tokens when the stream ends early. */
+  /** Output deltas seen so far (an OpenAI chunk with content, an Anthropic `content_block_delta`). */
   readonly outputDeltas: number;
+  /**
+   * The upstream has finished generating (every OpenAI choice has its `finish_reason`; Anthropic's `message_delta`
+   * with a `stop_reason`, or `message_stop`; a Responses API meter would say so at `response.completed`): what is
+   * left of the stream is its usage report, so a client that leaves now does not end the upstream request.
+   */
+  readonly finished: boolean;
+  /**
+   * An upper bound of the output tokens generated so far, from what the stream showed, for a stream that ends before
+   * its usage report; `cap` (the request's output bound) when that is lower. Computed only when asked (it may
+   * tokenize the text received), so ask once, at the end.
+   */
+  outputTokensBound(cap: number): Promise<number>;
   /** The provider reported an error inside the stream. */
   readonly failed: boolean;
   /** Some events may be hidden from the client, so the stream must be relayed event by event, not chunk by chunk. */
   readonly hidesEvents: boolean;
+}
+
+export interface StreamMeterOptions {
+  clientWantsUsage: boolean;
+  /** The model name sent upstream (it decides the tokenizer). */
+  upstreamModel: string;
+  /** How many completions the request asks for (OpenAI `n`). */
+  choices: number;
 }
 
 /**
@@ -51,7 +72,7 @@ export interface UpstreamProvider {
   /** Usage of a non-streaming JSON response, or null when it carries none. */
   usageFromJson(text: string): TokenUsage | null;
   /** A fresh meter for one streamed response. */
-  streamMeter(options: { clientWantsUsage: boolean }): StreamMeter;
+  streamMeter(options: StreamMeterOptions): StreamMeter;
   /** An error event in this provider's stream format, for failures after the response has started. */
   streamError(message: string): string;
 }

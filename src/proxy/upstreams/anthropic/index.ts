@@ -1,5 +1,5 @@
 import { count, lastObjectValue } from '../json-usage.js';
-import { eventData, eventName } from '../sse.js';
+import { eventData, eventName, jsonStringText } from '../sse.js';
 import type { StreamMeter, TokenUsage, UpstreamProvider } from '../types.js';
 
 const DEFAULT_VERSION = '2023-06-01';
@@ -15,15 +15,30 @@ function inputOf(u: Record<string, unknown>): number {
 }
 
 /**
- * Reads an Anthropic stream: `message_start` reports the input tokens, each `content_block_delta` is about one
- * output token, and `message_delta` carries the final cumulative output count.
+ * Generated text in a `content_block_delta` (text, tool input JSON, thinking) or a `content_block_start` (a tool's
+ * name), as a JSON string body. A signature or a citation is not generated text.
+ */
+const GENERATED = /"(?:text|partial_json|thinking|name)":"((?:[^"\\]|\\.)*)"/;
+
+/**
+ * Reads an Anthropic stream: `message_start` reports the input tokens, `message_delta` the final cumulative output
+ * count (and the stop_reason: generation has finished).
+ *
+ * For a stream that ends before that, the output is bounded by the UTF-8 bytes of the generated text received:
+ * Anthropic's tokenizer is not public, but each token covers at least one byte of text, so the bytes bound the
+ * tokens of any tokenisation from above (and one delta is at least one token). Only lengths are kept, not text.
+ * What it cannot see: thinking that is not streamed (redacted thinking, or the full thinking behind the summary
+ * Claude 4 models stream, billed in full), the framing tokens of tool use, and tokens generated but not yet
+ * received when the stream was cut.
  */
 class AnthropicStreamMeter implements StreamMeter {
   inputTokens: number | null = null;
   outputDeltas = 0;
   failed = false;
+  finished = false;
   readonly hidesEvents = false;
   private finalOutput: number | null = null;
+  private generatedBytes = 0;
 
   get usage(): TokenUsage | null {
     return this.inputTokens !== null && this.finalOutput !== null ? { inputTokens: this.inputTokens, outputTokens: this.finalOutput } : null;
@@ -33,6 +48,10 @@ class AnthropicStreamMeter implements StreamMeter {
     switch (eventName(event)) {
       case 'content_block_delta':
         this.outputDeltas++;
+        this.countGenerated(event);
+        break;
+      case 'content_block_start':
+        this.countGenerated(event);
         break;
       case 'message_start': {
         const usage = eventData(event)?.message?.usage;
@@ -40,19 +59,33 @@ class AnthropicStreamMeter implements StreamMeter {
         break;
       }
       case 'message_delta': {
-        const usage = eventData(event)?.usage;
+        const data = eventData(event);
+        const usage = data?.usage;
         if (usage && typeof usage === 'object') {
           this.finalOutput = count(usage.output_tokens);
           // Newer API versions repeat the (cumulative) input counts here.
           if (usage.input_tokens !== undefined && usage.input_tokens !== null) this.inputTokens = inputOf(usage);
         }
+        if (typeof data?.delta?.stop_reason === 'string') this.finished = true;
         break;
       }
+      case 'message_stop':
+        this.finished = true;
+        break;
       case 'error':
         this.failed = true;
         break;
     }
     return true;
+  }
+
+  private countGenerated(event: string): void {
+    const text = GENERATED.exec(event)?.[1];
+    if (text) this.generatedBytes += Buffer.byteLength(jsonStringText(text), 'utf8');
+  }
+
+  async outputTokensBound(cap: number): Promise<number> {
+    return Math.min(cap, Math.max(this.generatedBytes, this.outputDeltas));
   }
 }
 

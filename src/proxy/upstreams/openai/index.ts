@@ -1,9 +1,16 @@
 import { count, lastObjectValue } from '../json-usage.js';
-import { eventData } from '../sse.js';
-import type { EndpointName, StreamMeter, TokenUsage, UpstreamProvider } from '../types.js';
+import { eventData, jsonStringText } from '../sse.js';
+import type { EndpointName, StreamMeter, StreamMeterOptions, TokenUsage, UpstreamProvider } from '../types.js';
+import { countTokens, encodingOf, type OpenAiEncoding } from './tokens.js';
 
-/** A chunk that carries generated text, tool-call arguments, a refusal or reasoning: about one token each. */
-const OUTPUT_DELTA = /"(?:content|arguments|refusal|reasoning_content|reasoning)":"(?!")/;
+/**
+ * The generated text a chunk carries, as JSON string bodies: content, tool-call names and arguments, a refusal, the
+ * reasoning some compatible servers stream. The first `"` of the value is matched, so `"content":null` is not.
+ */
+const GENERATED = /"(content|arguments|name|refusal|reasoning_content|reasoning)":"((?:[^"\\]|\\.)*)"/g;
+/** A choice's finish_reason with a value (`"finish_reason":null` in every other chunk). */
+const FINISH = /"finish_reason":"/;
+type Kind = 'content' | 'arguments' | 'name' | 'refusal' | 'reasoning_content' | 'reasoning';
 
 function usageOf(u: Record<string, unknown>): TokenUsage {
   return { inputTokens: count(u.prompt_tokens), outputTokens: count(u.completion_tokens) };
@@ -13,17 +20,40 @@ function usageOf(u: Record<string, unknown>): TokenUsage {
  * Reads an OpenAI chat stream. The proxy always asks the upstream for `stream_options.include_usage`, which adds a
  * last chunk with `choices: []` and the usage; a client that did not ask for it must not see it (strict clients
  * choke on a chunk without choices), so that one chunk is hidden.
+ *
+ * For a stream that ends early it keeps the generated text (not the chunks), to count it with the model's
+ * tokenizer at the end. What it cannot see: the hidden reasoning tokens of o-series and gpt-5 models (billed as
+ * output, never streamed), the few framing tokens around tool calls, and tokens generated but not yet received
+ * when the stream was cut; the charge is then below the provider's bill by that much.
  */
 class OpenAiStreamMeter implements StreamMeter {
   usage: TokenUsage | null = null;
   readonly inputTokens = null;
   outputDeltas = 0;
   failed = false;
-
   readonly hidesEvents: boolean;
+  /** Generated text by kind: each is counted on its own, so no token is merged across two of them. */
+  private readonly generated = new Map<Kind, string[]>();
+  /** The choices whose finish_reason came. */
+  private readonly finishedChoices = new Set<number>();
+  private readonly clientWantsUsage: boolean;
+  private readonly encoding: OpenAiEncoding;
+  private readonly choices: number;
 
-  constructor(private readonly clientWantsUsage: boolean) {
-    this.hidesEvents = !clientWantsUsage;
+  constructor(options: StreamMeterOptions) {
+    this.clientWantsUsage = options.clientWantsUsage;
+    this.hidesEvents = !options.clientWantsUsage;
+    this.encoding = encodingOf(options.upstreamModel);
+    this.choices = Math.max(1, options.choices);
+  }
+
+  /**
+   * Finished once every choice asked for has its finish_reason: any one of them is only finishing, the others may
+   * still be generating (counted against the request's `n`, not the choice indices seen so far, since a choice may
+   * not have started yet).
+   */
+  get finished(): boolean {
+    return this.finishedChoices.size >= this.choices;
   }
 
   observe(event: string): boolean {
@@ -37,8 +67,44 @@ class OpenAiStreamMeter implements StreamMeter {
     } else if (event.includes('"error":') && eventData(event)?.error) {
       this.failed = true;
     }
-    if (OUTPUT_DELTA.test(event)) this.outputDeltas++;
+    this.keepGenerated(event);
+    if (FINISH.test(event)) this.noteFinish(event);
     return visible;
+  }
+
+  private keepGenerated(event: string): void {
+    let carries = false;
+    GENERATED.lastIndex = 0;
+    for (let m = GENERATED.exec(event); m; m = GENERATED.exec(event)) {
+      if (m[2]!.length === 0) continue;
+      carries = true;
+      const kind = m[1] as Kind;
+      let parts = this.generated.get(kind);
+      if (!parts) this.generated.set(kind, (parts = []));
+      parts.push(jsonStringText(m[2]!));
+    }
+    if (carries) this.outputDeltas++;
+  }
+
+  private noteFinish(event: string): void {
+    const choices = eventData(event)?.choices;
+    if (!Array.isArray(choices)) return;
+    for (const choice of choices) {
+      if (typeof choice?.finish_reason === 'string') this.finishedChoices.add(typeof choice.index === 'number' ? choice.index : 0);
+    }
+  }
+
+  /**
+   * The text received, counted with the model's tokenizer, or the number of chunks that carried it when that is
+   * more: a model may emit a tokenisation that is not the tokenizer's own (one chunk is at least one token).
+   */
+  async outputTokensBound(cap: number): Promise<number> {
+    let tokens = 0;
+    for (const parts of this.generated.values()) {
+      if (tokens >= cap) break;
+      tokens += await countTokens(parts.join(''), this.encoding, cap - tokens);
+    }
+    return Math.min(cap, Math.max(tokens, this.outputDeltas));
   }
 }
 
@@ -67,7 +133,7 @@ export const openaiProvider: UpstreamProvider = {
     return usage ? usageOf(usage) : null;
   },
 
-  streamMeter: ({ clientWantsUsage }) => new OpenAiStreamMeter(clientWantsUsage),
+  streamMeter: (options) => new OpenAiStreamMeter(options),
 
   streamError(message) {
     return `data: ${JSON.stringify({ error: { message, type: 'server_error', code: 'upstream_error', param: null } })}\n\n`;

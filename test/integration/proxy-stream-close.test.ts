@@ -1,0 +1,128 @@
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { requestCost } from '../../src/domain/models/models.service.js';
+import { toMicro } from '../../src/domain/money.js';
+import { inputTokenBound } from '../../src/proxy/estimate.js';
+import { startTestApp, type TestApp } from '../support/app.js';
+import { dialect } from '../support/db.js';
+import { makeKey, makeUser } from '../support/factories.js';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { expectMeteringInvariants } from '../support/invariants.js';
+
+const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Tell me something' }], max_tokens: 50, stream: true as const };
+const message = { model: 'claude-haiku-4-5', max_tokens: 50, messages: [{ role: 'user' as const, content: 'Tell me something' }], stream: true as const };
+const TOKENS_PER_DELTA = 3;
+
+describe(`a client that closes its stream (${dialect})`, () => {
+  let fake: FakeUpstream;
+  let app: TestApp;
+  let openai: OpenAI;
+  let anthropic: Anthropic;
+  let keyId: string;
+
+  beforeAll(async () => {
+    // Several tokens per delta, as real providers send at times: one delta is not one token.
+    fake = await startFakeUpstream({ dripMs: 40, lateUsageMs: 400, tokensPerDelta: TOKENS_PER_DELTA });
+    app = await startTestApp({
+      env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-o', ANTHROPIC_BASE_URL: fake.anthropicBaseUrl, ANTHROPIC_API_KEY: 'sk-a' },
+    });
+    const owner = await makeUser(app.services, { prepaidMicro: 10_000_000 });
+    const { key, secret } = await makeKey(app.services, owner);
+    keyId = key.id;
+    openai = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    anthropic = new Anthropic({ apiKey: secret, baseURL: app.url, maxRetries: 0 });
+  });
+  let seen = 0;
+  beforeEach(async () => {
+    fake.reset();
+    seen = (await app.t.db('usage_events').where({ key_id: keyId })).length;
+  });
+  afterEach(async () => {
+    expect(toMicro((await app.t.db('api_keys').where({ id: keyId }).first()).held_micro)).toBe(0);
+    await expectMeteringInvariants(app.t.db);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await fake?.close();
+  });
+
+  /** The one usage event of the request just made, once it is settled. */
+  async function settledEvent(): Promise<Record<string, any>> {
+    let fresh: Record<string, any>[] = [];
+    await vi.waitFor(async () => {
+      fresh = (await app.t.db('usage_events').where({ key_id: keyId }).orderBy('id')).slice(seen);
+      expect(fresh).toHaveLength(1);
+    }, { timeout: 5_000 });
+    return fresh[0]!;
+  }
+  const upstreamOutcome = async (outcome: string) =>
+    vi.waitFor(() => expect(fake.requests[0]?.outcome).toBe(outcome), { timeout: 5_000 });
+
+  describe('after the upstream finished generating', () => {
+    it('reads the OpenAI stream on for its usage and charges that, exactly', async () => {
+      fake.setMode('late-usage');
+      fake.setReplyTokens(10);
+      const stream = await openai.chat.completions.create(chat);
+      const content: string[] = [];
+      for await (const c of stream) {
+        content.push(c.choices[0]?.delta.content ?? '');
+        if (c.choices[0]?.finish_reason) stream.controller.abort();
+      }
+      expect(content.join('')).toBe('tok '.repeat(10));
+      await upstreamOutcome('completed');
+      const exp = fake.expectedUsage(chat);
+      const event = await settledEvent();
+      expect(event).toMatchObject({ outcome: 'client_aborted', http_status: 499, input_tokens: exp.inputTokens, output_tokens: exp.outputTokens });
+      expect(Boolean(event.estimated)).toBe(false);
+      const mini = (await app.services.models.find('gpt-4o-mini'))!;
+      expect(toMicro(event.cost_micro)).toBe(requestCost(mini, exp.inputTokens, exp.outputTokens));
+    });
+
+    it('lets an Anthropic stream finish after message_delta and charges its reported usage', async () => {
+      fake.setMode('late-usage');
+      fake.setReplyTokens(10);
+      const stream = await anthropic.messages.create(message);
+      for await (const e of stream) if (e.type === 'message_delta') stream.controller.abort();
+      await upstreamOutcome('completed');
+      const exp = fake.expectedUsage(message);
+      const event = await settledEvent();
+      expect(event).toMatchObject({ outcome: 'client_aborted', http_status: 499, input_tokens: exp.inputTokens, output_tokens: exp.outputTokens });
+      expect(Boolean(event.estimated)).toBe(false);
+    });
+  });
+
+  describe('mid-generation', () => {
+    it('aborts the OpenAI upstream at once and charges the whole input bound and at least the tokens sent', async () => {
+      fake.setMode('drip');
+      fake.setReplyTokens(40);
+      const stream = await openai.chat.completions.create(chat);
+      let chunks = 0;
+      for await (const _ of stream) if (++chunks === 3) stream.controller.abort();
+      await upstreamOutcome('client-closed');
+      const sent = fake.requests[0]!.tokensSent;
+      expect(sent).toBeLessThan(40);
+      const event = await settledEvent();
+      expect(event).toMatchObject({ outcome: 'client_aborted', http_status: 499, input_tokens: inputTokenBound(chat) });
+      expect(Boolean(event.estimated)).toBe(true);
+      expect(event.output_tokens).toBeGreaterThanOrEqual(sent);
+      expect(event.output_tokens).toBeLessThanOrEqual(chat.max_tokens);
+    });
+
+    it('aborts the Anthropic upstream at once and charges message_start’s input and at least the tokens sent', async () => {
+      fake.setMode('drip');
+      fake.setReplyTokens(40);
+      const stream = await anthropic.messages.create(message);
+      let n = 0;
+      for await (const _ of stream) if (++n === 5) stream.controller.abort();
+      await upstreamOutcome('client-closed');
+      const sent = fake.requests[0]!.tokensSent;
+      expect(sent).toBeLessThan(40);
+      const event = await settledEvent();
+      expect(event).toMatchObject({ outcome: 'client_aborted', http_status: 499, input_tokens: fake.expectedUsage(message).inputTokens });
+      expect(Boolean(event.estimated)).toBe(true);
+      expect(event.output_tokens).toBeGreaterThanOrEqual(sent);
+      expect(event.output_tokens).toBeLessThanOrEqual(message.max_tokens);
+    });
+  });
+});
