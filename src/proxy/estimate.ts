@@ -19,10 +19,22 @@ export const TOOLS_OVERHEAD_TOKENS = 1_024;
 export const DEFAULT_OUTPUT_BOUND = 4_096;
 
 const IMAGE_PART_TYPES = new Set(['image_url', 'image', 'input_image']);
+/**
+ * Inputs whose size the body does not show: a file or document the provider fetches or stores (OpenAI `file` /
+ * `input_file` parts, Anthropic `document` blocks other than plain text, any `source` by URL or file id), and
+ * server-side tools, whose searches, fetches and code runs the provider bills as input it adds itself.
+ */
+const UNSIZED_PART_TYPES = new Set(['file', 'input_file', 'container_upload']);
+const SERVER_TOOL_TYPE = /^(web_search|web_fetch|code_execution|code_interpreter|file_search|mcp|image_generation|tool_search)/;
 
-export function inputTokenBound(body: Record<string, unknown>): number {
+/** The input bound, and whether the body holds input whose size it does not show (see UNSIZED_PART_TYPES). */
+function walkInput(body: Record<string, unknown>): { tokens: number; unsized: boolean } {
   let tokens = PRIMING_TOKENS;
-  if (Array.isArray(body.tools) && body.tools.length > 0) tokens += TOOLS_OVERHEAD_TOKENS;
+  let unsized = body.web_search_options !== undefined || (Array.isArray(body.mcp_servers) && body.mcp_servers.length > 0);
+  if (Array.isArray(body.tools) && body.tools.length > 0) {
+    tokens += TOOLS_OVERHEAD_TOKENS;
+    unsized ||= body.tools.some((t) => typeof (t as { type?: unknown })?.type === 'string' && SERVER_TOOL_TYPE.test((t as { type: string }).type));
+  }
   // An explicit stack, not recursion: a deeply nested body must not overflow the call stack.
   const stack: unknown[] = [body];
   while (stack.length > 0) {
@@ -31,10 +43,17 @@ export function inputTokenBound(body: Record<string, unknown>): number {
     else if (typeof value === 'number') tokens += 1;
     else if (Array.isArray(value)) for (const item of value) stack.push(item);
     else if (value && typeof value === 'object') {
-      const type = (value as { type?: unknown }).type;
-      if (typeof type === 'string' && IMAGE_PART_TYPES.has(type)) {
-        tokens += IMAGE_TOKEN_BOUND;
-        continue;
+      const part = value as { type?: unknown; source?: { type?: unknown }; image_url?: unknown };
+      if (typeof part.type === 'string') {
+        if (UNSIZED_PART_TYPES.has(part.type) || (part.type === 'document' && part.source?.type !== 'text')) unsized = true;
+        if (part.source?.type === 'url' || part.source?.type === 'file') unsized = true;
+        if (IMAGE_PART_TYPES.has(part.type)) {
+          // An image the provider fetches has a size nobody here knows.
+          const url = typeof part.image_url === 'string' ? part.image_url : (part.image_url as { url?: unknown } | undefined)?.url;
+          if (typeof url === 'string' && !url.startsWith('data:')) unsized = true;
+          tokens += IMAGE_TOKEN_BOUND;
+          continue;
+        }
       }
       for (const [k, v] of Object.entries(value)) {
         tokens += Buffer.byteLength(k, 'utf8');
@@ -42,13 +61,21 @@ export function inputTokenBound(body: Record<string, unknown>): number {
       }
     }
   }
-  return tokens;
+  return { tokens, unsized };
 }
 
-/** Output: the client's max_tokens, else the model's cap, times the number of completions asked for. */
+export function inputTokenBound(body: Record<string, unknown>): number {
+  return walkInput(body).tokens;
+}
+
+/**
+ * Output: the client's max_tokens, clamped to the model's cap (the provider never produces more), else the model's
+ * cap, times the number of completions asked for.
+ */
 export function outputTokenBound(request: MeteredRequest, model: Pick<CatalogModel, 'maxOutputTokens'>): number {
   if (request.maxOutputTokens === 0) return 0;
-  const cap = request.maxOutputTokens ?? (model.maxOutputTokens > 0 ? model.maxOutputTokens : DEFAULT_OUTPUT_BOUND);
+  const modelCap = model.maxOutputTokens > 0 ? model.maxOutputTokens : null;
+  const cap = request.maxOutputTokens === null ? (modelCap ?? DEFAULT_OUTPUT_BOUND) : Math.min(request.maxOutputTokens, modelCap ?? request.maxOutputTokens);
   return cap * request.choices;
 }
 
@@ -64,10 +91,21 @@ export interface Estimate {
   inputTokenBound: number;
   outputTokenBound: number;
   costMicro: Micro;
+  /**
+   * The body does not bound the cost: input it does not show (files, documents and images by URL or id, server-side
+   * tools), or output with neither max_tokens nor a catalog cap. Admission then holds the whole remaining headroom.
+   */
+  unbounded: boolean;
 }
 
 export function estimateRequest(model: CatalogModel, request: MeteredRequest, body: Record<string, unknown>): Estimate {
-  const input = inputTokenBound(body);
+  const input = walkInput(body);
   const output = outputTokenBound(request, model);
-  return { inputTokenBound: input, outputTokenBound: output, costMicro: requestCost(model, input, output) };
+  const outputUncapped = request.maxOutputTokens === null && model.maxOutputTokens <= 0;
+  return {
+    inputTokenBound: input.tokens,
+    outputTokenBound: output,
+    costMicro: requestCost(model, input.tokens, output),
+    unbounded: input.unsized || outputUncapped,
+  };
 }

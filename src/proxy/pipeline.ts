@@ -95,6 +95,7 @@ async function admit(
       ownerId: a.key.ownerId,
       teamId: a.key.teamId,
       estimateMicro: a.estimate.costMicro,
+      unbounded: a.estimate.unbounded,
       model: a.model.id,
       provider: a.model.provider,
       endpoint: a.endpoint.path,

@@ -120,6 +120,13 @@ const DEFAULT_MAX_TOKENS = 16;
 const TOKEN = 'tok ';
 const DEFAULT_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small', 'claude-sonnet-4-6', 'claude-haiku-4-5'];
 
+/**
+ * What the fake charges for a file the request only names (an OpenAI `file` / `input_file` part, an Anthropic
+ * `document` block): like a real provider, the content's tokens — which the request's bytes do not show.
+ */
+export const FILE_PART_TOKENS = 100_000;
+const FILE_PART_TYPES = new Set(['file', 'input_file', 'document']);
+
 function contentChars(c: unknown): number {
   if (typeof c === 'string') return c.length;
   if (!Array.isArray(c)) return 0;
@@ -127,7 +134,8 @@ function contentChars(c: unknown): number {
   for (const part of c) {
     if (typeof part === 'string') n += part.length;
     else if (part && typeof part === 'object') {
-      const p = part as { text?: unknown; content?: unknown };
+      const p = part as { text?: unknown; content?: unknown; type?: unknown };
+      if (typeof p.type === 'string' && FILE_PART_TYPES.has(p.type)) n += 4 * FILE_PART_TOKENS;
       if (typeof p.text === 'string') n += p.text.length;
       if (p.content !== undefined) n += contentChars(p.content);
     }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tokenCost } from '../../src/domain/money.js';
 import { ENDPOINTS } from '../../src/proxy/endpoints.js';
-import { approxTokens, DEFAULT_OUTPUT_BOUND, IMAGE_TOKEN_BOUND, inputTokenBound, outputTokenBound, PRIMING_TOKENS } from '../../src/proxy/estimate.js';
+import { approxTokens, DEFAULT_OUTPUT_BOUND, estimateRequest, IMAGE_TOKEN_BOUND, inputTokenBound, outputTokenBound, PRIMING_TOKENS } from '../../src/proxy/estimate.js';
 import { anthropicProvider } from '../../src/proxy/upstreams/anthropic/index.js';
 import { lastObjectValue } from '../../src/proxy/upstreams/json-usage.js';
 import { openaiProvider } from '../../src/proxy/upstreams/openai/index.js';
@@ -43,6 +43,35 @@ describe('the estimate behind a hold', () => {
     expect(outputTokenBound(parse({}), { maxOutputTokens: 0 })).toBe(DEFAULT_OUTPUT_BOUND);
     expect(outputTokenBound(ENDPOINTS.embeddings.parse({ model: 'e', input: 'x' }), { maxOutputTokens: 0 })).toBe(0);
     expect(approxTokens(10)).toBe(3);
+  });
+
+  it('clamps a max_tokens above the model’s cap to the cap: the provider never produces more', () => {
+    const parse = (body: Record<string, unknown>) => ENDPOINTS.chat.parse({ model: 'm', messages: [{ role: 'user', content: 'x' }], ...body });
+    expect(outputTokenBound(parse({ max_tokens: 1_000_000 }), { maxOutputTokens: 16_384 })).toBe(16_384);
+    expect(outputTokenBound(parse({ max_tokens: 1_000_000, n: 2 }), { maxOutputTokens: 16_384 })).toBe(32_768);
+    expect(outputTokenBound(parse({ max_tokens: 1_000_000 }), { maxOutputTokens: 0 })).toBe(1_000_000);
+  });
+
+  it('marks a request unbounded when its body does not show what it costs', () => {
+    const model = { id: 'm', provider: 'openai' as const, upstreamModel: 'm', inputMicroPerMTok: 1, outputMicroPerMTok: 1, maxOutputTokens: 100, enabled: true };
+    const unbounded = (body: Record<string, unknown>) =>
+      estimateRequest(model, ENDPOINTS.chat.parse({ model: 'm', ...body }), { model: 'm', ...body }).unbounded;
+    const said = (content: unknown) => ({ messages: [{ role: 'user', content }] });
+    expect(unbounded(said('hello'))).toBe(false);
+    expect(unbounded(said([{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }]))).toBe(false);
+    expect(unbounded(said([{ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'short' } }]))).toBe(false);
+    expect(unbounded({ ...said('hi'), tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] })).toBe(false);
+    // Content the provider fetches or stores, and tools it runs itself:
+    expect(unbounded(said([{ type: 'file', file: { file_id: 'file-abc' } }]))).toBe(true);
+    expect(unbounded(said([{ type: 'image_url', image_url: { url: 'https://example.com/a.png' } }]))).toBe(true);
+    expect(unbounded(said([{ type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } }]))).toBe(true);
+    expect(unbounded(said([{ type: 'document', source: { type: 'file', file_id: 'file_1' } }]))).toBe(true);
+    expect(unbounded(said([{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0=' } }]))).toBe(true);
+    expect(unbounded({ ...said('hi'), tools: [{ type: 'web_search_20250305', name: 'web_search' }] })).toBe(true);
+    expect(unbounded({ ...said('hi'), web_search_options: {} })).toBe(true);
+    // Output with neither max_tokens nor a catalog cap:
+    const plain = { model: 'm', ...said('hi') };
+    expect(estimateRequest({ ...model, maxOutputTokens: 0 }, ENDPOINTS.chat.parse(plain), plain).unbounded).toBe(true);
   });
 
   it('rounds cost up to the next micro-AUD, per direction', () => {
