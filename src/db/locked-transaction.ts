@@ -50,7 +50,8 @@ export interface Plan<T> {
  * Either way the writes that commit were planned from exactly the rows locked in that transaction, so a guess can
  * make a transaction faster but never wrong.
  *
- * On SQLite (in-process, one writer) the statements run one by one in a knex transaction.
+ * On MySQL it runs on the Db's metering pool, the only one that allows multi-statement queries. On SQLite
+ * (in-process, one writer) the statements run one by one in a knex transaction.
  * Only `?` placeholders with bindings: never values spliced into SQL.
  */
 export async function lockedTransaction<T>(
@@ -63,7 +64,9 @@ export async function lockedTransaction<T>(
   for (let attempt = 1; ; attempt++) {
     try {
       if (!isMysql(db)) return { value: await sqliteTransaction(db, reads, plan), guessed: false };
-      const connection = (await db.client.acquireConnection()) as MysqlConnection;
+      const pool = db.meteringPool;
+      if (!pool) throw new Error('lockedTransaction needs the metering pool of a Db made by createDb');
+      const connection = (await pool.client.acquireConnection()) as MysqlConnection;
       try {
         const planned = guess && attempt === 1 ? planFrom(plan, guess) : null;
         if (planned) {
@@ -76,7 +79,7 @@ export async function lockedTransaction<T>(
         await query(connection, 'ROLLBACK', []).catch(() => undefined);
         throw err;
       } finally {
-        await db.client.releaseConnection(connection);
+        await pool.client.releaseConnection(connection);
       }
     } catch (err) {
       if (attempt >= attempts || !isRetryableDbError(err)) throw err;
