@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { migrationSource } from '../../migrations/index.js';
+import {
+  ACQUIRE_TIMEOUT_MS, CONNECT_TIMEOUT_MS, LOCK_WAIT_TIMEOUT_SECONDS, QUERY_TIMEOUT_MS, SQLITE_BUSY_TIMEOUT_MS,
+  queryWithDeadline, withDeadlines, withoutQueryDeadline, type MysqlConnection,
+} from './deadlines.js';
 
 /**
  * The database: a knex pool, and on MySQL a second, small pool that only lockedTransaction uses. Metering sends a
@@ -52,7 +56,7 @@ function withMeteringPool(main: Knex, metering: Knex | null): Db {
 
 function createMysql(url: string, pool: { max: number; multipleStatements: boolean }): Knex {
   const u = new URL(url);
-  return knexFactory({
+  const db = knexFactory({
     client: 'mysql2',
     connection: {
       host: u.hostname,
@@ -70,22 +74,29 @@ function createMysql(url: string, pool: { max: number; multipleStatements: boole
       // Only on the metering pool (see Db). Values always travel as ? bindings, never spliced into SQL, so even
       // there this opens no injection path.
       multipleStatements: pool.multipleStatements,
+      connectTimeout: CONNECT_TIMEOUT_MS,
     },
+    acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
     pool: {
       min: 0,
       max: pool.max,
-      // Every connection runs in UTC and with a bounded lock wait, so a stuck transaction fails fast and is retried.
-      afterCreate(conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, c: unknown) => void) {
-        conn.query("SET time_zone = '+00:00', innodb_lock_wait_timeout = 10", (err) => done(err, conn));
+      // Every connection runs in UTC and with a short lock wait, so a stuck transaction fails fast and is retried
+      // (src/db/deadlines.ts says why 1 s).
+      afterCreate(conn: MysqlConnection, done: (err: Error | null, c: unknown) => void) {
+        queryWithDeadline(conn, `SET time_zone = '+00:00', innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_SECONDS}`, []).then(
+          () => done(null, conn),
+          (err: Error) => done(err, conn),
+        );
       },
     },
     migrations: { migrationSource },
   });
+  return withDeadlines(db, QUERY_TIMEOUT_MS);
 }
 
 function createSqlite(file: string): Knex {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  return knexFactory({
+  const db = knexFactory({
     client: 'better-sqlite3',
     connection: { filename: file },
     useNullAsDefault: true,
@@ -93,18 +104,21 @@ function createSqlite(file: string): Knex {
       afterCreate(conn: { pragma: (s: string) => void }, done: (err: Error | null, c: unknown) => void) {
         conn.pragma('journal_mode = WAL');
         conn.pragma('foreign_keys = ON');
-        conn.pragma('busy_timeout = 5000');
+        // Short: better-sqlite3 waits synchronously, and the whole process waits with it.
+        conn.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
         done(null, conn);
       },
     },
     migrations: { migrationSource },
   });
+  return withDeadlines(db, null);
 }
 
 export function isMysql(db: Queryable): boolean {
   return db.client.config.client === 'mysql2';
 }
 
+/** Migrations run without the query deadline: DDL on a big table may rightly take minutes (see deadlines.ts). */
 export async function migrateLatest(db: Db): Promise<void> {
-  await db.migrate.latest();
+  await withoutQueryDeadline(db, () => db.migrate.latest());
 }
