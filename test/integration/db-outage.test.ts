@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { createTestDb, onMysql, TEST_MYSQL_SERVER, type TestDb } from '../support/db.js';
@@ -118,5 +119,48 @@ describe.skipIf(!onMysql)('a silent database (mysql)', () => {
     expect(events).toHaveLength(served);
     expect(new Set(events.map((e: { request_id: string }) => e.request_id)).size).toBe(served);
     expect(fake.served).toBe(served);
+  });
+});
+
+/** SQLite is in-process: it is never silent, but another process can hold its write lock (`jobs:run`, a backup). */
+describe.skipIf(onMysql)('a SQLite file another process holds the write lock of (sqlite)', () => {
+  let fake: FakeUpstream;
+  let app: TestApp;
+  let secret: string;
+
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+    app = await startTestApp({ env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-o' } });
+    const owner = await makeUser(app.services, { prepaidMicro: 10_000_000 });
+    ({ secret } = await makeKey(app.services, owner));
+  });
+  afterAll(async () => {
+    await app?.close();
+    await fake?.close();
+  });
+
+  async function chat(): Promise<{ status: number; headers: Headers; ms: number }> {
+    const started = performance.now();
+    const res = await fetch(`${app.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 }) });
+    await res.text();
+    return { status: res.status, headers: res.headers, ms: performance.now() - started };
+  }
+
+  it('answers 503 with Retry-After within 5 s while the lock is held, and serves again once it is released', async () => {
+    expect((await chat()).status).toBe(200);
+    const other = new Database(app.t.sqlitePath!);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const refused = await chat();
+      expect(refused.status).toBe(503);
+      expect(refused.ms).toBeLessThan(BUDGET_MS);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    expect((await chat()).status).toBe(200);
+    await expectMeteringInvariants(app.t.db);
   });
 });
