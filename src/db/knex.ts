@@ -2,8 +2,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { migrationSource } from '../../migrations/index.js';
+import {
+  ACQUIRE_TIMEOUT_MS, CONNECT_TIMEOUT_MS, LOCK_WAIT_TIMEOUT_SECONDS, QUERY_TIMEOUT_MS, SQLITE_BUSY_TIMEOUT_MS,
+  queryWithDeadline, withDeadlines, withoutQueryDeadline, type MysqlConnection,
+} from './deadlines.js';
 
-export type Db = Knex;
+/**
+ * The database: a knex pool, and on MySQL a second, small pool that only lockedTransaction uses. Metering sends a
+ * whole transaction as one multi-statement query (src/db/locked-transaction.ts); only that pool allows them, so no
+ * other code path can send one (a stray `;` in SQL built elsewhere is a syntax error, not a second statement).
+ * `destroy()` closes both.
+ */
+export type Db = Knex & {
+  /** The multi-statement pool of lockedTransaction; null on SQLite, which runs statements one by one. */
+  readonly meteringPool: Knex | null;
+};
 export type Tx = Knex.Transaction;
 /** Either the pool or an open transaction: services accept both so callers can compose them. */
 export type Queryable = Knex | Knex.Transaction;
@@ -15,14 +28,35 @@ export interface DbOptions {
   poolMax?: number;
 }
 
+/** Connections of the metering pool: one metering batch is in flight per instance (MeteringService), plus slack. */
+const METERING_POOL_MAX = 2;
+
 export function createDb(options: DbOptions): Db {
-  if (options.databaseUrl) return createMysql(options.databaseUrl, options.poolMax ?? 10);
-  return createSqlite(options.sqlitePath ?? './data/modelbridge.db');
+  if (options.databaseUrl) {
+    const main = createMysql(options.databaseUrl, { max: options.poolMax ?? 10, multipleStatements: false });
+    const metering = createMysql(options.databaseUrl, { max: METERING_POOL_MAX, multipleStatements: true });
+    return withMeteringPool(main, metering);
+  }
+  return withMeteringPool(createSqlite(options.sqlitePath ?? './data/modelbridge.db'), null);
 }
 
-function createMysql(url: string, poolMax: number): Db {
+function withMeteringPool(main: Knex, metering: Knex | null): Db {
+  const destroyMain = main.destroy.bind(main);
+  Object.defineProperty(main, 'meteringPool', { value: metering, enumerable: true });
+  Object.defineProperty(main, 'destroy', {
+    configurable: true,
+    value: async (callback?: (err?: unknown) => void) => {
+      const closed = Promise.all([destroyMain(), metering?.destroy()]).then(() => undefined);
+      if (!callback) return closed;
+      closed.then(() => callback(), callback);
+    },
+  });
+  return main as Db;
+}
+
+function createMysql(url: string, pool: { max: number; multipleStatements: boolean }): Knex {
   const u = new URL(url);
-  return knexFactory({
+  const db = knexFactory({
     client: 'mysql2',
     connection: {
       host: u.hostname,
@@ -37,25 +71,32 @@ function createMysql(url: string, poolMax: number): Db {
       bigNumberStrings: true,
       decimalNumbers: false,
       charset: 'utf8mb4',
-      // Metering sends a whole transaction as one multi-statement query (src/db/locked-transaction.ts). Values
-      // always travel as ? bindings, never spliced into SQL, so this opens no injection path.
-      multipleStatements: true,
+      // Only on the metering pool (see Db). Values always travel as ? bindings, never spliced into SQL, so even
+      // there this opens no injection path.
+      multipleStatements: pool.multipleStatements,
+      connectTimeout: CONNECT_TIMEOUT_MS,
     },
+    acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
     pool: {
       min: 0,
-      max: poolMax,
-      // Every connection runs in UTC and with a bounded lock wait, so a stuck transaction fails fast and is retried.
-      afterCreate(conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, c: unknown) => void) {
-        conn.query("SET time_zone = '+00:00', innodb_lock_wait_timeout = 10", (err) => done(err, conn));
+      max: pool.max,
+      // Every connection runs in UTC and with a short lock wait, so a stuck transaction fails fast and is retried
+      // (src/db/deadlines.ts says why 1 s).
+      afterCreate(conn: MysqlConnection, done: (err: Error | null, c: unknown) => void) {
+        queryWithDeadline(conn, `SET time_zone = '+00:00', innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_SECONDS}`, []).then(
+          () => done(null, conn),
+          (err: Error) => done(err, conn),
+        );
       },
     },
     migrations: { migrationSource },
   });
+  return withDeadlines(db, QUERY_TIMEOUT_MS);
 }
 
-function createSqlite(file: string): Db {
+function createSqlite(file: string): Knex {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  return knexFactory({
+  const db = knexFactory({
     client: 'better-sqlite3',
     connection: { filename: file },
     useNullAsDefault: true,
@@ -63,18 +104,21 @@ function createSqlite(file: string): Db {
       afterCreate(conn: { pragma: (s: string) => void }, done: (err: Error | null, c: unknown) => void) {
         conn.pragma('journal_mode = WAL');
         conn.pragma('foreign_keys = ON');
-        conn.pragma('busy_timeout = 5000');
+        // Short: better-sqlite3 waits synchronously, and the whole process waits with it.
+        conn.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
         done(null, conn);
       },
     },
     migrations: { migrationSource },
   });
+  return withDeadlines(db, null);
 }
 
 export function isMysql(db: Queryable): boolean {
   return db.client.config.client === 'mysql2';
 }
 
+/** Migrations run without the query deadline: DDL on a big table may rightly take minutes (see deadlines.ts). */
 export async function migrateLatest(db: Db): Promise<void> {
-  await db.migrate.latest();
+  await withoutQueryDeadline(db, () => db.migrate.latest());
 }

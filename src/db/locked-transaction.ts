@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
+import { queryWithDeadline, type MysqlConnection } from './deadlines.js';
 import type { Db } from './knex.js';
 import { isMysql } from './knex.js';
-import { isRetryableDbError } from './transaction.js';
+import { retryOrThrow } from './transaction.js';
 
 export interface Stmt {
   sql: string;
@@ -50,8 +51,10 @@ export interface Plan<T> {
  * Either way the writes that commit were planned from exactly the rows locked in that transaction, so a guess can
  * make a transaction faster but never wrong.
  *
- * On SQLite (in-process, one writer) the statements run one by one in a knex transaction.
- * Only `?` placeholders with bindings: never values spliced into SQL.
+ * On MySQL it runs on the Db's metering pool, the only one that allows multi-statement queries; every query has
+ * the deadline of src/db/deadlines.ts, and a database that does not answer in time is a DatabaseUnavailable (the
+ * transaction may or may not have committed). On SQLite (in-process, one writer) the statements run one by one in a
+ * knex transaction. Only `?` placeholders with bindings: never values spliced into SQL.
  */
 export async function lockedTransaction<T>(
   db: Db,
@@ -60,10 +63,13 @@ export async function lockedTransaction<T>(
   guess?: Row[][] | null,
   attempts = 5,
 ): Promise<{ value: T; guessed: boolean }> {
+  const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     try {
       if (!isMysql(db)) return { value: await sqliteTransaction(db, reads, plan), guessed: false };
-      const connection = (await db.client.acquireConnection()) as MysqlConnection;
+      const pool = db.meteringPool;
+      if (!pool) throw new Error('lockedTransaction needs the metering pool of a Db made by createDb');
+      const connection = (await pool.client.acquireConnection()) as MysqlConnection;
       try {
         const planned = guess && attempt === 1 ? planFrom(plan, guess) : null;
         if (planned) {
@@ -72,15 +78,15 @@ export async function lockedTransaction<T>(
         }
         return { value: await mysqlReadThenWrite(connection, reads, plan, true), guessed: false };
       } catch (err) {
-        // Anything not committed is rolled back; on a dead connection the server has already done it.
-        await query(connection, 'ROLLBACK', []).catch(() => undefined);
+        // Anything not committed is rolled back; on a dead connection the server has already done it (and on one
+        // closed after a deadline this fails at once).
+        await queryWithDeadline(connection, 'ROLLBACK', []).catch(() => undefined);
         throw err;
       } finally {
-        await db.client.releaseConnection(connection);
+        await pool.client.releaseConnection(connection);
       }
     } catch (err) {
-      if (attempt >= attempts || !isRetryableDbError(err)) throw err;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+      await retryOrThrow(err, attempt, attempts, started, 5);
     }
   }
 }
@@ -113,7 +119,7 @@ async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[],
     { sql: 'COMMIT', bindings: [] },
   ];
   try {
-    await query(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings));
+    await queryWithDeadline(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings));
     return true;
   } catch (err) {
     if ((err as { errno?: number }).errno === ROWS_DIFFER) return false;
@@ -148,11 +154,11 @@ function guardOf(read: LockedRead, rows: Row[], index: number): Stmt {
 /** Two round trips: BEGIN (unless the transaction is open) travels with the locking reads, COMMIT with the writes. */
 async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedRead[], plan: (rows: Row[][]) => Plan<T>, begin: boolean): Promise<T> {
   const stmts = [...(begin ? [{ sql: 'START TRANSACTION', bindings: [] }] : []), ...reads.map((r) => lockingSelect(r))];
-  const result = (await query(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings))) as unknown[];
+  const result = (await queryWithDeadline(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings))) as unknown[];
   // One statement alone comes back as its rows, several as a list of results.
   const sets = (stmts.length === 1 ? [result] : result.slice(begin ? 1 : 0)) as Row[][];
   const { writes, value } = plan(sets);
-  await query(connection, joinSql([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
+  await queryWithDeadline(connection, joinSql([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
   return value;
 }
 
@@ -164,14 +170,6 @@ function lockingSelect(read: LockedRead, locking = true): Stmt {
 
 function forUpdate(read: LockedRead): string {
   return read.lock === false ? '' : ' FOR UPDATE';
-}
-
-interface MysqlConnection {
-  query(sql: string, values: unknown[], callback: (err: Error | null, result: unknown) => void): void;
-}
-
-function query(connection: MysqlConnection, sql: string, values: unknown[]): Promise<unknown> {
-  return new Promise((resolve, reject) => connection.query(sql, values, (err, result) => (err ? reject(err) : resolve(result))));
 }
 
 async function sqliteTransaction<T>(db: Db, reads: LockedRead[], plan: (rows: Row[][]) => Plan<T>): Promise<T> {

@@ -1,3 +1,5 @@
+import { TRANSACTION_RETRY_BUDGET_MS } from './deadlines.js';
+import { asDatabaseError } from './errors.js';
 import type { Db, Tx } from './knex.js';
 
 /** MySQL errors after which the whole transaction can safely run again: deadlock, lock-wait timeout. */
@@ -11,8 +13,22 @@ export function isRetryableDbError(err: unknown): boolean {
   return typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY');
 }
 
+/**
+ * After a failed attempt of a transaction: returns (after a jittered back-off, so two colliding transactions don't
+ * collide again in lockstep) when it may run again — a deadlock or lock-wait timeout, attempts left, and still within
+ * TRANSACTION_RETRY_BUDGET_MS of the first attempt, so a request waiting on locks gets its answer in time — and
+ * throws otherwise (a DatabaseUnavailable when the database could not answer).
+ */
+export async function retryOrThrow(err: unknown, attempt: number, attempts: number, started: number, backoffMs: number): Promise<void> {
+  if (attempt >= attempts || !isRetryableDbError(err) || performance.now() - started > TRANSACTION_RETRY_BUDGET_MS) throw asDatabaseError(err);
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * backoffMs * attempt));
+}
+
 export interface TxOptions {
-  /** How many times the whole function may run; retries happen only on deadlock / lock-wait timeout. */
+  /**
+   * How many times the whole function may run; retries happen only on deadlock / lock-wait timeout, and only
+   * within TRANSACTION_RETRY_BUDGET_MS.
+   */
   attempts?: number;
 }
 
@@ -23,13 +39,12 @@ export interface TxOptions {
  */
 export async function withTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, options: TxOptions = {}): Promise<T> {
   const attempts = options.attempts ?? 5;
+  const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction(fn);
     } catch (err) {
-      if (attempt >= attempts || !isRetryableDbError(err)) throw err;
-      // Jittered back-off so two colliding transactions don't collide again in lockstep.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+      await retryOrThrow(err, attempt, attempts, started, 10);
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import type { Logger } from '../logger.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
 import type { Rerender } from './context.js';
@@ -21,7 +22,11 @@ const TITLES: Record<number, string> = {
   413: 'Too large',
   429: 'Slow down',
   500: 'Something went wrong',
+  503: 'Temporarily unavailable',
 };
+
+/** Retry-After of the 503 page: about how long the database deadlines take to notice it is back. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 export function notFoundHandler(_req: Request, _res: Response, next: NextFunction) {
   next(new DomainError('NOT_FOUND', 'There is no page at this address.'));
@@ -32,6 +37,7 @@ export function notFoundHandler(_req: Request, _res: Response, next: NextFunctio
  * - invalid input / conflicts re-render the form the user sent, with the message (400 / 409);
  * - not signed in → the sign-in page (htmx: a full-page redirect via HX-Redirect);
  * - forbidden / not found / throttled → an error page (htmx: a message swapped into #flash);
+ * - a database that does not answer (in time) → a 503 page with Retry-After;
  * - anything else is logged and answered with a generic 500 that leaks nothing.
  */
 export function portalErrorHandler(render: Render, logger: Logger) {
@@ -40,6 +46,10 @@ export function portalErrorHandler(render: Render, logger: Logger) {
     try {
       const { status, message } = classify(err);
       if (status === 500) logger.error({ err, path: req.path }, 'portal request failed');
+      if (status === 503) {
+        logger.warn({ err, path: req.path }, 'portal request refused: database unavailable');
+        res.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+      }
       if (status === 401) return redirectToLogin(req, res);
       const rerender = res.locals.rerender as Rerender | undefined;
       if ((status === 400 || status === 409 || status === 429) && rerender && err instanceof DomainError) return await rerender(message, status);
@@ -57,6 +67,7 @@ export function portalErrorHandler(render: Render, logger: Logger) {
 
 function classify(err: unknown): { status: number; message: string } {
   if (err instanceof DomainError) return { status: STATUS[err.code], message: err.message };
+  if (isDatabaseUnavailable(err)) return { status: 503, message: 'ModelBridge cannot reach its database right now. Nothing was changed; please try again in a moment.' };
   const e = err as { type?: string; status?: number } | null;
   if (e?.type === 'entity.too.large') return { status: 413, message: 'That form was too large.' };
   if (e?.status && e.status >= 400 && e.status < 500) return { status: e.status === 404 ? 404 : 400, message: 'That request could not be read.' };

@@ -1,10 +1,18 @@
 import type { Response } from 'express';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
 import type { Logger } from '../logger.js';
 import type { ApiFormat } from './upstreams/types.js';
 
 /** Codes of the proxy's own errors (the refusals of authentication and admission are MeteringRefusal reasons). */
-export type ProxyErrorCode = 'invalid_request' | 'request_too_large' | 'model_not_found' | 'unknown_url' | 'upstream_error' | 'internal_error';
+export type ProxyErrorCode =
+  | 'invalid_request'
+  | 'request_too_large'
+  | 'model_not_found'
+  | 'unknown_url'
+  | 'upstream_error'
+  | 'service_unavailable'
+  | 'internal_error';
 
 /** A refusal decided by the proxy itself: bad input, unknown model, an upstream that failed. */
 export class ProxyError extends Error {
@@ -27,6 +35,11 @@ export const upstreamFailed = (timeout: boolean) =>
   timeout
     ? new ProxyError(504, 'upstream_error', 'The upstream provider did not answer in time. Nothing was charged.')
     : new ProxyError(502, 'upstream_error', 'The upstream provider could not be reached or failed. Nothing was charged.');
+export const serviceUnavailable = () =>
+  new ProxyError(503, 'service_unavailable', 'ModelBridge cannot reach its database right now. Nothing was charged; retry shortly.');
+
+/** Retry-After of a 503 service_unavailable: about how long the database deadlines take to notice it is back. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 interface Shape {
   status: number;
@@ -53,6 +66,8 @@ const PROXY_ERRORS: Record<ProxyErrorCode, Omit<Shape, 'status'>> = {
   model_not_found: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   unknown_url: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   upstream_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
+  // Anthropic's "temporarily unable to serve, back off and retry" type.
+  service_unavailable: { openai: 'server_error', anthropic: 'overloaded_error', retry: true },
   internal_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
 };
 
@@ -66,6 +81,11 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
   let shape: Omit<Shape, 'status'>;
   let message: string;
   const headers: Record<string, string> = {};
+  // A database that does not answer (in time) is no fault of the request: 503, retry later.
+  if (isDatabaseUnavailable(err)) {
+    logger.warn({ err: describeError(err) }, 'proxy request refused: database unavailable');
+    err = serviceUnavailable();
+  }
   if (err instanceof MeteringRefusal) {
     ({ status, ...shape } = REFUSALS[err.reason]);
     code = err.reason;
@@ -76,6 +96,7 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
     code = err.code;
     shape = PROXY_ERRORS[err.code];
     message = err.message;
+    if (err.code === 'service_unavailable') headers['retry-after'] = String(UNAVAILABLE_RETRY_AFTER_SECONDS);
   } else {
     logger.error({ err: describeError(err) }, 'proxy request failed unexpectedly');
     status = 500;

@@ -1,4 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal } from '../domain/billing/refusal.js';
 import type { Hold, KeyIdentity } from '../domain/billing/metering.service.js';
 import { newId } from '../domain/ids.js';
@@ -108,6 +109,7 @@ async function admit(
 }
 
 function refusalLabel(err: unknown): string {
+  if (isDatabaseUnavailable(err)) return 'service_unavailable';
   if (err instanceof MeteringRefusal) return err.reason;
   if (err instanceof ProxyError) return err.code;
   return 'internal_error';

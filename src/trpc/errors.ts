@@ -1,6 +1,7 @@
 import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { ZodError } from 'zod';
 import type { Logger } from '../logger.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
 
 /**
@@ -17,12 +18,17 @@ const CODE_FOR: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
 };
 
 export const INTERNAL_MESSAGE = 'Something went wrong on our side; it has been logged.';
+export const UNAVAILABLE_MESSAGE = 'ModelBridge cannot reach its database right now; retry shortly.';
+/** Retry-After of a 503 (see createTrpcHandler's responseMeta). */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /** Translates whatever a procedure threw (tRPC has wrapped it in a TRPCError with the original as `cause`). */
 export function toTrpcError(error: TRPCError): TRPCError {
   const cause = error.cause;
   if (cause instanceof DomainError) return new TRPCError({ code: CODE_FOR[cause.code], message: cause.message, cause });
   if (cause instanceof ZodError) return new TRPCError({ code: 'BAD_REQUEST', message: describeZodError(cause), cause });
+  // tRPC 11's SERVICE_UNAVAILABLE is answered with HTTP 503.
+  if (isDatabaseUnavailable(cause)) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: UNAVAILABLE_MESSAGE, cause });
   return error;
 }
 
@@ -41,7 +47,8 @@ function describeZodError(error: ZodError): string {
  * headers never do, and database errors carry only hashes of secrets (the secrets themselves are never stored).
  */
 export function logUnexpected(logger: Logger, error: TRPCError, path: string | undefined): void {
-  if (error.code !== 'INTERNAL_SERVER_ERROR') return;
+  if (error.code !== 'INTERNAL_SERVER_ERROR' && error.code !== 'SERVICE_UNAVAILABLE') return;
   const cause = (error.cause ?? error) as Error & { code?: unknown; errno?: unknown };
+  if (error.code === 'SERVICE_UNAVAILABLE') return logger.warn({ path, error: { type: cause.name, code: cause.code } }, 'tRPC call refused: database unavailable');
   logger.error({ path, error: { type: cause.name, code: cause.code, errno: cause.errno, message: String(cause.message).slice(0, 500) } }, 'tRPC procedure failed');
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { insertRows, lockedTransaction, updateWhere, type LockedRead, type Plan, type Row } from '../../src/db/locked-transaction.js';
+import { createDb } from '../../src/db/knex.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 
 // lockedTransaction on a scratch table: a counter row per id (with a nullable date), and a log the writes append to.
@@ -120,5 +121,25 @@ describe(`lockedTransaction (${dialect})`, () => {
     expect(outs.filter((o) => o.guessed).length).toBeLessThanOrEqual(1);
     expect(await counters()).toEqual([['a', 35], ['b', 38]]);
     expect((await log()).filter(([id]) => id === 'a').map(([, n]) => n).sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 30 }, (_, i) => 5 + i));
+  });
+
+  it.runIf(onMysql)('runs on its own pool: the main pool refuses a multi-statement query, metering still sends one', async () => {
+    await expect(t.db.raw("UPDATE lt_counters SET n = 0 WHERE id = ?; UPDATE lt_counters SET n = 0 WHERE id = 'b'", ['a']))
+      .rejects.toMatchObject({ code: 'ER_PARSE_ERROR' });
+    await expect(t.db.transaction((trx) => trx.raw('SELECT 1; SELECT 2'))).rejects.toMatchObject({ code: 'ER_PARSE_ERROR' });
+    expect(await counters()).toEqual([['a', 5], ['b', 8]]);
+    expect(t.db.meteringPool).not.toBeNull();
+    expect(t.db.meteringPool!.client).not.toBe(t.db.client);
+    expect(await lockedTransaction(t.db, [read('a', 'b')], increment, exact())).toMatchObject({ guessed: true });
+    expect(await lockedTransaction(t.db, [read('a', 'b')], increment)).toMatchObject({ guessed: false });
+    expect(await counters()).toEqual([['a', 7], ['b', 10]]);
+  });
+
+  it.runIf(onMysql)('closes the metering pool with the Db', async () => {
+    const db = createDb({ databaseUrl: t.url });
+    await lockedTransaction(db, [read('a')], increment);
+    await db.destroy();
+    expect((db.client as { pool?: unknown }).pool).toBeUndefined();
+    expect((db.meteringPool!.client as { pool?: unknown }).pool).toBeUndefined();
   });
 });

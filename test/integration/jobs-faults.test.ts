@@ -13,10 +13,13 @@ import { expectMeteringInvariants } from '../support/invariants.js';
 const AUD = 1_000_000;
 const HOLD_TTL_MS = DEFAULT_HOLD_TTL_MS;
 
-/** The MySQL session running a query that contains `text` and waiting for a lock, if there is one. */
+/**
+ * The MySQL session of this test's schema running a query that contains `text` and waiting for a lock, if there is
+ * one (other test runs may share the server).
+ */
 async function sessionBlockedIn(db: Db, text: string): Promise<number | null> {
   const [rows] = await db.raw(
-    "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE ? AND STATE LIKE '%lock%'",
+    "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND DB = DATABASE() AND COMMAND = 'Query' AND INFO LIKE ? AND STATE LIKE '%lock%'",
     [`%${text}%`],
   );
   return rows.length === 1 ? Number(rows[0].id) : null;

@@ -33,7 +33,7 @@ describe(`ops endpoints (${dialect})`, () => {
     const config = parseConfig({ LOG_LEVEL: 'silent', MODELBRIDGE_JOBS: '0' });
     // Nothing listens on port 1; knex's own console logging of the refused connection is silenced.
     const quiet = { warn() {}, error() {}, debug() {}, deprecate() {} };
-    const db = knexFactory({ client: 'mysql2', connection: { host: '127.0.0.1', port: 1, user: 'nobody' }, log: quiet });
+    const db = Object.assign(knexFactory({ client: 'mysql2', connection: { host: '127.0.0.1', port: 1, user: 'nobody' }, log: quiet }), { meteringPool: null });
     try {
       const res = await request(createApp(wire(config, { db }))).get('/healthz');
       expect(res.status).toBe(503);

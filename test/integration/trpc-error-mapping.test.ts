@@ -2,6 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { DatabaseUnavailable } from '../../src/db/errors.js';
 import { DomainError, type DomainErrorCode } from '../../src/domain/errors.js';
 import { toTrpcError } from '../../src/trpc/errors.js';
 
@@ -28,6 +29,16 @@ describe('domain errors → tRPC codes and HTTP statuses', () => {
     const mapped = toTrpcError(new TRPCError({ code: 'BAD_REQUEST', cause: zodError }));
     expect(mapped.code).toBe('BAD_REQUEST');
     expect(mapped.message).toBe('Invalid input. role: Expected one of owner, viewer');
+  });
+
+  it('maps a database that does not answer to SERVICE_UNAVAILABLE, HTTP 503', () => {
+    const timedOut = Object.assign(new Error('Query inactivity timeout'), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' });
+    for (const cause of [new DatabaseUnavailable(timedOut), timedOut]) {
+      const mapped = toTrpcError(new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause }));
+      expect(mapped.code).toBe('SERVICE_UNAVAILABLE');
+      expect(getHTTPStatusCodeFromError(mapped)).toBe(503);
+      expect(mapped.message).not.toContain('inactivity');
+    }
   });
 
   it('leaves anything else alone (the formatter hides internal messages)', () => {

@@ -9,6 +9,8 @@ import { randomBase62 } from '../../src/domain/ids.js';
 export const dialect: 'sqlite' | 'mysql' = process.env.TEST_DB === 'mysql' ? 'mysql' : 'sqlite';
 export const onMysql = dialect === 'mysql';
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/modelbridge_test';
+/** Where the MySQL server of the tests listens (what a test/support/tcp-proxy.ts proxy forwards to). */
+export const TEST_MYSQL_SERVER = { host: new URL(TEST_DATABASE_URL).hostname, port: Number(new URL(TEST_DATABASE_URL).port || 3306) };
 
 export interface TestDb {
   db: Db;
@@ -22,9 +24,11 @@ export interface TestDb {
 
 /**
  * A fresh, migrated database for one test file: a temporary SQLite file, or a new MySQL schema named after a
- * random suffix (dropped afterwards), so files run in parallel without sharing state.
+ * random suffix (dropped afterwards), so files run in parallel without sharing state. MySQL: `throughProxyPort`
+ * makes the pools (not the admin connection that creates and drops the schema) connect to 127.0.0.1:<port>, a TCP
+ * proxy in front of the server (test/support/tcp-proxy.ts).
  */
-export async function createTestDb(options: { poolMax?: number } = {}): Promise<TestDb> {
+export async function createTestDb(options: { poolMax?: number; throughProxyPort?: number } = {}): Promise<TestDb> {
   if (dialect === 'sqlite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelbridge-test-'));
     const sqlitePath = path.join(dir, 'test.db');
@@ -52,6 +56,10 @@ export async function createTestDb(options: { poolMax?: number } = {}): Promise<
   await admin.raw(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
   const url = new URL(TEST_DATABASE_URL);
   url.pathname = `/${name}`;
+  if (options.throughProxyPort !== undefined) {
+    url.hostname = '127.0.0.1';
+    url.port = String(options.throughProxyPort);
+  }
   const db = createDb({ databaseUrl: url.toString(), poolMax: options.poolMax ?? 20 });
   await migrateLatest(db);
   const others: Db[] = [];
