@@ -32,6 +32,7 @@ const schema = z.object({
   MODELBRIDGE_SIGNUP: z.enum(['0', '1']).default('0'),
   MODELBRIDGE_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(600_000),
+  MODELBRIDGE_HOLD_TTL_SECONDS: z.coerce.number().int().min(1).max(3_600).default(45),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -59,6 +60,8 @@ export interface Config {
   readonly logLevel: string;
   /** HTTP worker processes sharing the port (node:cluster); MySQL only — SQLite is one process by design. */
   readonly workers: number;
+  /** How long a hold lives unless its instance renews it (MeteringDeps.holdTtlMs). */
+  readonly holdTtlMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -82,6 +85,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobsEnabled: e.MODELBRIDGE_JOBS === '1',
     signupEnabled: e.MODELBRIDGE_SIGNUP === '1',
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    holdTtlMs: e.MODELBRIDGE_HOLD_TTL_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
     workers: e.DATABASE_URL ? e.MODELBRIDGE_WORKERS : 1,
   });

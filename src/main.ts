@@ -20,6 +20,7 @@ export function wire(config: Config, options: { db?: Db; clock?: Clock; logger?:
     db,
     clock: options.clock ?? systemClock,
     timeZone: config.timeZone,
+    holdTtlMs: config.holdTtlMs,
     onUserDisabled: (userId) => sessions.invalidateUser(userId),
   });
   return { config, services, sessions, logger: options.logger ?? createLogger(config.logLevel), metrics: createMetrics() };

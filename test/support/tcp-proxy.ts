@@ -10,6 +10,8 @@ import net from 'node:net';
  * - `restore()`: forward again;
  * - `killConnections()`: destroy every current socket pair (both sides see the connection reset), e.g. to cut the
  *   connection that carries a settlement; later connections are proxied normally;
+ * - `cutWhen(match, when)`: once, reset the connection whose next packet to the server contains `match` — before
+ *   forwarding it (the query never arrives) or after (it runs, its reply is lost);
  * - `close()`: stop listening and destroy everything.
  */
 export interface TcpProxy {
@@ -20,6 +22,7 @@ export interface TcpProxy {
   blackhole(): void;
   restore(): void;
   killConnections(): void;
+  cutWhen(match: string, when: 'before' | 'after'): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,8 +35,13 @@ interface Pipe {
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let silent = false;
+  let cut: { match: string; when: 'before' | 'after'; done: () => void } | null = null;
   const pairs = new Set<[net.Socket, net.Socket]>();
   const pipes = new Set<Pipe>();
+  /** Client-side sockets: what they send goes to the server. */
+  const toServer = new WeakSet<net.Socket>();
+  /** Server-side sockets whose replies are dropped (see cutWhen). */
+  const muted = new WeakSet<net.Socket>();
 
   const flush = (p: Pipe) => {
     for (const chunk of p.held.splice(0)) p.to.write(chunk);
@@ -42,7 +50,21 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const connect = (from: net.Socket, to: net.Socket) => {
     const p: Pipe = { from, to, held: [], ended: false };
     pipes.add(p);
-    from.on('data', (chunk: Buffer) => (silent || p.held.length ? p.held.push(chunk) : to.write(chunk)));
+    from.on('data', (chunk: Buffer) => {
+      if (cut && from.remotePort !== undefined && toServer.has(from) && chunk.includes(cut.match)) {
+        const { when, done } = cut;
+        cut = null;
+        if (when === 'after') {
+          // The server gets the query and runs it; its reply never comes back.
+          muted.add(to);
+          to.write(chunk, () => setTimeout(() => (from.resetAndDestroy(), to.resetAndDestroy(), done()), 50));
+        } else (from.resetAndDestroy(), to.resetAndDestroy(), done());
+        return;
+      }
+      if (muted.has(from)) return;
+      if (silent || p.held.length) p.held.push(chunk);
+      else to.write(chunk);
+    });
     from.on('end', () => {
       p.ended = true;
       if (!silent) flush(p);
@@ -54,6 +76,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const upstream = net.connect({ port: target.port, host: target.host, allowHalfOpen: true });
     const pair: [net.Socket, net.Socket] = [client, upstream];
+    toServer.add(client);
     pairs.add(pair);
     connect(client, upstream);
     connect(upstream, client);
@@ -90,6 +113,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       for (const p of pipes) flush(p);
     },
     killConnections,
+    cutWhen(match, when) {
+      return new Promise<void>((done) => (cut = { match, when, done }));
+    },
     async close() {
       killConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
