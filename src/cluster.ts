@@ -5,9 +5,10 @@ import { start } from './main.js';
 
 /**
  * MODELBRIDGE_WORKERS > 1 (MySQL only): the primary migrates once, then forks that many workers sharing the port.
- * Workers are ordinary stateless instances — metering is exact across them for the same reason it is across
- * machines (row locks in MySQL, nothing in process memory) — and each runs the scheduled jobs, whose lease picks
- * one per run. A worker that dies is replaced; SIGTERM/SIGINT stop them all.
+ * Workers are ordinary instances — metering is exact across them for the same reason it is across machines: row
+ * locks in MySQL decide. What an instance remembers (the rows it last wrote, key identities, catalog entries) is
+ * only ever a guess checked under those locks, and the holds it renews are its own requests in flight. Each runs the
+ * scheduled jobs, whose lease picks one per run. A worker that dies is replaced; SIGTERM/SIGINT stop them all.
  */
 export async function serveCluster(config: Config): Promise<void> {
   if (cluster.isWorker) {

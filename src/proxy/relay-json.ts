@@ -1,7 +1,6 @@
 import type { UsageOutcome } from '../domain/billing/metering.service.js';
 import type { ProxyContext } from './context.js';
 import { ProxyError, upstreamFailed } from './errors.js';
-import { approxTokens } from './estimate.js';
 import { CLIENT_CLOSED, collect, earlyEnd, header, logUpstreamFailure, MAX_ERROR_BODY_BYTES, NOTHING, passedHeaders, type Charge, type ClientWatch, type Exchange } from './exchange.js';
 import type { Settler } from './settler.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
@@ -22,8 +21,9 @@ export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Sett
   const charge: Charge = reported
     ? { usage: reported, outcome: client.gone ? 'client_aborted' : 'ok', estimated: false, httpStatus: client.gone ? CLIENT_CLOSED : upstream.statusCode }
     : {
-        // A success without usage (some compatible servers): estimated from the bounds and the response size.
-        usage: { inputTokens: approxTokens(x.estimate.inputTokenBound), outputTokens: Math.min(x.estimate.outputTokenBound, approxTokens(raw.length)) },
+        // A success without usage (some compatible servers), estimated never below the real usage: the whole input
+        // bound, and the response's bytes (a token covers at least one) up to the output bound.
+        usage: { inputTokens: x.estimate.inputTokenBound, outputTokens: Math.min(x.estimate.outputTokenBound, raw.length) },
         outcome: client.gone ? 'client_aborted' : 'ok',
         estimated: true,
         httpStatus: client.gone ? CLIENT_CLOSED : upstream.statusCode,

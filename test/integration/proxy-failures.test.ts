@@ -124,6 +124,22 @@ describe(`failure policies (${dialect})`, () => {
     });
   });
 
+  describe('a success that reports no usage', () => {
+    it('is charged never below the real usage: the whole input bound, and the answer’s bytes for output, estimated', async () => {
+      await newEvents();
+      fake.setMode('no-usage');
+      const answer = await openai.chat.completions.create(chat);
+      expect(answer.choices[0]?.message.content).toBe('tok '.repeat(8));
+      const [event] = await newEvents();
+      const real = fake.expectedUsage(chat);
+      expect(event).toMatchObject({ outcome: 'ok', input_tokens: inputTokenBound(chat) });
+      expect(event.input_tokens).toBeGreaterThanOrEqual(real.inputTokens);
+      expect(event.output_tokens).toBeGreaterThanOrEqual(real.outputTokens);
+      expect(event.output_tokens).toBeLessThanOrEqual(chat.max_tokens ?? Infinity);
+      expect(Boolean(event.estimated)).toBe(true);
+    });
+  });
+
   describe('a stream cut off by the upstream after output', () => {
     it('tells the client with an error event and charges what it received, estimated', async () => {
       await newEvents();

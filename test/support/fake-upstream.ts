@@ -24,7 +24,7 @@
  *   message_delta has the final cumulative output_tokens.
  *
  * Modes (setMode(), optionally for one model only; the request header `x-fake-mode` wins over both):
- *   ok | slow | error | status:<code> | hang | abort-mid-stream | drip | late-usage — see FakeMode.
+ *   ok | slow | error | status:<code> | hang | abort-mid-stream | drip | late-usage | no-usage — see FakeMode.
  *   Each recorded request says how it ended (`outcome`: 'client-closed' when the proxy went away first, e.g.
  *   because it aborted the upstream request) and how many token deltas were written (`tokensSent`).
  *
@@ -42,11 +42,12 @@ import type { AddressInfo } from 'node:net';
  * - `abort-mid-stream`: send headers and the first opts.abortAfterTokens (2) token chunks, then destroy the
  *   socket (non-streaming: half of the JSON body, then destroy).
  * - `drip`: send one stream chunk every opts.dripMs (50); non-streaming: the JSON body in pieces at that pace.
+ * - `no-usage`: an OpenAI chat JSON answer without `usage` (some compatible servers).
  * - `late-usage`: stream every event up to the one that says generation finished (OpenAI: the chunk with
  *   `finish_reason`; Anthropic: `message_delta` with `stop_reason`), then wait opts.lateUsageMs (300) before the
  *   rest (OpenAI: the usage chunk and `[DONE]`; Anthropic: `message_stop`). Non-streaming: like `ok`.
  */
-export type FakeMode = 'ok' | 'slow' | 'error' | 'hang' | 'abort-mid-stream' | 'drip' | 'late-usage' | `status:${number}`;
+export type FakeMode = 'ok' | 'slow' | 'error' | 'hang' | 'abort-mid-stream' | 'drip' | 'late-usage' | 'no-usage' | `status:${number}`;
 
 export interface FakeUpstreamOptions {
   /** Fixed reply length in tokens before max_tokens caps it. Default 8. */
@@ -178,7 +179,7 @@ export function expectedUsage(body: unknown, replyTokens: number = DEFAULT_REPLY
 }
 
 function parseMode(m: string): FakeMode | undefined {
-  if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'drip' || m === 'late-usage') return m;
+  if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'drip' || m === 'late-usage' || m === 'no-usage') return m;
   const match = /^status:(\d{3})$/.exec(m);
   if (match && Number(match[1]) >= 400 && Number(match[1]) <= 599) return m as FakeMode;
   return undefined;
@@ -345,7 +346,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
         id, object: 'chat.completion', created, model, system_fingerprint: 'fp_fake', service_tier: 'default',
         choices: [{ index: 0, message: { role: 'assistant', content: TOKEN.repeat(outputTokens), refusal: null, annotations: [] },
           logprobs: null, finish_reason: finish }],
-        usage,
+        ...(rec.mode === 'no-usage' ? {} : { usage }),
       }));
     }
     const withUsage = body.stream_options?.include_usage === true;

@@ -20,8 +20,8 @@ const BATCH = 500;
 
 /**
  * The hourly roll-over: every personal balance still in an earlier billing period moves into the current one.
- * Settlement and admission already roll a row lazily when its user makes a request, so this job is what rolls idle
- * users (their statement gets written, their dashboard shows the new month) — the rule itself lives once, in
+ * Metering already rolls a row lazily when a batch would charge its user (admission only reads the counters as
+ * zero for the new period and never rolls over), so this job is what rolls idle users (their statement gets written, their dashboard shows the new month) — the rule itself lives once, in
  * rollPersonalPeriodIfDue, and runs under the balance row lock, so it happens once per user and month however many
  * instances and requests race for it.
  */
