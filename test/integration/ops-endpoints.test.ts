@@ -57,6 +57,9 @@ describe(`ops endpoints (${dialect})`, () => {
     expect(outstanding).toBeGreaterThanOrEqual(2);
     for (const name of ['modelbridge_proxy_requests_total', 'modelbridge_metering_duration_seconds', 'modelbridge_job_runs_total', 'modelbridge_reconciliation_drift_total', 'process_cpu_seconds_total'])
       expect(res.text).toContain(`# HELP ${name}`);
+    // This instance's settlements: none pending, none retried yet.
+    expect(res.text).toContain('modelbridge_settlements_pending 0');
+    expect(res.text).toContain(`modelbridge_settlement_retries ${app.services.metering.settlements.retried}`);
   });
 
   it('refuses /metrics to the public internet (through a local reverse proxy) unless an admin management token comes along', async () => {
