@@ -6,6 +6,7 @@ import { ENDPOINTS } from './endpoints.js';
 import { collect, header, MAX_ERROR_BODY_BYTES } from './exchange.js';
 import { describeError, invalidRequest, modelNotFound, sendProxyError, upstreamFailed } from './errors.js';
 import { isUpstreamTimeout } from './upstreams/http.js';
+import { PROVIDERS } from './upstreams/index.js';
 
 /** Token counting answers quickly; a stuck upstream should not hold the client for the full request timeout. */
 const COUNT_TIMEOUT_MS = 30_000;
@@ -18,7 +19,9 @@ const COUNT_TIMEOUT_MS = 30_000;
 export function countTokens(ctx: ProxyContext): RequestHandler {
   return async (req: Request, res: Response) => {
     try {
-      const key = lookUpKey(ctx.metering, readApiKey(req));
+      const secret = readApiKey(req);
+      PROVIDERS.anthropic.checkHeaders?.(req.headers);
+      const key = lookUpKey(ctx.metering, secret);
       const body = await readJsonBody(req);
       await key;
       const id = body.json.model;

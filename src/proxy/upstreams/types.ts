@@ -67,6 +67,11 @@ export interface UpstreamProvider {
   readonly paths: Partial<Record<EndpointName, string>>;
   /** Headers of every upstream request: the configured credential and the protocol headers this provider needs. */
   headers(apiKey: string | undefined, client: IncomingHttpHeaders): Record<string, string>;
+  /**
+   * Refuses (ProxyError 400) a client protocol header that `headers` could not forward as meant. Called before
+   * admission, so a refused request is neither forwarded nor charged.
+   */
+  checkHeaders?(client: IncomingHttpHeaders): void;
   /** Adapts the client's body in place for metering (e.g. asks for stream usage); true when anything changed. */
   adaptBody(endpoint: EndpointName, body: Record<string, unknown>): boolean;
   /** Usage of a non-streaming JSON response, or null when it carries none. */
