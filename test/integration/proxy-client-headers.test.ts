@@ -90,4 +90,36 @@ describe(`headers as real clients send them (${dialect})`, () => {
       expect(await usageEvents()).toBe(before);
     });
   });
+
+  describe('two key headers', () => {
+    it('takes the ModelBridge key from x-api-key when Authorization carries another token (Claude Code with both variables set)', async () => {
+      // Claude Code sends ANTHROPIC_API_KEY as x-api-key and ANTHROPIC_AUTH_TOKEN as a bearer token, both when both are set.
+      const r = await postRaw(`${app.url}/v1/messages`, message, { 'x-api-key': secret, authorization: 'Bearer sk-ant-oat01-some-other-token' });
+      expect(r.status).toBe(200);
+      const basic = await postRaw(`${app.url}/v1/messages`, message, { 'x-api-key': secret, authorization: 'Basic dXNlcjpwYXNz' });
+      expect(basic.status).toBe(200);
+      expect(fake.requests).toHaveLength(2);
+    });
+
+    it('takes it from Authorization when x-api-key carries something else', async () => {
+      const openai = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0, defaultHeaders: { 'x-api-key': 'sk-unrelated' } });
+      await expect(openai.chat.completions.create(chat)).resolves.toBeTruthy();
+      const status = await fetch(`${app.url}/v1/key`, { headers: { authorization: `Bearer ${secret}`, 'x-api-key': 'not-a-key' } });
+      expect(status.status).toBe(200);
+    });
+
+    it('accepts the same key in both', async () => {
+      expect((await postRaw(`${app.url}/v1/chat/completions`, chat, { 'x-api-key': secret, authorization: `Bearer ${secret}` })).status).toBe(200);
+    });
+
+    it('refuses two different ModelBridge keys with 401, forwarding nothing', async () => {
+      const owner = await makeUser(app.services, { prepaidMicro: 1_000_000 });
+      const { secret: other } = await makeKey(app.services, owner);
+      const r = await postRaw(`${app.url}/v1/messages`, message, { 'x-api-key': secret, authorization: `Bearer ${other}` });
+      expect(r.status).toBe(401);
+      expect(r.json).toMatchObject({ type: 'error', error: { type: 'authentication_error' } });
+      expect(JSON.stringify(r.json)).not.toContain(other.slice(4, 20));
+      expect(fake.requests).toHaveLength(0);
+    });
+  });
 });
