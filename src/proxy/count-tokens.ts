@@ -5,7 +5,8 @@ import type { ProxyContext } from './context.js';
 import { ENDPOINTS } from './endpoints.js';
 import { collect, header, MAX_ERROR_BODY_BYTES } from './exchange.js';
 import { describeError, invalidRequest, modelNotFound, sendProxyError, upstreamFailed } from './errors.js';
-import { isUpstreamTimeout } from './upstreams/http.js';
+import { passedErrorHeaders, upstreamErrorAnswer } from './upstream-errors.js';
+import { isUpstreamTimeout, type UpstreamResponse } from './upstreams/http.js';
 import { PROVIDERS } from './upstreams/index.js';
 
 /** Token counting answers quickly; a stuck upstream should not hold the client for the full request timeout. */
@@ -33,25 +34,34 @@ export function countTokens(ctx: ProxyContext): RequestHandler {
         throw invalidRequest(`The model '${model.id}' is served in the ${model.provider} format: token counting is for anthropic models.`);
       body.json.model = model.upstreamModel;
       const target = ctx.upstreams.resolve('anthropic', req.socket);
-      let status: number;
+      let upstream: UpstreamResponse;
       let answer: Buffer;
-      let contentType: string | undefined;
       try {
-        const upstream = await ctx.http.send(target, 'countTokens', {
+        upstream = await ctx.http.send(target, 'countTokens', {
           body: JSON.stringify(body.json),
           clientHeaders: req.headers,
           signal: AbortSignal.timeout(COUNT_TIMEOUT_MS),
         });
-        status = upstream.statusCode;
-        contentType = header(upstream, 'content-type');
         answer = await collect(upstream.body, MAX_ERROR_BODY_BYTES);
       } catch (err) {
         ctx.logger.warn({ model: model.id, err: describeError(err) }, 'token counting upstream request failed');
         throw upstreamFailed(isUpstreamTimeout(err) || (err as Error).name === 'TimeoutError');
       }
-      // As for metered requests: the operator's credential refused, or the upstream failing, is our 502.
-      if (status === 401 || status === 403 || status >= 500) throw upstreamFailed(false);
-      res.writeHead(status, { 'content-type': contentType ?? 'application/json', 'content-length': answer.length });
+      const status = upstream.statusCode;
+      // As for metered requests (relayUpstreamError): the credential refused or a failing upstream is our 502,
+      // overloaded keeps its status, a 4xx passes through with its retry headers.
+      if (status >= 400) {
+        const refusal = upstreamErrorAnswer(upstream, answer);
+        if (refusal) {
+          ctx.logger.warn({ model: model.id, status }, 'token counting upstream error');
+          throw refusal;
+        }
+      }
+      res.writeHead(status, {
+        ...(status >= 400 ? passedErrorHeaders(upstream) : {}),
+        'content-type': header(upstream, 'content-type') ?? 'application/json',
+        'content-length': answer.length,
+      });
       res.end(answer);
     } catch (err) {
       sendProxyError(res, 'anthropic', err, ctx.logger);
