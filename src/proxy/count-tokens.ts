@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { lookUpKey, readApiKey } from './authenticate.js';
 import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
-import { ENDPOINTS } from './endpoints.js';
+import { COUNT_TOKENS_MAX_BODY_BYTES, ENDPOINTS } from './endpoints.js';
 import { collect, header, MAX_ERROR_BODY_BYTES } from './exchange.js';
 import { describeError, invalidRequest, modelNotFound, sendProxyError, upstreamFailed } from './errors.js';
 import { passedErrorHeaders, upstreamErrorAnswer } from './upstream-errors.js';
@@ -23,7 +23,7 @@ export function countTokens(ctx: ProxyContext): RequestHandler {
       const secret = readApiKey(req);
       PROVIDERS.anthropic.checkHeaders?.(req.headers);
       const key = lookUpKey(ctx.metering, secret);
-      const body = await readJsonBody(req);
+      const body = await readJsonBody(req, COUNT_TOKENS_MAX_BODY_BYTES);
       await key;
       const id = body.json.model;
       if (typeof id !== 'string' || id.length === 0 || id.length > 200) throw invalidRequest('Invalid request: model: a model id is required.');

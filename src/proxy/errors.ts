@@ -34,6 +34,8 @@ export const requestTooLarge = (limitBytes: number) =>
   new ProxyError(413, 'request_too_large', `The request body is larger than ${Math.round(limitBytes / 1_048_576)} MB.`);
 export const modelNotFound = (model: string) =>
   new ProxyError(404, 'model_not_found', `The model '${model.slice(0, 100)}' does not exist or is not enabled on this ModelBridge.`);
+export const unsupportedEncoding = (encoding: string) =>
+  new ProxyError(415, 'invalid_request', `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send JSON plain or with gzip, deflate or br.`);
 export const upstreamFailed = (timeout: boolean) =>
   timeout
     ? new ProxyError(504, 'upstream_error', 'The upstream provider did not answer in time. Nothing was charged.')

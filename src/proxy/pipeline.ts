@@ -25,7 +25,7 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
       const secret = readApiKey(req);
       PROVIDERS[endpoint.provider].checkHeaders?.(req.headers);
       const keyLookup = identifyKey(ctx.metering, secret);
-      const body = await readJsonBody(req);
+      const body = await readJsonBody(req, endpoint.maxBodyBytes);
       const modelLookup = findModel(ctx, body.json.model);
       const key = await keyLookup;
       const request = endpoint.parse(body.json);
