@@ -2,7 +2,7 @@ import type { Response } from 'express';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
 import type { Logger } from '../logger.js';
-import type { ApiFormat } from './upstreams/types.js';
+import type { ApiFormat, TokenUsage } from './upstreams/types.js';
 
 /** Codes of the proxy's own errors (the refusals of authentication and admission are MeteringRefusal reasons). */
 export type ProxyErrorCode =
@@ -40,6 +40,12 @@ export const upstreamFailed = (timeout: boolean) =>
   timeout
     ? new ProxyError(504, 'upstream_error', 'The upstream provider did not answer in time. Nothing was charged.')
     : new ProxyError(502, 'upstream_error', 'The upstream provider could not be reached or failed. Nothing was charged.');
+/** The text of the error event that ends a stream the upstream broke: what was charged for it, if anything. */
+export function upstreamFailedMidStream(timeout: boolean, charged: TokenUsage): string {
+  const what = timeout ? 'The upstream stopped answering mid-stream' : 'The upstream failed mid-stream';
+  if (charged.inputTokens === 0 && charged.outputTokens === 0) return `${what}. Nothing was charged.`;
+  return `${what}; you were charged for what you received: ${charged.inputTokens} input and ${charged.outputTokens} output tokens.`;
+}
 /** An upstream that says it is overloaded (503, 529): its status, retryable, never a 502 (which SDKs treat apart). */
 export const upstreamOverloaded = (status: number, retryAfter: string) =>
   new ProxyError(status, 'upstream_overloaded', 'The upstream provider is overloaded right now. Nothing was charged; retry shortly.', retryAfter);

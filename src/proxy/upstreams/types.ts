@@ -44,6 +44,11 @@ export interface StreamMeter {
   readonly failed: boolean;
   /** Some events may be hidden from the client, so the stream must be relayed event by event, not chunk by chunk. */
   readonly hidesEvents: boolean;
+  /**
+   * A visible event as the client gets it, in a stream relayed event by event (hidesEvents): without what the
+   * proxy's own change to the request added to it. Absent: as received.
+   */
+  shownAs?(event: string): string;
 }
 
 export interface StreamMeterOptions {
