@@ -1,5 +1,6 @@
 import express from 'express';
 import type { AppDeps } from './app-deps.js';
+import { createMisdirectedApiRouter } from './proxy/misdirected.js';
 import { createProxyRouter } from './proxy/router.js';
 import { createDemoUpstreamRouter } from './proxy/upstreams/demo/index.js';
 import { createTrpcHandler } from './trpc/express.js';
@@ -17,6 +18,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   // The proxy first: it carries nearly all the traffic, so it should not walk other routers' routes.
   app.use('/v1', createProxyRouter(deps));
+  // API paths without /v1 (a base URL missing it) get a JSON 404 that says so, not the portal's pages or CSRF 403.
+  app.use(createMisdirectedApiRouter(deps));
   app.use(createOpsRouter(deps));
   // The built-in demo upstream (reached only by the proxy itself, over HTTP): see src/proxy/upstreams/demo.
   app.use('/demo', createDemoUpstreamRouter());

@@ -2,7 +2,6 @@ import type { DailySpend } from '../domain/usage/usage-reports.js';
 import type { ApiKey } from '../domain/keys/key.js';
 import type { Team } from '../domain/teams/teams.service.js';
 import { formatAud } from '../domain/money.js';
-import type { Request } from 'express';
 import { keyAttention } from '../domain/keys/attention.js';
 import { barChartSvg, meterSvg } from './charts.js';
 
@@ -45,10 +44,8 @@ export function teamNames(teams: Team[]): Record<string, string> {
 }
 
 
-/** Where the installation is reachable, for the snippets: PUBLIC_URL, else the address the browser used. */
-export function publicBase(req: Request, publicUrl: string | undefined): string {
-  return publicUrl ?? `${req.protocol}://${req.get('host')}`;
-}
+/** Where the installation is reachable, for the snippets (shared with the proxy's misdirected-URL answers). */
+export { publicBase } from '../http/public-base.js';
 
 /** What a key row shows: the key, where it belongs, how close it is to its limit, and which hints apply. */
 export function rowModel(key: ApiKey, names: Record<string, string>, now: Date, viewerId: string) {

@@ -8,24 +8,23 @@ import type { KeyIdentity, MeteringService } from '../domain/billing/metering.se
  * The API key of a /v1 request, from `Authorization: Bearer` (OpenAI SDKs, most tools) or `x-api-key` (Anthropic
  * tools). Only proxy keys (`mbk_`) with a valid checksum get this far: a management token, a session cookie or a
  * mistyped key is refused here, before any database lookup. Messages never repeat what was sent.
+ *
+ * A client may send both headers: Claude Code does when both ANTHROPIC_API_KEY and ANTHROPIC_AUTH_TOKEN are set,
+ * and only one of them is then for us. The key is taken from whichever header carries a well-formed ModelBridge
+ * key; two different ones are refused, since either choice could charge the wrong key.
  */
 export function readApiKey(req: Request): string {
   const authorization = req.headers.authorization;
-  let secret: string | undefined;
-  if (authorization !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    secret = match?.[1];
-  } else {
-    const header = req.headers['x-api-key'];
-    secret = typeof header === 'string' ? header.trim() : undefined;
-  }
-  if (!secret) {
-    throw new MeteringRefusal('invalid_api_key', authorization === undefined
-      ? 'No API key provided. Send your ModelBridge key as "Authorization: Bearer <key>" or "x-api-key: <key>".'
-      : 'Incorrect API key provided.');
-  }
-  if (!isWellFormedSecret(secret, 'mbk_')) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
-  return secret;
+  const bearer = authorization === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
+  const header = req.headers['x-api-key'];
+  const apiKey = typeof header === 'string' ? header.trim() : undefined;
+  const keys = new Set([bearer, apiKey].filter((s): s is string => !!s && isWellFormedSecret(s, 'mbk_')));
+  if (keys.size > 1) throw new MeteringRefusal('invalid_api_key', 'Two different API keys were sent ("Authorization" and "x-api-key"); send one ModelBridge key.');
+  const [secret] = keys;
+  if (secret) return secret;
+  throw new MeteringRefusal('invalid_api_key', authorization === undefined && !apiKey
+    ? 'No API key provided. Send your ModelBridge key as "Authorization: Bearer <key>" or "x-api-key: <key>".'
+    : 'Incorrect API key provided.');
 }
 
 /**

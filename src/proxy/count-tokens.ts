@@ -2,10 +2,12 @@ import type { Request, RequestHandler, Response } from 'express';
 import { lookUpKey, readApiKey } from './authenticate.js';
 import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
-import { ENDPOINTS } from './endpoints.js';
+import { COUNT_TOKENS_MAX_BODY_BYTES, ENDPOINTS } from './endpoints.js';
 import { collect, header, MAX_ERROR_BODY_BYTES } from './exchange.js';
 import { describeError, invalidRequest, modelNotFound, sendProxyError, upstreamFailed } from './errors.js';
-import { isUpstreamTimeout } from './upstreams/http.js';
+import { passedErrorHeaders, upstreamErrorAnswer } from './upstream-errors.js';
+import { isUpstreamTimeout, type UpstreamResponse } from './upstreams/http.js';
+import { PROVIDERS } from './upstreams/index.js';
 
 /** Token counting answers quickly; a stuck upstream should not hold the client for the full request timeout. */
 const COUNT_TIMEOUT_MS = 30_000;
@@ -18,8 +20,10 @@ const COUNT_TIMEOUT_MS = 30_000;
 export function countTokens(ctx: ProxyContext): RequestHandler {
   return async (req: Request, res: Response) => {
     try {
-      const key = lookUpKey(ctx.metering, readApiKey(req));
-      const body = await readJsonBody(req);
+      const secret = readApiKey(req);
+      PROVIDERS.anthropic.checkHeaders?.(req.headers);
+      const key = lookUpKey(ctx.metering, secret);
+      const body = await readJsonBody(req, COUNT_TOKENS_MAX_BODY_BYTES);
       await key;
       const id = body.json.model;
       if (typeof id !== 'string' || id.length === 0 || id.length > 200) throw invalidRequest('Invalid request: model: a model id is required.');
@@ -30,25 +34,34 @@ export function countTokens(ctx: ProxyContext): RequestHandler {
         throw invalidRequest(`The model '${model.id}' is served in the ${model.provider} format: token counting is for anthropic models.`);
       body.json.model = model.upstreamModel;
       const target = ctx.upstreams.resolve('anthropic', req.socket);
-      let status: number;
+      let upstream: UpstreamResponse;
       let answer: Buffer;
-      let contentType: string | undefined;
       try {
-        const upstream = await ctx.http.send(target, 'countTokens', {
+        upstream = await ctx.http.send(target, 'countTokens', {
           body: JSON.stringify(body.json),
           clientHeaders: req.headers,
           signal: AbortSignal.timeout(COUNT_TIMEOUT_MS),
         });
-        status = upstream.statusCode;
-        contentType = header(upstream, 'content-type');
         answer = await collect(upstream.body, MAX_ERROR_BODY_BYTES);
       } catch (err) {
         ctx.logger.warn({ model: model.id, err: describeError(err) }, 'token counting upstream request failed');
         throw upstreamFailed(isUpstreamTimeout(err) || (err as Error).name === 'TimeoutError');
       }
-      // As for metered requests: the operator's credential refused, or the upstream failing, is our 502.
-      if (status === 401 || status === 403 || status >= 500) throw upstreamFailed(false);
-      res.writeHead(status, { 'content-type': contentType ?? 'application/json', 'content-length': answer.length });
+      const status = upstream.statusCode;
+      // As for metered requests (relayUpstreamError): the credential refused or a failing upstream is our 502,
+      // overloaded keeps its status, a 4xx passes through with its retry headers.
+      if (status >= 400) {
+        const refusal = upstreamErrorAnswer(upstream, answer);
+        if (refusal) {
+          ctx.logger.warn({ model: model.id, status }, 'token counting upstream error');
+          throw refusal;
+        }
+      }
+      res.writeHead(status, {
+        ...(status >= 400 ? passedErrorHeaders(upstream) : {}),
+        'content-type': header(upstream, 'content-type') ?? 'application/json',
+        'content-length': answer.length,
+      });
       res.end(answer);
     } catch (err) {
       sendProxyError(res, 'anthropic', err, ctx.logger);

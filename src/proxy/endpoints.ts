@@ -21,8 +21,24 @@ export interface EndpointSpec {
   path: string;
   format: ApiFormat;
   provider: Provider;
+  /** The largest request body accepted (decompressed): the provider's own limit for this endpoint, see below. */
+  maxBodyBytes: number;
   parse(body: Record<string, unknown>): MeteredRequest;
 }
+
+const MiB = 1024 * 1024;
+/**
+ * Anthropic's published request size limit for the Messages and Token Counting APIs: 32 MB (docs: API overview,
+ * "Request size limits"). Read as MiB, the larger reading, so nothing Anthropic takes is refused here.
+ */
+const ANTHROPIC_MAX_BODY_BYTES = 32 * MiB;
+/**
+ * OpenAI publishes no request size limit for chat completions or embeddings; the largest request it documents is
+ * chat with images: up to 50 MB of image bytes per request (vision guide), which base64 inside JSON makes 66.7 MiB
+ * (read as MiB), plus the text around them. Embeddings take the same limit (their published limits are in tokens).
+ */
+const OPENAI_MAX_BODY_BYTES = 68 * MiB;
+export const COUNT_TOKENS_MAX_BODY_BYTES = ANTHROPIC_MAX_BODY_BYTES;
 
 /** A token cap as the APIs take it; far above any real model, low enough that cost arithmetic stays exact. */
 const tokenCap = z.number().int().min(1).max(10_000_000);
@@ -72,6 +88,7 @@ export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
     path: '/v1/chat/completions',
     format: 'openai',
     provider: 'openai',
+    maxBodyBytes: OPENAI_MAX_BODY_BYTES,
     parse(body) {
       const b = check(chatSchema, body);
       const caps = [b.max_tokens, b.max_completion_tokens].filter((c): c is number => typeof c === 'number');
@@ -89,6 +106,7 @@ export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
     path: '/v1/embeddings',
     format: 'openai',
     provider: 'openai',
+    maxBodyBytes: OPENAI_MAX_BODY_BYTES,
     parse(body) {
       const b = check(embeddingsSchema, body);
       return { model: b.model, stream: false, clientWantsUsage: false, maxOutputTokens: 0, choices: 1 };
@@ -99,6 +117,7 @@ export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
     path: '/v1/messages',
     format: 'anthropic',
     provider: 'anthropic',
+    maxBodyBytes: ANTHROPIC_MAX_BODY_BYTES,
     parse(body) {
       const b = check(messagesSchema, body);
       return { model: b.model, stream: b.stream === true, clientWantsUsage: true, maxOutputTokens: b.max_tokens, choices: 1 };

@@ -2,7 +2,7 @@ import type { Response } from 'express';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
 import type { Logger } from '../logger.js';
-import type { ApiFormat } from './upstreams/types.js';
+import type { ApiFormat, TokenUsage } from './upstreams/types.js';
 
 /** Codes of the proxy's own errors (the refusals of authentication and admission are MeteringRefusal reasons). */
 export type ProxyErrorCode =
@@ -11,6 +11,7 @@ export type ProxyErrorCode =
   | 'model_not_found'
   | 'unknown_url'
   | 'upstream_error'
+  | 'upstream_overloaded'
   | 'service_unavailable'
   | 'internal_error';
 
@@ -20,6 +21,8 @@ export class ProxyError extends Error {
     readonly status: number,
     readonly code: ProxyErrorCode,
     message: string,
+    /** `Retry-After` of the answer (seconds or an HTTP date), when retrying later can help. */
+    readonly retryAfter?: string,
   ) {
     super(message);
     this.name = 'ProxyError';
@@ -31,15 +34,31 @@ export const requestTooLarge = (limitBytes: number) =>
   new ProxyError(413, 'request_too_large', `The request body is larger than ${Math.round(limitBytes / 1_048_576)} MB.`);
 export const modelNotFound = (model: string) =>
   new ProxyError(404, 'model_not_found', `The model '${model.slice(0, 100)}' does not exist or is not enabled on this ModelBridge.`);
+export const unsupportedEncoding = (encoding: string) =>
+  new ProxyError(415, 'invalid_request', `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send JSON plain or with gzip, deflate or br.`);
 export const upstreamFailed = (timeout: boolean) =>
   timeout
     ? new ProxyError(504, 'upstream_error', 'The upstream provider did not answer in time. Nothing was charged.')
     : new ProxyError(502, 'upstream_error', 'The upstream provider could not be reached or failed. Nothing was charged.');
+/** The text of the error event that ends a stream the upstream broke: what was charged for it, if anything. */
+export function upstreamFailedMidStream(timeout: boolean, charged: TokenUsage): string {
+  const what = timeout ? 'The upstream stopped answering mid-stream' : 'The upstream failed mid-stream';
+  if (charged.inputTokens === 0 && charged.outputTokens === 0) return `${what}. Nothing was charged.`;
+  return `${what}; you were charged for what you received: ${charged.inputTokens} input and ${charged.outputTokens} output tokens.`;
+}
+/** An upstream that says it is overloaded (503, 529): its status, retryable, never a 502 (which SDKs treat apart). */
+export const upstreamOverloaded = (status: number, retryAfter: string) =>
+  new ProxyError(status, 'upstream_overloaded', 'The upstream provider is overloaded right now. Nothing was charged; retry shortly.', retryAfter);
 export const serviceUnavailable = () =>
   new ProxyError(503, 'service_unavailable', 'ModelBridge cannot reach its database right now. Nothing was charged; retry shortly.');
 
 /** Retry-After of a 503 service_unavailable: about how long the database deadlines take to notice it is back. */
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+/**
+ * Retry-After of a 429 spend_limit_reached. It lifts only when someone raises the limit (x-should-retry: false, so
+ * the SDKs do not retry at all); a client that retries on Retry-After alone should at least not hammer.
+ */
+const LIMIT_REACHED_RETRY_AFTER_SECONDS = 60;
 
 interface Shape {
   status: number;
@@ -66,6 +85,7 @@ const PROXY_ERRORS: Record<ProxyErrorCode, Omit<Shape, 'status'>> = {
   model_not_found: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   unknown_url: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   upstream_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
+  upstream_overloaded: { openai: 'server_error', anthropic: 'overloaded_error', retry: true },
   // Anthropic's "temporarily unable to serve, back off and retry" type.
   service_unavailable: { openai: 'server_error', anthropic: 'overloaded_error', retry: true },
   internal_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
@@ -91,12 +111,14 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
     code = err.reason;
     message = err.message;
     if (err.details.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.details.retryAfterSeconds);
+    else if (err.reason === 'spend_limit_reached') headers['retry-after'] = String(LIMIT_REACHED_RETRY_AFTER_SECONDS);
   } else if (err instanceof ProxyError) {
     status = err.status;
     code = err.code;
     shape = PROXY_ERRORS[err.code];
     message = err.message;
-    if (err.code === 'service_unavailable') headers['retry-after'] = String(UNAVAILABLE_RETRY_AFTER_SECONDS);
+    if (err.retryAfter !== undefined) headers['retry-after'] = err.retryAfter;
+    else if (err.code === 'service_unavailable') headers['retry-after'] = String(UNAVAILABLE_RETRY_AFTER_SECONDS);
   } else {
     logger.error({ err: describeError(err) }, 'proxy request failed unexpectedly');
     status = 500;

@@ -11,18 +11,21 @@ import { ENDPOINT_OF_PROVIDER, type EndpointSpec, type MeteredRequest } from './
 import { invalidRequest, modelNotFound, ProxyError, sendProxyError } from './errors.js';
 import { estimateRequest, type Estimate } from './estimate.js';
 import { forward } from './forward.js';
+import { PROVIDERS } from './upstreams/index.js';
 
 /**
- * A metered /v1 endpoint, as its named steps: authenticate → resolve model → estimate → admit → forward (which
- * settles). Every refusal on the way is thrown and answered in one place, sendProxyError.
+ * A metered /v1 endpoint, as its named steps: authenticate → check the protocol headers → read the body → resolve
+ * model → estimate → admit → forward (which settles). Every refusal on the way is thrown and answered in one
+ * place, sendProxyError.
  */
 export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): RequestHandler {
   return async function handleMetered(req: Request, res: Response): Promise<void> {
     const startedAt = performance.now();
     try {
       const secret = readApiKey(req);
+      PROVIDERS[endpoint.provider].checkHeaders?.(req.headers);
       const keyLookup = identifyKey(ctx.metering, secret);
-      const body = await readJsonBody(req);
+      const body = await readJsonBody(req, endpoint.maxBodyBytes);
       const modelLookup = findModel(ctx, body.json.model);
       const key = await keyLookup;
       const request = endpoint.parse(body.json);

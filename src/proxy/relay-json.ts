@@ -1,8 +1,9 @@
 import type { UsageOutcome } from '../domain/billing/metering.service.js';
 import type { ProxyContext } from './context.js';
-import { ProxyError, upstreamFailed } from './errors.js';
+import { upstreamFailed } from './errors.js';
 import { CLIENT_CLOSED, collect, earlyEnd, header, logUpstreamFailure, MAX_ERROR_BODY_BYTES, NOTHING, passedHeaders, type Charge, type ClientWatch, type Exchange } from './exchange.js';
 import type { Settler } from './settler.js';
+import { passedErrorHeaders, upstreamErrorAnswer } from './upstream-errors.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
 import type { TokenUsage } from './upstreams/types.js';
 
@@ -41,8 +42,9 @@ export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Sett
 }
 
 /**
- * An upstream 4xx passes through with its body (the client's request was wrong, or the provider rate-limited us);
- * 401/403 (the operator's provider credential) and 5xx become our 502, so no provider detail leaks. No charge.
+ * An upstream error status, answered as upstreamErrorAnswer decides: a 4xx passes through with its body (the
+ * client's request was wrong, or the provider rate-limited us); overloaded (503, 529) keeps its status; the rest
+ * is our 502. Nothing is charged.
  */
 export async function relayUpstreamError(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget): Promise<UsageOutcome> {
   const status = upstream.statusCode;
@@ -50,27 +52,22 @@ export async function relayUpstreamError(ctx: ProxyContext, x: Exchange, settlem
   try {
     body = await collect(upstream.body, MAX_ERROR_BODY_BYTES);
   } catch {
-    // an unreadable error body is replaced by ours below
+    // an unreadable error body is replaced by ours (upstreamErrorAnswer)
   }
   await settlement.charge({ usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: status });
+  const answer = upstreamErrorAnswer(upstream, body);
   if (status === 401 || status === 403) {
     ctx.logger.error({ provider: target.provider.name, status, demo: target.demo }, 'the upstream provider refused the configured credential');
-    throw new ProxyError(502, 'upstream_error', 'The upstream provider refused ModelBridge’s credentials; the operator must check the provider API key. Nothing was charged.');
-  }
-  if (status >= 500 || !body) {
+  } else if (status >= 500) {
     ctx.logger.warn({ provider: target.provider.name, status, requestId: x.hold.requestId }, 'upstream error');
-    throw upstreamFailed(false);
   }
-  const headers: Record<string, string | number> = {
+  if (answer || !body) throw answer ?? upstreamFailed(false);
+  x.res.writeHead(status, {
     ...passedHeaders(upstream, x),
+    ...passedErrorHeaders(upstream),
     'content-type': header(upstream, 'content-type') ?? 'application/json',
     'content-length': body.length,
-  };
-  for (const name of ['retry-after', 'x-should-retry']) {
-    const value = header(upstream, name);
-    if (value) headers[name] = value;
-  }
-  x.res.writeHead(status, headers);
+  });
   x.res.end(body);
   return 'upstream_error';
 }

@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Response } from 'express';
 import type { UsageOutcome } from '../domain/billing/metering.service.js';
 import type { ProxyContext } from './context.js';
-import { upstreamFailed } from './errors.js';
+import { upstreamFailedMidStream } from './errors.js';
 import { CLIENT_CLOSED, earlyEnd, header, logUpstreamFailure, NOTHING, passedHeaders, type Charge, type ClientWatch, type Exchange } from './exchange.js';
 import type { Settler } from './settler.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
@@ -26,8 +26,9 @@ export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Se
 }
 
 async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientWatch, stream: StreamMeter): Promise<UsageOutcome> {
-  // Only a stream with events to hide (the usage chunk the client did not ask for) is relayed event by event;
-  // every other stream is written through chunk by chunk as it arrives and only read on the side.
+  // Only a stream with events to hide or change (the usage the client did not ask for: its chunk, and the
+  // `"usage":null` of every other chunk) is relayed event by event; every other stream is written through chunk by
+  // chunk as it arrives and only read on the side.
   const filtering = stream.hidesEvents;
   const splitter = new SseSplitter();
   const decoder = new StringDecoder('utf8');
@@ -46,12 +47,12 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
       let out: string | Buffer = chunk;
       if (filtering) {
         out = '';
-        for (const event of events) if (stream.observe(event)) out += `${event}\n\n`;
+        for (const event of events) if (stream.observe(event)) out += `${stream.shownAs?.(event) ?? event}\n\n`;
       } else for (const event of events) stream.observe(event);
       if (out.length > 0 && !client.gone && !res.write(out)) await drained(res);
     }
     const rest = splitter.rest() + decoder.end();
-    if (rest.trim() && stream.observe(rest) && filtering && !client.gone) res.write(rest);
+    if (rest.trim() && stream.observe(rest) && filtering && !client.gone) res.write(stream.shownAs?.(rest) ?? rest);
   } catch (err) {
     broken = err;
   }
@@ -69,7 +70,7 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
   if (client.gone) return outcome;
   if (broken) {
     logUpstreamFailure(ctx.logger, x, broken);
-    res.write(target.provider.streamError(upstreamFailed(isUpstreamTimeout(broken)).message));
+    res.write(target.provider.streamError(upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage)));
   }
   res.end();
   return outcome;

@@ -158,6 +158,57 @@ describe(`failure policies (${dialect})`, () => {
       expect(Boolean(event.estimated)).toBe(true);
       const mini = (await app.services.models.find('gpt-4o-mini'))!;
       expect(toMicro(event.cost_micro)).toBe(requestCost(mini, input, output));
+      // The error event says what was charged, not "Nothing was charged".
+      expect((err as Error).message).toBe(`The upstream failed mid-stream; you were charged for what you received: ${input} input and ${output} output tokens.`);
+    });
+
+    it('records a broken Anthropic stream as upstream_error too, and says what was charged', async () => {
+      await newEvents();
+      fake.setMode('abort-mid-stream');
+      const body = { ...message, stream: true as const };
+      const err = await (async () => {
+        for await (const _ of await anthropic.messages.create(body));
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      const [event] = await newEvents();
+      expect(event).toMatchObject({ outcome: 'upstream_error', input_tokens: fake.expectedUsage(body).inputTokens, http_status: 200 });
+      expect(Boolean(event.estimated)).toBe(true);
+      expect(event.output_tokens).toBeGreaterThanOrEqual(2);
+      expect((err as InstanceType<typeof Anthropic.APIError>).error).toEqual({ type: 'error', error: { type: 'api_error',
+        message: `The upstream failed mid-stream; you were charged for what you received: ${event.input_tokens} input and ${event.output_tokens} output tokens.` } });
+    });
+  });
+
+  describe('an error event from the upstream mid-stream', () => {
+    it('is passed to the client and recorded as upstream_error, charged for what was received (OpenAI)', async () => {
+      await newEvents();
+      fake.setMode('error-mid-stream');
+      const got: string[] = [];
+      const err = await (async () => {
+        for await (const c of await openai.chat.completions.create({ ...chat, stream: true })) got.push(c.choices[0]?.delta.content ?? '');
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect((err as Error).message).toContain('(fake)');
+      expect(got.join('')).toBe('tok tok ');
+      const [event] = await newEvents();
+      expect(event).toMatchObject({ outcome: 'upstream_error', input_tokens: inputTokenBound({ ...chat, stream: true }) });
+      expect(Boolean(event.estimated)).toBe(true);
+      expect(event.output_tokens).toBeGreaterThanOrEqual(2);
+    });
+
+    it('is passed to the client and recorded as upstream_error, charged for what was received (Anthropic)', async () => {
+      await newEvents();
+      fake.setMode('error-mid-stream');
+      const body = { ...message, stream: true as const };
+      const err = await (async () => {
+        for await (const _ of await anthropic.messages.create(body));
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      expect((err as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ error: { type: 'overloaded_error' } });
+      const [event] = await newEvents();
+      expect(event).toMatchObject({ outcome: 'upstream_error', input_tokens: fake.expectedUsage(body).inputTokens });
+      expect(Boolean(event.estimated)).toBe(true);
+      expect(event.output_tokens).toBeGreaterThanOrEqual(2);
     });
   });
 

@@ -106,6 +106,23 @@ describe(`OpenAI endpoints through the official SDK (${dialect})`, () => {
     expect(toMicro(events[0].cost_micro)).toBe(requestCost(mini, exp.inputTokens, exp.outputTokens));
   });
 
+  it('relays the chunks without the "usage":null that asking for usage adds, unless the client asked for it', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Stream please' }], stream: true };
+    const raw = async (b: unknown) => {
+      const r = await fetch(`${app.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify(b) });
+      return (await r.text()).split('\n\n').filter(Boolean);
+    };
+    const hidden = await raw(body);
+    expect(hidden.at(-1)).toBe('data: [DONE]');
+    expect(hidden.filter((e) => e.includes('"usage"'))).toEqual([]);
+    for (const event of hidden.slice(0, -1)) expect(JSON.parse(event.slice(6))).toMatchObject({ object: 'chat.completion.chunk', choices: [expect.anything()] });
+    // Asked for: passed through as the upstream sent it, "usage":null in every chunk and the usage chunk last.
+    const shown = await raw({ ...body, stream_options: { include_usage: true } });
+    expect(shown.slice(0, -2).every((e) => e.endsWith(',"usage":null}'))).toBe(true);
+    expect(JSON.parse(shown.at(-2)!.slice(6))).toMatchObject({ choices: [], usage: { prompt_tokens: expect.any(Number) } });
+    expect(fake.requests.map((r) => r.body.stream_options)).toEqual([{ include_usage: true }, { include_usage: true }]);
+  });
+
   it('meters embeddings (input only) in the SDK’s default base64 encoding', async () => {
     const before = await eventCount();
     const body = { model: 'text-embedding-3-small', input: ['first text', 'second, longer text'] };

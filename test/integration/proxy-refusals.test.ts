@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import Anthropic from '@anthropic-ai/sdk';
 import fc from 'fast-check';
 import OpenAI from 'openai';
@@ -267,10 +268,21 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
         const error = path === '/v1/messages' ? r.json.error : r.json.error;
         expect(error.type).toBe('invalid_request_error');
       }
-      const huge = JSON.stringify({ ...chat, messages: [{ role: 'user', content: 'x'.repeat(11 * 1024 * 1024) }] });
-      const r = await post('/v1/chat/completions', huge, auth);
-      expect(r.status).toBe(413);
-      expect(r.json.error.code).toBe('request_too_large');
+      // Above the endpoint's limit (proxy-bodies.test.ts has the limits): declared, so refused before reading it.
+      const huge = await new Promise<{ status: number; json: any }>((resolve, reject) => {
+        const req = httpRequest(`${app.url}/v1/chat/completions`, { method: 'POST', headers: { ...auth, 'content-length': 100 * 1024 * 1024 } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            req.destroy();
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+          });
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+      expect(huge.status).toBe(413);
+      expect(huge.json.error.code).toBe('request_too_large');
       expect(fake.requests).toHaveLength(0);
     });
 

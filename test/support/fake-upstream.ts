@@ -24,7 +24,8 @@
  *   message_delta has the final cumulative output_tokens.
  *
  * Modes (setMode(), optionally for one model only; the request header `x-fake-mode` wins over both):
- *   ok | slow | error | status:<code> | hang | abort-mid-stream | drip | late-usage | no-usage — see FakeMode.
+ *   ok | slow | error | status:<code> | hang | abort-mid-stream | error-mid-stream | drip | late-usage | no-usage — see
+ *   FakeMode.
  *   Each recorded request says how it ended (`outcome`: 'client-closed' when the proxy went away first, e.g.
  *   because it aborted the upstream request) and how many token deltas were written (`tokensSent`).
  *
@@ -41,13 +42,16 @@ import type { AddressInfo } from 'node:net';
  * - `hang`: read the request and never answer, until the client disconnects or close() is called.
  * - `abort-mid-stream`: send headers and the first opts.abortAfterTokens (2) token chunks, then destroy the
  *   socket (non-streaming: half of the JSON body, then destroy).
+ * - `error-mid-stream`: like abort-mid-stream, but then send an error event in the stream's format (Anthropic:
+ *   `event: error` with an overloaded_error; OpenAI: a `data:` chunk with `error`) and end the response normally.
+ *   Non-streaming: like `ok`.
  * - `drip`: send one stream chunk every opts.dripMs (50); non-streaming: the JSON body in pieces at that pace.
  * - `no-usage`: an OpenAI chat JSON answer without `usage` (some compatible servers).
  * - `late-usage`: stream every event up to the one that says generation finished (OpenAI: the chunk with
  *   `finish_reason`; Anthropic: `message_delta` with `stop_reason`), then wait opts.lateUsageMs (300) before the
  *   rest (OpenAI: the usage chunk and `[DONE]`; Anthropic: `message_stop`). Non-streaming: like `ok`.
  */
-export type FakeMode = 'ok' | 'slow' | 'error' | 'hang' | 'abort-mid-stream' | 'drip' | 'late-usage' | 'no-usage' | `status:${number}`;
+export type FakeMode = 'ok' | 'slow' | 'error' | 'hang' | 'abort-mid-stream' | 'error-mid-stream' | 'drip' | 'late-usage' | 'no-usage' | `status:${number}`;
 
 export interface FakeUpstreamOptions {
   /** Fixed reply length in tokens before max_tokens caps it. Default 8. */
@@ -106,6 +110,8 @@ export interface FakeUpstream {
   readonly served: number;
   /** Set the mode for every request, or only for requests whose body `model` equals `model`. */
   setMode(mode: FakeMode, model?: string): void;
+  /** `retry-after` sent with error statuses (`status:<code>`, `error`), or none (the default; reset() restores it). */
+  setRetryAfter(value: string | null): void;
   /** Change the reply length (reset() restores opts.replyTokens). */
   setReplyTokens(n: number): void;
   /** The usage this fake will report for `body` with its current reply length. */
@@ -179,7 +185,7 @@ export function expectedUsage(body: unknown, replyTokens: number = DEFAULT_REPLY
 }
 
 function parseMode(m: string): FakeMode | undefined {
-  if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'drip' || m === 'late-usage' || m === 'no-usage') return m;
+  if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'error-mid-stream' || m === 'drip' || m === 'late-usage' || m === 'no-usage') return m;
   const match = /^status:(\d{3})$/.exec(m);
   if (match && Number(match[1]) >= 400 && Number(match[1]) <= 599) return m as FakeMode;
   return undefined;
@@ -254,6 +260,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   let mode: FakeMode = initialMode;
   let modeByModel = new Map<string, FakeMode>();
   let replyTokens = cfg.replyTokens;
+  let retryAfter: string | null = null;
   let served = 0;
   let seq = 0;
   const requests: RecordedRequest[] = [];
@@ -264,6 +271,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(json),
       [format === 'anthropic' ? 'request-id' : 'x-request-id']: `req_fake${++seq}`,
+      ...(status >= 400 && retryAfter !== null ? { 'retry-after': retryAfter } : {}),
     });
     if (status >= 200 && status < 300) served++;
     rec.outcome = 'completed';
@@ -310,7 +318,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       [format === 'anthropic' ? 'request-id' : 'x-request-id']: `req_fake${++seq}`,
     });
     const gap = rec.mode === 'slow' ? cfg.slowChunkMs : rec.mode === 'drip' ? cfg.dripMs : 0;
-    const aborting = rec.mode === 'abort-mid-stream';
+    const aborting = rec.mode === 'abort-mid-stream' || rec.mode === 'error-mid-stream';
     // when aborting, never send the final event, even if the reply has fewer tokens than abortAfterTokens
     const count = aborting ? Math.min(firstToken + cfg.abortAfterTokens, events.length - 1) : events.length;
     for (let i = 0; i < count; i++) {
@@ -322,6 +330,13 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       rec.tokensSent += deltaTokens[i - firstToken] ?? 0;
     }
     if (res.destroyed) return;
+    if (rec.mode === 'error-mid-stream') {
+      rec.outcome = 'completed';
+      res.end(format === 'anthropic'
+        ? 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded (fake)"}}\n\n'
+        : 'data: {"error":{"message":"The server had an error while processing your request (fake).","type":"server_error","param":null,"code":null}}\n\n');
+      return;
+    }
     if (aborting) {
       rec.outcome = 'aborted';
       res.destroy();
@@ -510,6 +525,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       else modeByModel.set(model, next);
     },
     setReplyTokens(n: number) { replyTokens = Math.max(0, Math.floor(n)); },
+    setRetryAfter(value: string | null) { retryAfter = value; },
     expectedUsage(body: unknown) { return expectedUsage(body, replyTokens); },
     reset() {
       requests.length = 0;
@@ -517,6 +533,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       mode = initialMode;
       modeByModel = new Map();
       replyTokens = cfg.replyTokens;
+      retryAfter = null;
     },
     close() {
       // resolves once the server stopped and every pending response saw its 'close' (outcomes are final)

@@ -44,6 +44,11 @@ export interface StreamMeter {
   readonly failed: boolean;
   /** Some events may be hidden from the client, so the stream must be relayed event by event, not chunk by chunk. */
   readonly hidesEvents: boolean;
+  /**
+   * A visible event as the client gets it, in a stream relayed event by event (hidesEvents): without what the
+   * proxy's own change to the request added to it. Absent: as received.
+   */
+  shownAs?(event: string): string;
 }
 
 export interface StreamMeterOptions {
@@ -67,6 +72,11 @@ export interface UpstreamProvider {
   readonly paths: Partial<Record<EndpointName, string>>;
   /** Headers of every upstream request: the configured credential and the protocol headers this provider needs. */
   headers(apiKey: string | undefined, client: IncomingHttpHeaders): Record<string, string>;
+  /**
+   * Refuses (ProxyError 400) a client protocol header that `headers` could not forward as meant. Called before
+   * admission, so a refused request is neither forwarded nor charged.
+   */
+  checkHeaders?(client: IncomingHttpHeaders): void;
   /** Adapts the client's body in place for metering (e.g. asks for stream usage); true when anything changed. */
   adaptBody(endpoint: EndpointName, body: Record<string, unknown>): boolean;
   /** Usage of a non-streaming JSON response, or null when it carries none. */

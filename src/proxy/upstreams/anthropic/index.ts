@@ -1,10 +1,33 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { invalidRequest } from '../../errors.js';
 import { count, lastObjectValue } from '../json-usage.js';
 import { eventData, eventName, jsonStringText } from '../sse.js';
 import type { StreamMeter, TokenUsage, UpstreamProvider } from '../types.js';
 
 const DEFAULT_VERSION = '2023-06-01';
 const VERSION_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
-const BETA_PATTERN = /^[A-Za-z0-9._,-]{1,500}$/;
+/** One beta feature name, as Anthropic spells them (`prompt-caching-2024-07-31`). */
+const BETA_FEATURE = /^[A-Za-z0-9._-]{1,100}$/;
+const MAX_BETA_FEATURES = 50;
+
+/**
+ * The beta features of `anthropic-beta`, however the client wrote them: comma-separated with or without spaces, or
+ * on several header lines (Node joins those with ", "). Each is checked on its own, so one odd spelling does not drop
+ * the others; a name that is not one is refused (ProxyError 400, naming it) rather than silently not forwarded.
+ */
+export function betaFeatures(client: IncomingHttpHeaders): string[] {
+  const header = client['anthropic-beta'];
+  if (header === undefined) return [];
+  const features: string[] = [];
+  for (const part of (Array.isArray(header) ? header.join(',') : header).split(',')) {
+    const feature = part.trim();
+    if (feature === '' || features.includes(feature)) continue;
+    if (!BETA_FEATURE.test(feature)) throw invalidRequest(`anthropic-beta: ${JSON.stringify(feature.slice(0, 100))} is not a beta feature name (letters, digits, ".", "_" and "-", separated by commas).`);
+    features.push(feature);
+  }
+  if (features.length > MAX_BETA_FEATURES) throw invalidRequest(`anthropic-beta: more than ${MAX_BETA_FEATURES} beta features.`);
+  return features;
+}
 
 /**
  * Input tokens of an Anthropic usage object. Cache writes and reads are reported apart from `input_tokens`; the
@@ -95,14 +118,16 @@ export const anthropicProvider: UpstreamProvider = {
   defaultBaseUrl: 'https://api.anthropic.com',
   paths: { messages: '/v1/messages', countTokens: '/v1/messages/count_tokens' },
 
+  checkHeaders: betaFeatures,
+
   headers(apiKey, client) {
     const version = client['anthropic-version'];
-    const beta = client['anthropic-beta'];
+    const betas = betaFeatures(client); // checked before admission (checkHeaders), so this does not throw here
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'anthropic-version': typeof version === 'string' && VERSION_PATTERN.test(version) ? version : DEFAULT_VERSION,
     };
-    if (typeof beta === 'string' && BETA_PATTERN.test(beta)) headers['anthropic-beta'] = beta;
+    if (betas.length > 0) headers['anthropic-beta'] = betas.join(',');
     if (apiKey) headers['x-api-key'] = apiKey;
     return headers;
   },

@@ -10,6 +10,11 @@ import { countTokens, encodingOf, type OpenAiEncoding } from './tokens.js';
 const GENERATED = /"(content|arguments|name|refusal|reasoning_content|reasoning)":"((?:[^"\\]|\\.)*)"/g;
 /** A choice's finish_reason with a value (`"finish_reason":null` in every other chunk). */
 const FINISH = /"finish_reason":"/;
+/**
+ * The `"usage":null` that `include_usage` adds to every chunk before the usage chunk, at the chunk's top level (in a
+ * string, its quotes would be escaped).
+ */
+const NULL_USAGE = /,\s*"usage"\s*:\s*null(?=\s*[,}])/;
 type Kind = 'content' | 'arguments' | 'name' | 'refusal' | 'reasoning_content' | 'reasoning';
 
 function usageOf(u: Record<string, unknown>): TokenUsage {
@@ -18,8 +23,9 @@ function usageOf(u: Record<string, unknown>): TokenUsage {
 
 /**
  * Reads an OpenAI chat stream. The proxy always asks the upstream for `stream_options.include_usage`, which adds a
- * last chunk with `choices: []` and the usage; a client that did not ask for it must not see it (strict clients
- * choke on a chunk without choices), so that one chunk is hidden.
+ * last chunk with `choices: []` and the usage, and `"usage":null` to every other chunk; a client that did not ask
+ * for it must not see either (strict clients choke on a chunk without choices), so that chunk is hidden and the
+ * field removed (shownAs).
  *
  * For a stream that ends early it keeps the generated text (not the chunks), to count it with the model's
  * tokenizer at the end. What it cannot see: the hidden reasoning tokens of o-series and gpt-5 models (billed as
@@ -70,6 +76,11 @@ class OpenAiStreamMeter implements StreamMeter {
     this.keepGenerated(event);
     if (FINISH.test(event)) this.noteFinish(event);
     return visible;
+  }
+
+  /** A client that did not ask for usage gets the chunks as they would be without it: no `"usage":null`. */
+  shownAs(event: string): string {
+    return event.includes('"usage"') ? event.replace(NULL_USAGE, '') : event;
   }
 
   private keepGenerated(event: string): void {
