@@ -105,7 +105,9 @@ describe(`a client that closes its stream (${dialect})`, () => {
       const event = await settledEvent();
       expect(event).toMatchObject({ outcome: 'client_aborted', http_status: 499, input_tokens: inputTokenBound(chat) });
       expect(Boolean(event.estimated)).toBe(true);
-      expect(event.output_tokens).toBeGreaterThanOrEqual(sent);
+      // All the fake sent but the one delta that may still be on its way when the abort reaches it ("tokens in
+      // flight", docs/metering.md): what the proxy received is covered.
+      expect(event.output_tokens).toBeGreaterThanOrEqual(sent - TOKENS_PER_DELTA);
       expect(event.output_tokens).toBeLessThanOrEqual(chat.max_tokens);
     });
 
@@ -121,7 +123,9 @@ describe(`a client that closes its stream (${dialect})`, () => {
       const event = await settledEvent();
       expect(event).toMatchObject({ outcome: 'client_aborted', http_status: 499, input_tokens: fake.expectedUsage(message).inputTokens });
       expect(Boolean(event.estimated)).toBe(true);
-      expect(event.output_tokens).toBeGreaterThanOrEqual(sent);
+      // All the fake sent but the one delta that may still be on its way when the abort reaches it ("tokens in
+      // flight", docs/metering.md): what the proxy received is covered.
+      expect(event.output_tokens).toBeGreaterThanOrEqual(sent - TOKENS_PER_DELTA);
       expect(event.output_tokens).toBeLessThanOrEqual(message.max_tokens);
     });
   });
