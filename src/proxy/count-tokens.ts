@@ -1,4 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
+import { upstreamModelFor } from '../domain/models/models.service.js';
 import { lookUpKey, readApiKey } from './authenticate.js';
 import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
@@ -32,7 +33,7 @@ export function countTokens(ctx: ProxyContext): RequestHandler {
       if (!model || !model.enabled) throw modelNotFound(id);
       if (model.provider !== ENDPOINTS.messages.provider)
         throw invalidRequest(`The model '${model.id}' is served in the ${model.provider} format: token counting is for anthropic models.`);
-      body.json.model = model.upstreamModel;
+      body.json.model = upstreamModelFor(model, id);
       const target = ctx.upstreams.resolve('anthropic', req.socket);
       let upstream: UpstreamResponse;
       let answer: Buffer;

@@ -1,4 +1,5 @@
 import type { UsageOutcome } from '../domain/billing/metering.service.js';
+import { upstreamModelFor } from '../domain/models/models.service.js';
 import type { ProxyContext } from './context.js';
 import { upstreamFailed } from './errors.js';
 import { CLIENT_CLOSED, earlyEnd, logUpstreamFailure, NOTHING, watchClient, type Exchange } from './exchange.js';
@@ -48,8 +49,9 @@ export async function forward(ctx: ProxyContext, x: Exchange): Promise<UsageOutc
 function upstreamBody(x: Exchange, target: UpstreamTarget): string | Buffer {
   const body = x.body.json;
   let changed = target.provider.adaptBody(x.endpoint.name, body);
-  if (body.model !== x.model.upstreamModel) {
-    body.model = x.model.upstreamModel;
+  const upstreamModel = upstreamModelFor(x.model, x.request.model);
+  if (body.model !== upstreamModel) {
+    body.model = upstreamModel;
     changed = true;
   }
   return changed ? JSON.stringify(body) : x.body.raw;

@@ -1,4 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
+import type { CatalogListing } from '../domain/models/models.service.js';
 import { microToAud } from '../domain/money.js';
 import { lookUpKey, readApiKey } from './authenticate.js';
 import type { ProxyContext } from './context.js';
@@ -11,8 +12,9 @@ export function formatOf(req: Request): ApiFormat {
 }
 
 /**
- * GET /v1/models: the enabled catalog, in the OpenAI list format; Anthropic clients get the Anthropic list of the
- * models they can call on /v1/messages. Needs a key (revoked and expired keys are refused), but no balance.
+ * GET /v1/models: the names clients may ask for — every enabled entry's id and its aliases — in the OpenAI list
+ * format; Anthropic clients get the Anthropic list of those they can call on /v1/messages. Dated snapshots
+ * (`<id>-YYYYMMDD`) are served but not listed. Needs a key (revoked and expired keys are refused), but no balance.
  */
 export function listModels(ctx: ProxyContext): RequestHandler {
   return async (req: Request, res: Response) => {
@@ -20,15 +22,16 @@ export function listModels(ctx: ProxyContext): RequestHandler {
     try {
       await lookUpKey(ctx.metering, readApiKey(req));
       const models = (await ctx.models.list()).filter((m) => m.enabled);
+      const names = (m: CatalogListing) => [m.id, ...m.aliases];
       if (format === 'anthropic') {
-        const data = models.filter((m) => m.provider === 'anthropic').map((m) => ({
-          type: 'model', id: m.id, display_name: m.id, created_at: '2025-01-01T00:00:00Z',
-        }));
+        const data = models.filter((m) => m.provider === 'anthropic').flatMap((m) => names(m).map((id) => ({
+          type: 'model', id, display_name: m.id, created_at: '2025-01-01T00:00:00Z',
+        })));
         return sendJson(res, 200, { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
       }
       sendJson(res, 200, {
         object: 'list',
-        data: models.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.provider })),
+        data: models.flatMap((m) => names(m).map((id) => ({ id, object: 'model', created: 0, owned_by: m.provider }))),
       });
     } catch (err) {
       sendProxyError(res, format, err, ctx.logger);

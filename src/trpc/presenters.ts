@@ -3,7 +3,7 @@ import type { User } from '../domain/accounts/users.service.js';
 import type { AuditEvent } from '../domain/audit/audit.service.js';
 import type { PersonalBalance } from '../domain/billing/balances.service.js';
 import type { ApiKey } from '../domain/keys/key.js';
-import type { CatalogModel } from '../domain/models/models.service.js';
+import type { CatalogListing } from '../domain/models/models.service.js';
 import { microToAud, type Micro } from '../domain/money.js';
 import type { Team, TeamMember } from '../domain/teams/teams.service.js';
 import type { ManagementToken } from '../domain/tokens/tokens.service.js';
@@ -84,7 +84,7 @@ export function tokenDto(t: ManagementToken) {
   };
 }
 
-export function modelDto(m: CatalogModel) {
+export function modelDto(m: CatalogListing) {
   return {
     id: m.id,
     provider: m.provider,
@@ -92,6 +92,7 @@ export function modelDto(m: CatalogModel) {
     inputAudPerMTok: microToAud(m.inputMicroPerMTok),
     outputAudPerMTok: microToAud(m.outputMicroPerMTok),
     enabled: m.enabled,
+    aliases: m.aliases,
   };
 }
 

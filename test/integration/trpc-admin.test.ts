@@ -69,11 +69,11 @@ describe(`installation admin procedures over tRPC (${dialect})`, () => {
 
   it('adds and edits catalog models; models.list shows prices as AUD per million tokens', async () => {
     const created = await mb.admin.models.upsert.mutate({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '1.55', outputAudPerMTok: '6.2', maxOutputTokens: 8192 });
-    expect(created).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '1.55', outputAudPerMTok: '6.2', enabled: true, maxOutputTokens: 8192 });
+    expect(created).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '1.55', outputAudPerMTok: '6.2', enabled: true, aliases: [], maxOutputTokens: 8192 });
     const updated = await mb.admin.models.upsert.mutate({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '2', outputAudPerMTok: '8', enabled: false });
     expect(updated).toMatchObject({ inputAudPerMTok: '2', enabled: false, maxOutputTokens: 8192 });
     const listed = (await aliceMb.models.list.query()).find((m) => m.id === 'gpt-test');
-    expect(listed).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '2', outputAudPerMTok: '8', enabled: false });
+    expect(listed).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '2', outputAudPerMTok: '8', enabled: false, aliases: [] });
     await expectTrpcError(mb.admin.models.upsert.mutate({ id: 'bad id!', provider: 'openai', upstreamModel: 'x', inputAudPerMTok: '1', outputAudPerMTok: '1' }), 'BAD_REQUEST');
     await expectTrpcError(mb.admin.models.upsert.mutate({ id: 'neg', provider: 'openai', upstreamModel: 'x', inputAudPerMTok: '-1', outputAudPerMTok: '1' }), 'BAD_REQUEST');
     const audit = await app.t.db('audit_events').where({ target_type: 'model', target_id: 'gpt-test' }).orderBy('id');

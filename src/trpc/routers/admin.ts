@@ -38,6 +38,8 @@ const modelsRouter = router({
           outputAudPerMTok: aud,
           maxOutputTokens: z.number().int().optional(),
           enabled: z.boolean().default(true),
+          /** Other names the model answers to; replaces its aliases. Omitted: they stay as they are. */
+          aliases: z.array(z.string().max(200)).max(100).optional(),
         })
         .strict(),
     )
@@ -54,6 +56,7 @@ const modelsRouter = router({
           // Omitted: keep the model's current output cap (new models start at 4096 tokens).
           maxOutputTokens: input.maxOutputTokens ?? existing?.maxOutputTokens ?? 4096,
           enabled: input.enabled,
+          aliases: input.aliases,
         },
         ctx.actor,
       );
