@@ -91,6 +91,10 @@ export function modelDto(m: CatalogModel) {
     upstreamModel: m.upstreamModel,
     inputAudPerMTok: microToAud(m.inputMicroPerMTok),
     outputAudPerMTok: microToAud(m.outputMicroPerMTok),
+    // null: billed at the input price.
+    cachedInputAudPerMTok: audOrNull(m.cachedInputMicroPerMTok),
+    cacheWriteAudPerMTok: audOrNull(m.cacheWriteMicroPerMTok),
+    cacheWrite1hAudPerMTok: audOrNull(m.cacheWrite1hMicroPerMTok),
     enabled: m.enabled,
   };
 }

@@ -107,6 +107,9 @@ describe(`me, usage, tokens and models over tRPC (${dialect})`, () => {
 
   it('models.list shows the seeded catalog with AUD prices per million tokens', async () => {
     const models = await mb.models.list.query();
-    expect(models.find((m) => m.id === 'gpt-4o-mini')).toEqual({ id: 'gpt-4o-mini', provider: 'openai', upstreamModel: 'gpt-4o-mini', inputAudPerMTok: '0.2325', outputAudPerMTok: '0.93', enabled: true });
+    expect(models.find((m) => m.id === 'gpt-4o-mini')).toEqual({
+      id: 'gpt-4o-mini', provider: 'openai', upstreamModel: 'gpt-4o-mini', inputAudPerMTok: '0.2325', outputAudPerMTok: '0.93',
+      cachedInputAudPerMTok: '0.11625', cacheWriteAudPerMTok: null, cacheWrite1hAudPerMTok: null, enabled: true,
+    });
   });
 });
