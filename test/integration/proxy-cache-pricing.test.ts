@@ -3,11 +3,13 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestCost } from '../../src/domain/models/pricing.js';
 import { toMicro } from '../../src/domain/money.js';
+import type { ModelBridgeClient } from '../../src/client.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
 import { startFakeUpstream, type FakeUpstream, type TokenKinds } from '../support/fake-upstream.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
+import { clientFor } from '../support/trpc.js';
 
 /**
  * Prompt caching and reasoning, billed at the provider's prices: a Claude Code turn re-sends a long prompt that is
@@ -29,6 +31,7 @@ describe(`prompt-cache and reasoning tokens, billed at the catalog's prices (${d
   let anthropic: Anthropic;
   let openai: OpenAI;
   let keyId: string;
+  let mb: ModelBridgeClient;
 
   beforeAll(async () => {
     fake = await startFakeUpstream();
@@ -38,6 +41,7 @@ describe(`prompt-cache and reasoning tokens, billed at the catalog's prices (${d
     keyId = created.key.id;
     anthropic = new Anthropic({ apiKey: created.secret, baseURL: app.url, maxRetries: 0 });
     openai = new OpenAI({ apiKey: created.secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    mb = await clientFor(app, owner);
   });
   beforeEach(() => fake.reset());
   afterEach(async () => expectMeteringInvariants(app.t.db));
@@ -162,5 +166,17 @@ describe(`prompt-cache and reasoning tokens, billed at the catalog's prices (${d
     await app.t.db('models').where({ id: 'gpt-cache-repriced' }).update({ cached_input_micro_per_mtok: null });
     await openai.chat.completions.create(body);
     expect(toMicro((await lastEvent()).cost_micro)).toBe(requestCost({ inputMicroPerMTok: mini.inputMicroPerMTok, outputMicroPerMTok: mini.outputMicroPerMTok }, { inputTokens: 2_000, outputTokens: 8 }));
+  });
+
+  it('shows the kinds in tRPC usage.list and keys.usage', async () => {
+    fake.setUsageDetails(claudeCodeCache);
+    await anthropic.messages.create(claudeCodeTurn('claude-haiku-4-5'));
+    const [event] = (await mb.usage.list.query({ keyId, limit: 1 })).items;
+    expect(event).toMatchObject({ ...claudeCodeKinds, costAud: '0.0206' });
+    const usage = await mb.keys.usage.query({ id: keyId });
+    const haiku = usage.byModel.find((m) => m.model === 'claude-haiku-4-5')!;
+    expect(haiku.cachedInputTokens).toBeGreaterThanOrEqual(100_000);
+    expect(haiku.cacheWrite5mTokens).toBeGreaterThanOrEqual(1_000);
+    expect(usage.totals.reasoningTokens).toBeGreaterThanOrEqual(32);
   });
 });
