@@ -15,6 +15,8 @@ import * as createModels from './20261126121200_create-models.js';
 import * as createJobLocks from './20261126121300_create-job-locks.js';
 import * as createPeriodStatements from './20261126121400_create-period-statements.js';
 import * as addPayerAmountToHolds from './20261201120000_add-payer-amount-to-holds.js';
+import * as addCachePricesToModels from './20261201123000_add-cache-prices-to-models.js';
+import * as addTokenKindsToUsageEvents from './20261201123100_add-token-kinds-to-usage-events.js';
 import * as createModelAliases from './20261202120000_create-model-aliases.js';
 import * as addCurrentModels from './20261202120100_add-current-models.js';
 
@@ -41,6 +43,8 @@ const migrations: Array<[string, Migration]> = [
   ['20261126121300_create-job-locks', createJobLocks],
   ['20261126121400_create-period-statements', createPeriodStatements],
   ['20261201120000_add-payer-amount-to-holds', addPayerAmountToHolds],
+  ['20261201123000_add-cache-prices-to-models', addCachePricesToModels],
+  ['20261201123100_add-token-kinds-to-usage-events', addTokenKindsToUsageEvents],
   ['20261202120000_create-model-aliases', createModelAliases],
   ['20261202120100_add-current-models', addCurrentModels],
 ];

@@ -6,11 +6,14 @@ export function usdToMicroAud(usd: number, audPerUsd: number = catalogSeed.audPe
   return Math.round(usd * audPerUsd * 1_000_000);
 }
 
-/** The `models` row of a catalog entry as seeded: enabled, at the catalog's list prices. */
+/** The `models` row of a catalog entry as seeded: enabled, at the catalog's list prices (a cache price not listed: null, billed at the input price). */
 export function seedRow(m: SeedModel, now: Date) {
+  const orNull = (usd: number | undefined) => (usd === undefined ? null : usdToMicroAud(usd));
   return {
     id: m.id, provider: m.provider, upstream_model: m.upstreamModel, input_micro_per_mtok: usdToMicroAud(m.usdPerMTok.input),
-    output_micro_per_mtok: usdToMicroAud(m.usdPerMTok.output), max_output_tokens: m.maxOutputTokens, enabled: true, created_at: now, updated_at: now,
+    output_micro_per_mtok: usdToMicroAud(m.usdPerMTok.output), cached_input_micro_per_mtok: orNull(m.usdPerMTok.cachedInput),
+    cache_write_micro_per_mtok: orNull(m.usdPerMTok.cacheWrite), cache_write_1h_micro_per_mtok: orNull(m.usdPerMTok.cacheWrite1h),
+    max_output_tokens: m.maxOutputTokens, enabled: true, created_at: now, updated_at: now,
   };
 }
 

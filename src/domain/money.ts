@@ -56,12 +56,21 @@ export function toMicroOrNull(value: unknown): Micro | null {
 
 /**
  * Cost of tokens at a price in micro-AUD per million tokens. Rounding rule: the exact product is rounded UP to
- * the next whole micro-AUD, once per request over each direction (input, output), so a request is never billed
- * less than its true cost and a tiny request still costs at least one micro-AUD when its price is non-zero.
+ * the next whole micro-AUD, once per request for each direction (input, output: requestCost), so a request is never
+ * billed less than its true cost and a tiny request still costs at least one micro-AUD when its price is non-zero.
  */
 export function tokenCost(tokens: number, microPerMillion: Micro): Micro {
-  if (tokens <= 0 || microPerMillion <= 0) return 0;
-  // Both factors are bounded (tokens < 2^31, price < 2^40), so BigInt keeps the product exact.
-  const product = BigInt(tokens) * BigInt(microPerMillion);
+  return tokensCost([[tokens, microPerMillion]]);
+}
+
+/**
+ * Cost of several kinds of tokens, each at its own price, rounded UP once for the sum (the input side of a request:
+ * fresh input, cache reads and writes). One rounding, not one per kind, so splitting tokens into kinds that are
+ * cheaper never costs more than leaving them all at the dearer price, and no request pays a rounding per kind.
+ */
+export function tokensCost(parts: ReadonlyArray<readonly [tokens: number, microPerMillion: Micro]>): Micro {
+  let product = 0n;
+  // Every factor is bounded (tokens < 2^31, price < 2^40), so BigInt keeps the sum of products exact.
+  for (const [tokens, price] of parts) if (tokens > 0 && price > 0) product += BigInt(tokens) * BigInt(price);
   return Number((product + 999_999n) / 1_000_000n);
 }

@@ -189,6 +189,10 @@ function modelInput(body: FormBody): CatalogModel {
     upstreamModel: text(body, 'upstreamModel'),
     inputMicroPerMTok: requiredAud(body, 'inputPrice', 'The input price'),
     outputMicroPerMTok: requiredAud(body, 'outputPrice', 'The output price'),
+    // Empty: billed at the input price.
+    cachedInputMicroPerMTok: optionalAud(body, 'cachedInputPrice', 'The cached input price'),
+    cacheWriteMicroPerMTok: optionalAud(body, 'cacheWritePrice', 'The 5-minute cache write price'),
+    cacheWrite1hMicroPerMTok: optionalAud(body, 'cacheWrite1hPrice', 'The 1-hour cache write price'),
     maxOutputTokens: Number(maxOutput),
     enabled: text(body, 'enabled') === 'on',
   };

@@ -90,15 +90,19 @@ export function usageRoutes(portal: Portal): Router {
   return router;
 }
 
+// New columns go at the end, so a spreadsheet or script reading the earlier ones by position keeps working.
+// input_tokens is the uncached input; reasoning_tokens is part of output_tokens.
 const CSV_COLUMNS = [
   'time_utc', 'request_id', 'key_id', 'key_name', 'team_id', 'model', 'provider', 'endpoint', 'outcome', 'http_status',
   'input_tokens', 'output_tokens', 'cost_aud', 'estimated', 'streamed', 'latency_ms',
+  'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'reasoning_tokens',
 ];
 
 function csvRow(e: UsageEvent, keyName: string): string {
   return [
     e.createdAt.toISOString(), e.requestId, e.keyId, keyName, e.teamId ?? '', e.model, e.provider, e.endpoint, e.outcome,
     e.httpStatus, e.inputTokens, e.outputTokens, microToAud(e.costMicro), e.estimated, e.streamed, e.latencyMs,
+    e.cachedInputTokens, e.cacheWrite5mTokens, e.cacheWrite1hTokens, e.reasoningTokens,
   ].map(csvCell).join(',');
 }
 

@@ -1,4 +1,5 @@
-import { requestCost, type CatalogModel } from '../domain/models/models.service.js';
+import type { CatalogModel } from '../domain/models/models.service.js';
+import { highestInputPrice, requestCost } from '../domain/models/pricing.js';
 import type { Micro } from '../domain/money.js';
 import type { MeteredRequest } from './endpoints.js';
 
@@ -105,7 +106,9 @@ export function estimateRequest(model: CatalogModel, request: MeteredRequest, bo
   return {
     inputTokenBound: input.tokens,
     outputTokenBound: output,
-    costMicro: requestCost(model, input.tokens, output),
+    // Every input token at the highest input-side price (a cache write may cost more than fresh input): an upper
+    // bound whatever the provider reads from or writes to its prompt cache.
+    costMicro: requestCost({ inputMicroPerMTok: highestInputPrice(model), outputMicroPerMTok: model.outputMicroPerMTok }, { inputTokens: input.tokens, outputTokens: output }),
     unbounded: input.unsized || outputUncapped,
   };
 }

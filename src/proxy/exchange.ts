@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Hold, UsageOutcome } from '../domain/billing/metering.service.js';
 import type { CatalogModel } from '../domain/models/models.service.js';
+import { NO_TOKENS } from '../domain/models/pricing.js';
 import type { Logger } from '../logger.js';
 import type { JsonBody } from './body.js';
 import type { EndpointSpec, MeteredRequest } from './endpoints.js';
@@ -33,20 +34,21 @@ export interface Charge {
 export const CLIENT_CLOSED = 499;
 /** Upstream error bodies are passed through, but not without bound. */
 export const MAX_ERROR_BODY_BYTES = 1024 * 1024;
-export const NOTHING: TokenUsage = { inputTokens: 0, outputTokens: 0 };
+export const NOTHING: TokenUsage = NO_TOKENS;
 
 /**
  * The charge for a request from what its stream showed: the provider's usage when it reported it (exact);
- * otherwise an estimate that errs high, flagged estimated — the input as reported at the start (Anthropic's
- * message_start), else its whole bound from the estimate, plus the meter's upper bound of the output received
- * (never more than the request's output bound). With no stream at all (an abort before the response), just the
- * input bound.
+ * otherwise an estimate that errs high, flagged estimated — the input by kind as reported at the start
+ * (Anthropic's message_start), else its whole bound from the estimate at the full input price, plus the meter's
+ * upper bound of the output received (never more than the request's output bound). With no stream at all (an
+ * abort before the response), just the input bound.
  */
 export async function earlyEnd(x: Exchange, stream: StreamMeter | null, outcome: UsageOutcome, httpStatus: number): Promise<Charge> {
   if (stream?.usage) return { usage: stream.usage, outcome, estimated: false, httpStatus };
   return {
     usage: {
-      inputTokens: stream?.inputTokens ?? x.estimate.inputTokenBound,
+      ...NOTHING,
+      ...(stream?.reportedInput ?? { inputTokens: x.estimate.inputTokenBound }),
       outputTokens: stream ? await stream.outputTokensBound(x.estimate.outputTokenBound) : 0,
     },
     outcome,

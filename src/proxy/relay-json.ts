@@ -24,7 +24,7 @@ export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Sett
     : {
         // A success without usage (some compatible servers), estimated never below the real usage: the whole input
         // bound, and the response's bytes (a token covers at least one) up to the output bound.
-        usage: { inputTokens: x.estimate.inputTokenBound, outputTokens: Math.min(x.estimate.outputTokenBound, raw.length) },
+        usage: { ...NOTHING, inputTokens: x.estimate.inputTokenBound, outputTokens: Math.min(x.estimate.outputTokenBound, raw.length) },
         outcome: client.gone ? 'client_aborted' : 'ok',
         estimated: true,
         httpStatus: client.gone ? CLIENT_CLOSED : upstream.statusCode,

@@ -1,5 +1,5 @@
 import type { SettleResult, UsageOutcome } from '../domain/billing/metering.service.js';
-import { requestCost } from '../domain/models/models.service.js';
+import { requestCost } from '../domain/models/pricing.js';
 import type { ProxyContext } from './context.js';
 import { describeError } from './errors.js';
 import type { Charge, Exchange } from './exchange.js';
@@ -27,9 +27,14 @@ export class Settler {
     const end = ctx.metrics.meteringSeconds.startTimer({ phase: 'settle' });
     const settled: Promise<SettleResult | null> = ctx.metering
       .settle(x.hold, {
+        // Every kind apart (fresh input, cache read and writes, output, reasoning), each at its catalog price.
         inputTokens: c.usage.inputTokens,
+        cachedInputTokens: c.usage.cachedInputTokens,
+        cacheWrite5mTokens: c.usage.cacheWrite5mTokens,
+        cacheWrite1hTokens: c.usage.cacheWrite1hTokens,
         outputTokens: c.usage.outputTokens,
-        costMicro: requestCost(x.model, c.usage.inputTokens, c.usage.outputTokens),
+        reasoningTokens: c.usage.reasoningTokens,
+        costMicro: requestCost(x.model, c.usage),
         outcome: c.outcome,
         estimated: c.estimated,
         httpStatus: c.httpStatus,

@@ -4,6 +4,7 @@ import type { AuditEvent } from '../domain/audit/audit.service.js';
 import type { PersonalBalance } from '../domain/billing/balances.service.js';
 import type { ApiKey } from '../domain/keys/key.js';
 import type { CatalogListing } from '../domain/models/models.service.js';
+import type { TokenUsage } from '../domain/models/pricing.js';
 import { microToAud, type Micro } from '../domain/money.js';
 import type { Team, TeamMember } from '../domain/teams/teams.service.js';
 import type { ManagementToken } from '../domain/tokens/tokens.service.js';
@@ -91,13 +92,29 @@ export function modelDto(m: CatalogListing) {
     upstreamModel: m.upstreamModel,
     inputAudPerMTok: microToAud(m.inputMicroPerMTok),
     outputAudPerMTok: microToAud(m.outputMicroPerMTok),
+    // null: billed at the input price.
+    cachedInputAudPerMTok: audOrNull(m.cachedInputMicroPerMTok),
+    cacheWriteAudPerMTok: audOrNull(m.cacheWriteMicroPerMTok),
+    cacheWrite1hAudPerMTok: audOrNull(m.cacheWrite1hMicroPerMTok),
     enabled: m.enabled,
     aliases: m.aliases,
   };
 }
 
+/** Token counts by kind (`inputTokens` is the uncached input; `reasoningTokens` is part of `outputTokens`). */
+function tokensDto(t: TokenUsage) {
+  return {
+    inputTokens: t.inputTokens,
+    cachedInputTokens: t.cachedInputTokens,
+    cacheWrite5mTokens: t.cacheWrite5mTokens,
+    cacheWrite1hTokens: t.cacheWrite1hTokens,
+    outputTokens: t.outputTokens,
+    reasoningTokens: t.reasoningTokens,
+  };
+}
+
 function totalsDto(t: UsageTotals) {
-  return { requests: t.requests, inputTokens: t.inputTokens, outputTokens: t.outputTokens, costAud: microToAud(t.costMicro) };
+  return { requests: t.requests, ...tokensDto(t), costAud: microToAud(t.costMicro) };
 }
 
 export function keyUsageDto(u: KeyUsage) {
@@ -121,8 +138,7 @@ export function usageEventDto(e: UsageEvent) {
     model: e.model,
     provider: e.provider,
     endpoint: e.endpoint,
-    inputTokens: e.inputTokens,
-    outputTokens: e.outputTokens,
+    ...tokensDto(e),
     costAud: microToAud(e.costMicro),
     split: {
       includedAud: microToAud(e.split.includedMicro),

@@ -34,7 +34,7 @@ describe(`a payer and a key are overrun by at most one request, whatever the mix
   const prompt = { model: 'flat-10', messages: [{ role: 'user' as const, content: 'p'.repeat(1_100) }], max_tokens: 500 };
   const costOf = (body: unknown) => {
     const u = fake.expectedUsage(body);
-    return requestCost(flat, u.inputTokens, u.outputTokens);
+    return requestCost(flat, u);
   };
 
   /** One request per secret, all at once (the fake answers slowly, so they are all in flight together). */

@@ -9,6 +9,7 @@ import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, type TestDb } from '../support/db.js';
 import { adminActor, makeKey, makeUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
+import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 
 type Step = { kind: 'topup'; amount: number } | { kind: 'request'; estimate: number; cost: number };
 
@@ -69,7 +70,7 @@ describe(`debit order over random top-ups and requests, through admission and se
           }
           expect(available).toBeGreaterThan(0);
           expect(hold.payerHoldMicro).toBe(Math.min(s.estimate, available));
-          await services.metering.settle(hold, { inputTokens: 1, outputTokens: 1, costMicro: s.cost, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 });
+          await services.metering.settle(hold, { ...NO_TOKENS, inputTokens: 1, outputTokens: 1, costMicro: s.cost, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 });
           const after = await read();
           const event = await t.db('usage_events').where({ request_id: hold.requestId }).first();
           const split = { included: toMicro(event.included_micro), prepaid: toMicro(event.prepaid_micro), overage: toMicro(event.overage_micro) };

@@ -7,13 +7,14 @@ import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { adminActor, makeKey, makeUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
+import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 
 // Metering plans each batch from the rows as this instance last wrote them (one round trip) and checks them under
 // lock. These tests change those rows behind its back — the portal, an admin, another instance — and check that the
 // next request is metered from the rows as they are, not as remembered.
 
 const ok = (costMicro: number): Settlement => ({
-  inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
+  ...NO_TOKENS, inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
 });
 
 describe(`metering from remembered rows (${dialect})`, () => {

@@ -7,9 +7,10 @@ import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
+import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 
 const ok = (costMicro: number): Settlement => ({
-  inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
+  ...NO_TOKENS, inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
 });
 
 describe(`settlement is exactly once (${dialect})`, () => {

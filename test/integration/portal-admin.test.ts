@@ -90,9 +90,12 @@ describe('admin area', () => {
     expect((await admin.post('/admin/plans', { name: 'Team', included: '100' })).status).toBe(303);
     expect((await app.services.plans.list()).some((p) => p.name === 'Team')).toBe(true);
 
-    const saved = await admin.post('/admin/models', { id: 'gpt-4o-mini', provider: 'openai', upstreamModel: 'gpt-4o-mini-2024', inputPrice: '0.25', outputPrice: '1', maxOutputTokens: '8000' });
+    const saved = await admin.post('/admin/models', { id: 'gpt-4o-mini', provider: 'openai', upstreamModel: 'gpt-4o-mini-2024', inputPrice: '0.25', outputPrice: '1', cachedInputPrice: '0.125', cacheWritePrice: '', maxOutputTokens: '8000' });
     expect(saved.headers.location).toBe('/admin/models?done=model_saved');
-    expect(await app.services.models.find('gpt-4o-mini')).toMatchObject({ upstreamModel: 'gpt-4o-mini-2024', inputMicroPerMTok: 250_000, outputMicroPerMTok: 1_000_000, enabled: false });
+    expect(await app.services.models.find('gpt-4o-mini')).toMatchObject({
+      upstreamModel: 'gpt-4o-mini-2024', inputMicroPerMTok: 250_000, outputMicroPerMTok: 1_000_000, cachedInputMicroPerMTok: 125_000, cacheWriteMicroPerMTok: null, cacheWrite1hMicroPerMTok: null, enabled: false,
+    });
+    expect((await admin.get('/admin/models')).text).toContain('name="cachedInputPrice" type="text" inputmode="decimal" class="price" placeholder="input" value="0.125"');
     const bad = await admin.post('/admin/models', { id: 'bad id!', provider: 'openai', upstreamModel: 'x', inputPrice: '1', outputPrice: '1', maxOutputTokens: '1' });
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('A model id is');

@@ -23,7 +23,7 @@ describe('usage log and CSV export', () => {
     keyA = (await makeKey(app.services, gail, { name: 'alpha' })).key.id;
     keyB = (await makeKey(app.services, gail, { name: '=cmd|calc' })).key.id;
     teamKey = (await makeKey(app.services, gail, { name: 'ops-key', teamId })).key.id;
-    await recordUsage(app.services, keyA, 1_000_001, { model: 'gpt-4o' });
+    await recordUsage(app.services, keyA, 1_000_001, { model: 'gpt-4o', cachedInputTokens: 9_000, cacheWrite5mTokens: 300, cacheWrite1hTokens: 40, reasoningTokens: 7 });
     clock.set('2026-03-11T01:00:00.000Z');
     await recordUsage(app.services, keyB, 20, { model: 'gpt-4o-mini' });
     clock.set('2026-03-12T01:00:00.000Z');
@@ -41,6 +41,11 @@ describe('usage log and CSV export', () => {
     expect(res.text).toContain('A$1.30'); // readable total
     expect(res.text).toContain('A$1.000001'); // exact per request
     expect(res.text).toContain('3 requests');
+    // Cache reads and writes beside the uncached input, reasoning within the output.
+    expect(res.text).toContain('+ 9,000 cached');
+    expect(res.text).toContain('+ 300 cache write 5m');
+    expect(res.text).toContain('+ 40 cache write 1h');
+    expect(res.text).toContain('incl. 7 reasoning');
   });
 
   it('filters by key, team and local date range, as a fragment for htmx', async () => {
@@ -72,11 +77,15 @@ describe('usage log and CSV export', () => {
     expect(res.headers['content-type']).toMatch(/^text\/csv/);
     expect(res.headers['content-disposition']).toMatch(/attachment; filename="modelbridge-usage-/);
     const lines = res.text.trim().split('\r\n');
-    expect(lines[0]).toBe('time_utc,request_id,key_id,key_name,team_id,model,provider,endpoint,outcome,http_status,input_tokens,output_tokens,cost_aud,estimated,streamed,latency_ms');
+    expect(lines[0]).toBe('time_utc,request_id,key_id,key_name,team_id,model,provider,endpoint,outcome,http_status,input_tokens,output_tokens,cost_aud,estimated,streamed,latency_ms,'
+      + 'cached_input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,reasoning_tokens');
     expect(lines).toHaveLength(4);
     expect(lines[1]).toContain(',ops-key,');
     expect(lines[3]).toMatch(/^2026-03-10T01:00:00\.000Z,/);
     expect(lines[3]).toContain(',1.000001,');
+    // Each kind of token apart, at the end of the row: cached input, 5-minute and 1-hour cache writes, reasoning.
+    expect(lines[3]).toMatch(/,10,20,1\.000001,false,false,42,9000,300,40,7$/);
+    expect(lines[2]).toMatch(/,42,0,0,0,0$/);
     expect(lines[2]).toContain(",'=cmd|calc,");
     expect(lines[2]).toContain(',0.00002,');
     const filtered = await client.get(`/usage.csv?team=${teamId}`);

@@ -46,7 +46,7 @@ describe(`Anthropic Messages through the official SDK (${dialect})`, () => {
     const events = (await eventsOf()).slice(before);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ provider: 'anthropic', endpoint: '/v1/messages', outcome: 'ok', input_tokens: exp.inputTokens, output_tokens: exp.outputTokens });
-    expect(toMicro(events[0].cost_micro)).toBe(requestCost(haiku, exp.inputTokens, exp.outputTokens));
+    expect(toMicro(events[0].cost_micro)).toBe(requestCost(haiku, exp));
     expect(fake.served).toBe(1);
   });
 
@@ -92,7 +92,7 @@ describe(`Anthropic Messages through the official SDK (${dialect})`, () => {
     expect(events[0]).toMatchObject({ outcome: 'ok', input_tokens: exp.inputTokens, output_tokens: 5 });
     expect(Boolean(events[0].streamed)).toBe(true);
     expect(Boolean(events[0].estimated)).toBe(false);
-    expect(toMicro(events[0].cost_micro)).toBe(requestCost(haiku, exp.inputTokens, 5));
+    expect(toMicro(events[0].cost_micro)).toBe(requestCost(haiku, { inputTokens: exp.inputTokens, outputTokens: 5 }));
   });
 
   it('works with the SDK stream helper', async () => {
@@ -102,7 +102,7 @@ describe(`Anthropic Messages through the official SDK (${dialect})`, () => {
     expect(final.usage).toMatchObject({ input_tokens: exp.inputTokens, output_tokens: exp.outputTokens });
     const events = (await eventsOf()).slice(before);
     expect(events).toHaveLength(1);
-    expect(toMicro(events[0].cost_micro)).toBe(requestCost(haiku, exp.inputTokens, exp.outputTokens));
+    expect(toMicro(events[0].cost_micro)).toBe(requestCost(haiku, exp));
   });
 
   it('charges a team key to the team balance only', async () => {
@@ -112,7 +112,7 @@ describe(`Anthropic Messages through the official SDK (${dialect})`, () => {
     const client = new Anthropic({ apiKey: teamSecret, baseURL: app.url, maxRetries: 0 });
     await client.messages.create(body);
     const exp = fake.expectedUsage(body);
-    const cost = requestCost(haiku, exp.inputTokens, exp.outputTokens);
+    const cost = requestCost(haiku, exp);
     const [event] = await eventsOf(key.id);
     expect(event).toMatchObject({ team_id: team.id });
     expect(toMicro(event.team_micro)).toBe(cost);

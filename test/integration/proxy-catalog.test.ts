@@ -47,7 +47,7 @@ describe(`the current catalog, snapshots and aliases through the official SDKs (
     const entry = (await app.services.models.find(entryId))!;
     const usage = fake.expectedUsage(body);
     expect(event).toMatchObject({ model: entryId, outcome: 'ok', input_tokens: usage.inputTokens, output_tokens: usage.outputTokens });
-    expect(toMicro(event.cost_micro)).toBe(requestCost(entry, usage.inputTokens, usage.outputTokens));
+    expect(toMicro(event.cost_micro)).toBe(requestCost(entry, { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }));
   }
 
   it('serves the models Claude Code asks for (default, sonnet, haiku) on a fresh database', async () => {

@@ -32,7 +32,7 @@ describe.runIf(onMysql)('concurrent requests never overspend (mysql)', () => {
   const bodyOf = (i: number) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: `request ${i} ${'x'.repeat(i % 5)}` }], max_tokens: 8 });
   const maxCost = () => Math.max(...Array.from({ length: CONCURRENCY }, (_, i) => {
     const u = fake.expectedUsage(bodyOf(i));
-    return requestCost(mini, u.inputTokens, u.outputTokens);
+    return requestCost(mini, u);
   }));
 
   /** Waves of CONCURRENCY simultaneous requests (half streamed) until `done`; returns every status seen. */

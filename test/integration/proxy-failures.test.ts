@@ -157,7 +157,7 @@ describe(`failure policies (${dialect})`, () => {
       expect(event).toMatchObject({ outcome: 'upstream_error', input_tokens: input, output_tokens: output });
       expect(Boolean(event.estimated)).toBe(true);
       const mini = (await app.services.models.find('gpt-4o-mini'))!;
-      expect(toMicro(event.cost_micro)).toBe(requestCost(mini, input, output));
+      expect(toMicro(event.cost_micro)).toBe(requestCost(mini, { inputTokens: input, outputTokens: output }));
       // The error event says what was charged, not "Nothing was charged".
       expect((err as Error).message).toBe(`The upstream failed mid-stream; you were charged for what you received: ${input} input and ${output} output tokens.`);
     });
@@ -234,7 +234,7 @@ describe(`failure policies (${dialect})`, () => {
       expect(event.output_tokens).toBeGreaterThanOrEqual(2);
       expect(event.output_tokens).toBeLessThan(40);
       const mini = (await app.services.models.find('gpt-4o-mini'))!;
-      expect(toMicro(event.cost_micro)).toBe(requestCost(mini, input, event.output_tokens));
+      expect(toMicro(event.cost_micro)).toBe(requestCost(mini, { inputTokens: input, outputTokens: event.output_tokens }));
       expect(fake.served).toBe(0);
     });
 

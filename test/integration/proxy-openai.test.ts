@@ -52,7 +52,7 @@ describe(`OpenAI endpoints through the official SDK (${dialect})`, () => {
 
     const events = await newEvents(before);
     expect(events).toHaveLength(1);
-    const cost = requestCost(mini, exp.inputTokens, exp.outputTokens);
+    const cost = requestCost(mini, exp);
     expect(events[0]).toMatchObject({ model: 'gpt-4o-mini', provider: 'openai', endpoint: '/v1/chat/completions', outcome: 'ok',
       input_tokens: exp.inputTokens, output_tokens: exp.outputTokens, http_status: 200 });
     expect(toMicro(events[0].cost_micro)).toBe(cost);
@@ -89,7 +89,7 @@ describe(`OpenAI endpoints through the official SDK (${dialect})`, () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ outcome: 'ok', input_tokens: exp.inputTokens, output_tokens: exp.outputTokens });
     expect(Boolean(events[0].streamed)).toBe(true);
-    expect(toMicro(events[0].cost_micro)).toBe(requestCost(mini, exp.inputTokens, exp.outputTokens));
+    expect(toMicro(events[0].cost_micro)).toBe(requestCost(mini, exp));
   });
 
   it('passes the usage chunk through when the client asked for it', async () => {
@@ -103,7 +103,7 @@ describe(`OpenAI endpoints through the official SDK (${dialect})`, () => {
     expect(chunks.at(-1)!.usage).toMatchObject({ prompt_tokens: exp.inputTokens, completion_tokens: exp.outputTokens });
     const events = await newEvents(before);
     expect(events).toHaveLength(1);
-    expect(toMicro(events[0].cost_micro)).toBe(requestCost(mini, exp.inputTokens, exp.outputTokens));
+    expect(toMicro(events[0].cost_micro)).toBe(requestCost(mini, exp));
   });
 
   it('relays the chunks without the "usage":null that asking for usage adds, unless the client asked for it', async () => {
@@ -134,7 +134,7 @@ describe(`OpenAI endpoints through the official SDK (${dialect})`, () => {
     const events = await newEvents(before);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ endpoint: '/v1/embeddings', input_tokens: exp.inputTokens, output_tokens: 0 });
-    expect(toMicro(events[0].cost_micro)).toBe(requestCost(model, exp.inputTokens, 0));
+    expect(toMicro(events[0].cost_micro)).toBe(requestCost(model, { inputTokens: exp.inputTokens, outputTokens: 0 }));
   });
 
   it('charges every one of several sequential and parallel requests exactly once', async () => {
@@ -146,7 +146,7 @@ describe(`OpenAI endpoints through the official SDK (${dialect})`, () => {
     }));
     const events = await newEvents(before);
     expect(events).toHaveLength(6);
-    const expected = bodies.reduce((s, b) => { const u = fake.expectedUsage(b); return s + requestCost(mini, u.inputTokens, u.outputTokens); }, 0);
+    const expected = bodies.reduce((s, b) => { const u = fake.expectedUsage(b); return s + requestCost(mini, u); }, 0);
     expect(events.reduce((s, e) => s + toMicro(e.cost_micro), 0)).toBe(expected);
     expect(fake.served).toBe(6);
   });

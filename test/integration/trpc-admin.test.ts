@@ -69,15 +69,39 @@ describe(`installation admin procedures over tRPC (${dialect})`, () => {
 
   it('adds and edits catalog models; models.list shows prices as AUD per million tokens', async () => {
     const created = await mb.admin.models.upsert.mutate({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '1.55', outputAudPerMTok: '6.2', maxOutputTokens: 8192 });
-    expect(created).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '1.55', outputAudPerMTok: '6.2', enabled: true, aliases: [], maxOutputTokens: 8192 });
+    const noCachePrices = { cachedInputAudPerMTok: null, cacheWriteAudPerMTok: null, cacheWrite1hAudPerMTok: null };
+    expect(created).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '1.55', outputAudPerMTok: '6.2', ...noCachePrices, enabled: true, aliases: [], maxOutputTokens: 8192 });
     const updated = await mb.admin.models.upsert.mutate({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '2', outputAudPerMTok: '8', enabled: false });
     expect(updated).toMatchObject({ inputAudPerMTok: '2', enabled: false, maxOutputTokens: 8192 });
     const listed = (await aliceMb.models.list.query()).find((m) => m.id === 'gpt-test');
-    expect(listed).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '2', outputAudPerMTok: '8', enabled: false, aliases: [] });
+    expect(listed).toEqual({ id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test-2026', inputAudPerMTok: '2', outputAudPerMTok: '8', ...noCachePrices, enabled: false, aliases: [] });
     await expectTrpcError(mb.admin.models.upsert.mutate({ id: 'bad id!', provider: 'openai', upstreamModel: 'x', inputAudPerMTok: '1', outputAudPerMTok: '1' }), 'BAD_REQUEST');
     await expectTrpcError(mb.admin.models.upsert.mutate({ id: 'neg', provider: 'openai', upstreamModel: 'x', inputAudPerMTok: '-1', outputAudPerMTok: '1' }), 'BAD_REQUEST');
     const audit = await app.t.db('audit_events').where({ target_type: 'model', target_id: 'gpt-test' }).orderBy('id');
     expect(audit.map((a) => a.action)).toEqual(['model.create', 'model.update']);
+  });
+
+  it('sets, keeps and clears prompt-cache prices; models.list carries them; the seeded models have their providers’ prices', async () => {
+    const base = { id: 'claude-test', provider: 'anthropic' as const, upstreamModel: 'claude-test-1', inputAudPerMTok: '4.65', outputAudPerMTok: '23.25' };
+    const set = await mb.admin.models.upsert.mutate({ ...base, cachedInputAudPerMTok: '0.465', cacheWriteAudPerMTok: '5.8125', cacheWrite1hAudPerMTok: '9.3' });
+    expect(set).toMatchObject({ cachedInputAudPerMTok: '0.465', cacheWriteAudPerMTok: '5.8125', cacheWrite1hAudPerMTok: '9.3' });
+    expect((await app.services.models.find('claude-test'))).toMatchObject({ cachedInputMicroPerMTok: 465_000, cacheWriteMicroPerMTok: 5_812_500, cacheWrite1hMicroPerMTok: 9_300_000 });
+    // Omitted: kept. null: billed at the input price again.
+    const kept = await mb.admin.models.upsert.mutate({ ...base, outputAudPerMTok: '24' });
+    expect(kept).toMatchObject({ outputAudPerMTok: '24', cachedInputAudPerMTok: '0.465', cacheWriteAudPerMTok: '5.8125', cacheWrite1hAudPerMTok: '9.3' });
+    const cleared = await mb.admin.models.upsert.mutate({ ...base, cacheWrite1hAudPerMTok: null });
+    expect(cleared).toMatchObject({ cachedInputAudPerMTok: '0.465', cacheWriteAudPerMTok: '5.8125', cacheWrite1hAudPerMTok: null });
+    const listed = (await aliceMb.models.list.query()).find((m) => m.id === 'claude-test');
+    expect(listed).toMatchObject({ cachedInputAudPerMTok: '0.465', cacheWriteAudPerMTok: '5.8125', cacheWrite1hAudPerMTok: null });
+    await expectTrpcError(mb.admin.models.upsert.mutate({ ...base, cachedInputAudPerMTok: '-0.1' }), 'BAD_REQUEST');
+
+    const seeded = new Map((await aliceMb.models.list.query()).map((m) => [m.id, m]));
+    expect(seeded.get('claude-sonnet-4-5')).toMatchObject({ inputAudPerMTok: '4.65', cachedInputAudPerMTok: '0.465', cacheWriteAudPerMTok: '5.8125', cacheWrite1hAudPerMTok: '9.3' });
+    expect(seeded.get('claude-haiku-4-5')).toMatchObject({ inputAudPerMTok: '1.55', cachedInputAudPerMTok: '0.155', cacheWriteAudPerMTok: '1.9375', cacheWrite1hAudPerMTok: '3.1' });
+    expect(seeded.get('gpt-4o')).toMatchObject({ inputAudPerMTok: '3.875', cachedInputAudPerMTok: '1.9375', cacheWriteAudPerMTok: null });
+    expect(seeded.get('gpt-4o-mini')).toMatchObject({ inputAudPerMTok: '0.2325', cachedInputAudPerMTok: '0.11625' });
+    expect(seeded.get('gpt-4.1')).toMatchObject({ inputAudPerMTok: '3.1', cachedInputAudPerMTok: '0.775' });
+    expect(seeded.get('text-embedding-3-small')).toMatchObject({ cachedInputAudPerMTok: null, cacheWriteAudPerMTok: null, cacheWrite1hAudPerMTok: null });
   });
 
   it('creates and updates plans, audited, keeping exactly one default', async () => {

@@ -45,21 +45,24 @@ describe(`me, usage, tokens and models over tRPC (${dialect})`, () => {
     const other = (await mb.keys.create.mutate({ name: 'other' })).key;
     await insertUsageEvent(app, key, { at: new Date('2026-11-25T13:29:00Z'), costMicro: 100, model: 'gpt-4o' }); // 23:59 on the 25th
     await insertUsageEvent(app, key, { at: new Date('2026-11-25T13:31:00Z'), costMicro: 200, model: 'gpt-4o' }); // 00:01 on the 26th
-    await insertUsageEvent(app, key, { at: new Date('2026-11-26T05:00:00Z'), costMicro: 300, model: 'claude-haiku-4-5', inputTokens: 7, outputTokens: 3 });
+    await insertUsageEvent(app, key, { at: new Date('2026-11-26T05:00:00Z'), costMicro: 300, model: 'claude-haiku-4-5', inputTokens: 7, outputTokens: 3, cachedInputTokens: 900, reasoningTokens: 2 });
     await insertUsageEvent(app, key, { at: new Date('2026-10-01T00:00:00Z'), costMicro: 5_000_000 }); // outside the default 30 days
     await insertUsageEvent(app, other, { at: new Date('2026-11-26T05:00:00Z'), costMicro: 9_999 });
 
     const usage = await mb.keys.usage.query({ id: key.id });
     expect(usage.from).toBe('2026-10-27T06:00:00.000Z');
     expect(usage.to).toBe('2026-11-26T06:00:00.000Z');
-    expect(usage.totals).toEqual({ requests: 3, inputTokens: 27, outputTokens: 13, costAud: '0.0006' });
+    // Each kind of token apart: inputTokens is the uncached input, reasoningTokens a part of outputTokens.
+    const none = { cachedInputTokens: 0, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 };
+    const cached = { ...none, cachedInputTokens: 900, reasoningTokens: 2 };
+    expect(usage.totals).toEqual({ requests: 3, inputTokens: 27, outputTokens: 13, ...cached, costAud: '0.0006' });
     expect(usage.byDay).toEqual([
-      { day: '2026-11-25', requests: 1, inputTokens: 10, outputTokens: 5, costAud: '0.0001' },
-      { day: '2026-11-26', requests: 2, inputTokens: 17, outputTokens: 8, costAud: '0.0005' },
+      { day: '2026-11-25', requests: 1, inputTokens: 10, outputTokens: 5, ...none, costAud: '0.0001' },
+      { day: '2026-11-26', requests: 2, inputTokens: 17, outputTokens: 8, ...cached, costAud: '0.0005' },
     ]);
     expect(usage.byModel).toEqual([
-      { model: 'claude-haiku-4-5', requests: 1, inputTokens: 7, outputTokens: 3, costAud: '0.0003' },
-      { model: 'gpt-4o', requests: 2, inputTokens: 20, outputTokens: 10, costAud: '0.0003' },
+      { model: 'claude-haiku-4-5', requests: 1, inputTokens: 7, outputTokens: 3, ...cached, costAud: '0.0003' },
+      { model: 'gpt-4o', requests: 2, inputTokens: 20, outputTokens: 10, ...none, costAud: '0.0003' },
     ]);
     const october = await mb.keys.usage.query({ id: key.id, from: '2026-09-30T00:00:00Z', to: '2026-10-31T00:00:00Z' });
     expect(october.totals).toMatchObject({ requests: 1, costAud: '5' });
@@ -107,6 +110,9 @@ describe(`me, usage, tokens and models over tRPC (${dialect})`, () => {
 
   it('models.list shows the seeded catalog with AUD prices per million tokens', async () => {
     const models = await mb.models.list.query();
-    expect(models.find((m) => m.id === 'gpt-4o-mini')).toEqual({ id: 'gpt-4o-mini', provider: 'openai', upstreamModel: 'gpt-4o-mini', inputAudPerMTok: '0.2325', outputAudPerMTok: '0.93', enabled: true, aliases: [] });
+    expect(models.find((m) => m.id === 'gpt-4o-mini')).toEqual({
+      id: 'gpt-4o-mini', provider: 'openai', upstreamModel: 'gpt-4o-mini', inputAudPerMTok: '0.2325', outputAudPerMTok: '0.93',
+      cachedInputAudPerMTok: '0.11625', cacheWriteAudPerMTok: null, cacheWrite1hAudPerMTok: null, enabled: true, aliases: [],
+    });
   });
 });

@@ -21,7 +21,14 @@
  *   The reply is outputTokens times the word "tok " (streamed one delta per token, or opts.tokensPerDelta per delta). finish_reason/stop_reason is
  *   "length"/"max_tokens" when the limit cut the reply short, else "stop"/"end_turn".
  *   Anthropic streams report usage like the real API: message_start has input_tokens (and output_tokens 1),
- *   message_delta has the final cumulative output_tokens.
+ *   message_delta has the final cumulative output_tokens (and repeats the input counts, without the TTL split).
+ *
+ * Prompt caching and reasoning (setUsageDetails(), see reportedTokens()): of the inputTokens above, the fake reports
+ *   `cacheReadTokens` as read from the cache (OpenAI `prompt_tokens_details.cached_tokens`, a part of prompt_tokens;
+ *   Anthropic `cache_read_input_tokens`), then `cacheWrite5mTokens` / `cacheWrite1hTokens` as written (Anthropic only:
+ *   `cache_creation_input_tokens` with its `cache_creation` split, apart from `input_tokens`, which counts the rest);
+ *   OpenAI reports `reasoningTokens` more output tokens as `completion_tokens_details.reasoning_tokens` (hidden: not
+ *   in the reply text), within the output limit. Off by default.
  *
  * Modes (setMode(), optionally for one model only; the request header `x-fake-mode` wins over both):
  *   ok | slow | error | status:<code> | hang | abort-mid-stream | error-mid-stream | drip | late-usage | no-usage — see
@@ -98,6 +105,29 @@ export interface Usage {
   outputTokens: number;
 }
 
+/** What the fake reports about prompt caching and hidden reasoning (setUsageDetails). */
+export interface UsageDetails {
+  cacheReadTokens?: number;
+  cacheWrite5mTokens?: number;
+  cacheWrite1hTokens?: number;
+  /** OpenAI only: hidden reasoning tokens, reported in completion_tokens and its details. */
+  reasoningTokens?: number;
+  /** Anthropic: report writes as `cache_creation_input_tokens` only, without the TTL split (older API versions). */
+  unsplitCacheWrites?: boolean;
+}
+
+/** A request's tokens by kind as ModelBridge should read them from the fake's report (see reportedTokens). */
+export interface TokenKinds {
+  /** The input neither read from nor written to the cache. */
+  inputTokens: number;
+  cachedInputTokens: number;
+  cacheWrite5mTokens: number;
+  cacheWrite1hTokens: number;
+  /** Reasoning included. */
+  outputTokens: number;
+  reasoningTokens: number;
+}
+
 export interface FakeUpstream {
   /** http://127.0.0.1:PORT */
   url: string;
@@ -116,6 +146,10 @@ export interface FakeUpstream {
   setReplyTokens(n: number): void;
   /** The usage this fake will report for `body` with its current reply length. */
   expectedUsage(body: unknown): Usage;
+  /** Report prompt-cache reads and writes and reasoning tokens from now on (reset() turns it off). */
+  setUsageDetails(details: UsageDetails): void;
+  /** The tokens by kind this fake will report for `body` in `api`'s format, with its current reply length and details. */
+  expectedTokens(body: unknown, api: Format): TokenKinds;
   /** Clear recorded requests and `served`; restore the modes (opts.mode, default ok) and the reply length. */
   reset(): void;
   /** Stop listening and destroy every open socket. */
@@ -184,6 +218,32 @@ export function expectedUsage(body: unknown, replyTokens: number = DEFAULT_REPLY
   return { inputTokens, outputTokens: Math.min(outputLimit(body), replyTokens) };
 }
 
+/**
+ * The tokens by kind the fake reports for a request body (see the top): the prompt of expectedUsage split into cache
+ * reads, then cache writes (Anthropic only; OpenAI writes its cache for free and reports no writes), then the rest;
+ * and OpenAI's hidden reasoning added to the output, within its limit. Embeddings are never cached.
+ */
+export function reportedTokens(body: unknown, api: Format, replyTokens: number = DEFAULT_REPLY_TOKENS, details: UsageDetails = {}): TokenKinds {
+  const { inputTokens: prompt, outputTokens } = expectedUsage(body, replyTokens);
+  const none = { inputTokens: prompt, cachedInputTokens: 0, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0, outputTokens, reasoningTokens: 0 };
+  if (isEmbeddingsBody(body)) return none;
+  const take = (wanted: number | undefined, left: number) => Math.min(Math.max(0, Math.floor(wanted ?? 0)), left);
+  const read = take(details.cacheReadTokens, prompt);
+  const write5m = api === 'anthropic' ? take(details.cacheWrite5mTokens, prompt - read) : 0;
+  const write1h = api === 'anthropic' ? take(details.cacheWrite1hTokens, prompt - read - write5m) : 0;
+  const reasoningAsked = api === 'openai' ? take(details.reasoningTokens, Number.MAX_SAFE_INTEGER) : 0;
+  const output = Math.min(outputLimit(body), replyTokens + reasoningAsked);
+  return {
+    inputTokens: prompt - read - write5m - write1h,
+    cachedInputTokens: read,
+    // Without the TTL split every write reads as a 5-minute one (the default TTL).
+    cacheWrite5mTokens: details.unsplitCacheWrites ? write5m + write1h : write5m,
+    cacheWrite1hTokens: details.unsplitCacheWrites ? 0 : write1h,
+    outputTokens: output,
+    reasoningTokens: Math.min(reasoningAsked, output),
+  };
+}
+
 function parseMode(m: string): FakeMode | undefined {
   if (m === 'ok' || m === 'slow' || m === 'error' || m === 'hang' || m === 'abort-mid-stream' || m === 'error-mid-stream' || m === 'drip' || m === 'late-usage' || m === 'no-usage') return m;
   const match = /^status:(\d{3})$/.exec(m);
@@ -191,7 +251,7 @@ function parseMode(m: string): FakeMode | undefined {
   return undefined;
 }
 
-type Format = 'openai' | 'anthropic';
+export type Format = 'openai' | 'anthropic';
 
 const OPENAI_ERR: Record<number, [type: string, code: string | null]> = {
   400: ['invalid_request_error', null], 401: ['invalid_request_error', 'invalid_api_key'],
@@ -261,6 +321,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   let modeByModel = new Map<string, FakeMode>();
   let replyTokens = cfg.replyTokens;
   let retryAfter: string | null = null;
+  let details: UsageDetails = {};
   let served = 0;
   let seq = 0;
   const requests: RecordedRequest[] = [];
@@ -348,18 +409,21 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   }
 
   async function chatCompletions(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
-    const { inputTokens, outputTokens } = expectedUsage(body, replyTokens);
-    const finish = outputTokens < replyTokens ? 'length' : 'stop';
+    const kinds = reportedTokens(body, 'openai', replyTokens, details);
+    const prompt = kinds.inputTokens + kinds.cachedInputTokens;
+    const { outputTokens, reasoningTokens } = kinds;
+    const visibleTokens = outputTokens - reasoningTokens;
+    const finish = outputTokens < replyTokens + (details.reasoningTokens ?? 0) ? 'length' : 'stop';
     const id = `chatcmpl-fake${++seq}`;
     const created = Math.floor(Date.now() / 1000);
     const model = body.model;
-    const usage = { prompt_tokens: inputTokens, completion_tokens: outputTokens, total_tokens: inputTokens + outputTokens,
-      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 } };
+    const usage = { prompt_tokens: prompt, completion_tokens: outputTokens, total_tokens: prompt + outputTokens,
+      prompt_tokens_details: { cached_tokens: kinds.cachedInputTokens, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: reasoningTokens, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 } };
     if (!body.stream) {
       return deliverJson(res, rec, 'openai', JSON.stringify({
         id, object: 'chat.completion', created, model, system_fingerprint: 'fp_fake', service_tier: 'default',
-        choices: [{ index: 0, message: { role: 'assistant', content: TOKEN.repeat(outputTokens), refusal: null, annotations: [] },
+        choices: [{ index: 0, message: { role: 'assistant', content: TOKEN.repeat(visibleTokens), refusal: null, annotations: [] },
           logprobs: null, finish_reason: finish }],
         ...(rec.mode === 'no-usage' ? {} : { usage }),
       }));
@@ -370,7 +434,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const chunk = (delta: string, finishReason: string | null) =>
       `data: ${head}[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finishReason ? `"${finishReason}"` : 'null'}}]${tail}\n\n`;
     const events = [chunk('{"role":"assistant","content":"","refusal":null}', null)];
-    const deltas = deltaSizes(outputTokens);
+    const deltas = deltaSizes(visibleTokens);
     for (const n of deltas) events.push(chunk(`{"content":"${TOKEN.repeat(n)}"}`, null));
     events.push(chunk('{}', finish));
     const afterFinish = events.length;
@@ -380,10 +444,14 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   }
 
   async function messages(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
-    const { inputTokens, outputTokens } = expectedUsage(body, replyTokens);
+    const kinds = reportedTokens(body, 'anthropic', replyTokens, details);
+    const { outputTokens } = kinds;
     const stop = outputTokens < replyTokens ? 'max_tokens' : 'end_turn';
     const id = `msg_fake${++seq}`;
-    const usage = { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens, service_tier: 'standard' };
+    const writes = kinds.cacheWrite5mTokens + kinds.cacheWrite1hTokens;
+    const input = { input_tokens: kinds.inputTokens, cache_creation_input_tokens: writes, cache_read_input_tokens: kinds.cachedInputTokens };
+    const split = details.unsplitCacheWrites ? {} : { cache_creation: { ephemeral_5m_input_tokens: kinds.cacheWrite5mTokens, ephemeral_1h_input_tokens: kinds.cacheWrite1hTokens } };
+    const usage = { ...input, ...split, output_tokens: outputTokens, service_tier: 'standard' };
     if (!body.stream) {
       return deliverJson(res, rec, 'anthropic', JSON.stringify({
         id, type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text: TOKEN.repeat(outputTokens) }],
@@ -401,7 +469,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     for (const n of deltas) events.push(ev('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${TOKEN.repeat(n)}"}}`));
     events.push(
       ev('content_block_stop', '{"type":"content_block_stop","index":0}'),
-      ev('message_delta', `{"type":"message_delta","delta":{"stop_reason":"${stop}","stop_sequence":null},"usage":{"output_tokens":${outputTokens}}}`),
+      ev('message_delta', JSON.stringify({ type: 'message_delta', delta: { stop_reason: stop, stop_sequence: null }, usage: { ...input, output_tokens: outputTokens } })),
       ev('message_stop', '{"type":"message_stop"}'),
     );
     return deliverStream(res, rec, 'anthropic', events, 3, deltas, events.length - 1);
@@ -527,7 +595,10 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     setReplyTokens(n: number) { replyTokens = Math.max(0, Math.floor(n)); },
     setRetryAfter(value: string | null) { retryAfter = value; },
     expectedUsage(body: unknown) { return expectedUsage(body, replyTokens); },
+    setUsageDetails(next: UsageDetails) { details = { ...next }; },
+    expectedTokens(body: unknown, api: Format) { return reportedTokens(body, api, replyTokens, details); },
     reset() {
+      details = {};
       requests.length = 0;
       served = 0;
       mode = initialMode;

@@ -10,6 +10,7 @@ import { JobRunner } from '../../src/jobs/runner.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { createTestDb, type TestDb } from './db.js';
+import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 
 export const TIME_ZONE = 'Australia/Sydney';
 
@@ -59,6 +60,7 @@ export async function admit(services: Services, keyId: string, estimateMicro: nu
 
 export async function settle(services: Services, hold: Hold, costMicro: number) {
   return services.metering.settle(hold, {
+    ...NO_TOKENS,
     inputTokens: 10,
     outputTokens: 20,
     costMicro,

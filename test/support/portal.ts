@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type { TestApp } from './app.js';
+import { NO_TOKENS, type TokenUsage } from '../../src/domain/models/pricing.js';
 
 /**
  * A browser-like client for the portal: keeps the session cookie, sends a same-origin Origin header on every
@@ -43,12 +44,17 @@ export function sessionCookieOf(res: request.Response): string {
 
 export const htmx = { 'HX-Request': 'true' };
 
+/** The token counts among recordUsage's options (the model name left out). */
+function tokensOf({ model: _model, ...tokens }: { model?: string } & Partial<TokenUsage>): Partial<TokenUsage> {
+  return tokens;
+}
+
 /** Records one metered request for a key straight through the metering service (no proxy, no upstream). */
 export async function recordUsage(
   services: TestApp['services'],
   keyId: string,
   costMicro: number,
-  options: { model?: string; inputTokens?: number; outputTokens?: number } = {},
+  options: { model?: string } & Partial<TokenUsage> = {},
 ): Promise<void> {
   const requestId = `req_${Math.random().toString(36).slice(2)}${Date.now()}`;
   const hold = await services.metering.admit({
@@ -56,7 +62,7 @@ export async function recordUsage(
     endpoint: 'chat.completions', streamed: false,
   });
   await services.metering.settle(hold, {
-    inputTokens: options.inputTokens ?? 10, outputTokens: options.outputTokens ?? 20, costMicro, outcome: 'ok',
+    ...NO_TOKENS, inputTokens: 10, outputTokens: 20, ...tokensOf(options), costMicro, outcome: 'ok',
     estimated: false, httpStatus: 200, latencyMs: 42,
   });
 }

@@ -80,7 +80,7 @@ let requestSeq = 0;
 export async function insertUsageEvent(
   app: TestApp,
   key: { id: string; ownerId: string; teamId: string | null },
-  e: { model?: string; costMicro?: number; inputTokens?: number; outputTokens?: number; at?: Date } = {},
+  e: { model?: string; costMicro?: number; inputTokens?: number; outputTokens?: number; cachedInputTokens?: number; reasoningTokens?: number; at?: Date } = {},
 ): Promise<void> {
   const at = e.at ?? app.services.clock.now();
   await app.t.db('usage_events').insert({
@@ -93,6 +93,8 @@ export async function insertUsageEvent(
     endpoint: 'chat.completions',
     input_tokens: e.inputTokens ?? 10,
     output_tokens: e.outputTokens ?? 5,
+    cached_input_tokens: e.cachedInputTokens ?? 0,
+    reasoning_tokens: e.reasoningTokens ?? 0,
     cost_micro: e.costMicro ?? 1000,
     included_micro: key.teamId ? 0 : (e.costMicro ?? 1000),
     prepaid_micro: 0,

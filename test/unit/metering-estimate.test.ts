@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tokenCost } from '../../src/domain/money.js';
+import { tokenUsage } from '../../src/domain/models/pricing.js';
 import { ENDPOINTS } from '../../src/proxy/endpoints.js';
 import { approxTokens, DEFAULT_OUTPUT_BOUND, estimateRequest, IMAGE_TOKEN_BOUND, inputTokenBound, outputTokenBound, PRIMING_TOKENS } from '../../src/proxy/estimate.js';
 import { anthropicProvider } from '../../src/proxy/upstreams/anthropic/index.js';
@@ -53,7 +54,10 @@ describe('the estimate behind a hold', () => {
   });
 
   it('marks a request unbounded when its body does not show what it costs', () => {
-    const model = { id: 'm', provider: 'openai' as const, upstreamModel: 'm', inputMicroPerMTok: 1, outputMicroPerMTok: 1, maxOutputTokens: 100, enabled: true };
+    const model = {
+      id: 'm', provider: 'openai' as const, upstreamModel: 'm', inputMicroPerMTok: 1, outputMicroPerMTok: 1,
+      cachedInputMicroPerMTok: null, cacheWriteMicroPerMTok: null, cacheWrite1hMicroPerMTok: null, maxOutputTokens: 100, enabled: true,
+    };
     const unbounded = (body: Record<string, unknown>) =>
       estimateRequest(model, ENDPOINTS.chat.parse({ model: 'm', ...body }), { model: 'm', ...body }).unbounded;
     const said = (content: unknown) => ({ messages: [{ role: 'user', content }] });
@@ -87,11 +91,12 @@ describe('reading usage', () => {
   it('finds the last top-level usage object without parsing the whole response', () => {
     const text = JSON.stringify({ choices: [{ message: { content: 'the "usage": {"prompt_tokens": 999} is a string' } }], data: [{ usage: { prompt_tokens: 1 } }], usage: { prompt_tokens: 7, completion_tokens: 3, details: { x: '}{' } } });
     expect(lastObjectValue(text, 'usage')).toEqual({ prompt_tokens: 7, completion_tokens: 3, details: { x: '}{' } });
-    expect(openaiProvider.usageFromJson(text)).toEqual({ inputTokens: 7, outputTokens: 3 });
+    expect(openaiProvider.usageFromJson(text)).toEqual(tokenUsage({ inputTokens: 7, outputTokens: 3 }));
     expect(lastObjectValue('{"usage": {"prompt_tokens": 1', 'usage')).toBeNull();
     expect(lastObjectValue('{"id":"x"}', 'usage')).toBeNull();
+    // Without the TTL split, cache writes are 5-minute ones.
     expect(anthropicProvider.usageFromJson('{"usage":{"input_tokens":10,"cache_read_input_tokens":5,"cache_creation_input_tokens":2,"output_tokens":4}}'))
-      .toEqual({ inputTokens: 17, outputTokens: 4 });
+      .toEqual(tokenUsage({ inputTokens: 10, cachedInputTokens: 5, cacheWrite5mTokens: 2, outputTokens: 4 }));
   });
 
   it('splits a stream into the same events however the network chunks it', () => {
@@ -120,7 +125,7 @@ describe('reading usage', () => {
       'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}', 'data: [DONE]'];
     const hiding = openaiProvider.streamMeter({ clientWantsUsage: false, upstreamModel: 'gpt-4o-mini', choices: 1 });
     expect(chunks.map((c) => hiding.observe(c))).toEqual([true, true, true, true, false, true]);
-    expect(hiding.usage).toEqual({ inputTokens: 9, outputTokens: 2 });
+    expect(hiding.usage).toEqual(tokenUsage({ inputTokens: 9, outputTokens: 2 }));
     expect(hiding.outputDeltas).toBe(2);
     const passing = openaiProvider.streamMeter({ clientWantsUsage: true, upstreamModel: 'gpt-4o-mini', choices: 1 });
     expect(chunks.every((c) => passing.observe(c))).toBe(true);
@@ -130,13 +135,13 @@ describe('reading usage', () => {
   it('reads Anthropic usage from message_start and message_delta', () => {
     const meter = anthropicProvider.streamMeter({ clientWantsUsage: true, upstreamModel: 'claude-haiku-4-5', choices: 1 });
     meter.observe('event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":12,"cache_read_input_tokens":3,"output_tokens":1}}}');
-    expect(meter.inputTokens).toBe(15);
+    expect(meter.reportedInput).toEqual({ inputTokens: 12, cachedInputTokens: 3, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0 });
     expect(meter.usage).toBeNull();
     meter.observe('event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"a"}}');
     meter.observe('event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"b"}}');
     expect(meter.outputDeltas).toBe(2);
     meter.observe('event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":5}}');
-    expect(meter.usage).toEqual({ inputTokens: 15, outputTokens: 5 });
+    expect(meter.usage).toEqual(tokenUsage({ inputTokens: 12, cachedInputTokens: 3, outputTokens: 5 }));
     meter.observe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}');
     expect(meter.failed).toBe(true);
   });

@@ -4,6 +4,7 @@ import { applyChanges, planBatch } from '../../src/domain/billing/metering/plann
 import type { Hold, KeyRow, MeteringOp, MeteringRows, OpResult, PlanContext } from '../../src/domain/billing/metering/types.js';
 import { billingPeriodAt } from '../../src/domain/billing/period.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
+import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 
 /**
  * The metering planner without a database: random installations (a team, a personal balance, keys with and without
@@ -107,7 +108,7 @@ function opsOf(world: World, steps: Step[]): MeteringOp[] {
 }
 
 function settleOp(hold: Hold, costMicro: number): MeteringOp {
-  return { settle: { hold, settlement: { inputTokens: 1, outputTokens: 1, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 } } };
+  return { settle: { hold, settlement: { ...NO_TOKENS, inputTokens: 1, outputTokens: 1, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 } } };
 }
 
 function run(world: World, ops: MeteringOp[]) {

@@ -9,7 +9,7 @@ describe('dated snapshot names', () => {
   });
 
   it('forwards a snapshot of the upstream model as asked, anything else as the upstream model', () => {
-    const entry: CatalogModel = { id: 'claude-sonnet-4-5', provider: 'anthropic', upstreamModel: 'claude-sonnet-4-5', inputMicroPerMTok: 1, outputMicroPerMTok: 1, maxOutputTokens: 1, enabled: true };
+    const entry: CatalogModel = { id: 'claude-sonnet-4-5', provider: 'anthropic', upstreamModel: 'claude-sonnet-4-5', inputMicroPerMTok: 1, outputMicroPerMTok: 1, cachedInputMicroPerMTok: null, cacheWriteMicroPerMTok: null, cacheWrite1hMicroPerMTok: null, maxOutputTokens: 1, enabled: true };
     expect(upstreamModelFor(entry, 'claude-sonnet-4-5-20250929')).toBe('claude-sonnet-4-5-20250929');
     expect(upstreamModelFor(entry, 'claude-sonnet-4-5')).toBe('claude-sonnet-4-5');
     expect(upstreamModelFor(entry, 'sonnet')).toBe('claude-sonnet-4-5');

@@ -7,7 +7,10 @@ import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, isDuplicateKeyError } from '../errors.js';
-import { MAX_AMOUNT_MICRO, tokenCost, toMicro, type Micro } from '../money.js';
+import { MAX_AMOUNT_MICRO, toMicro, toMicroOrNull, type Micro } from '../money.js';
+
+/** The cost rule lives in pricing.ts; re-exported for the callers that know the catalog by this module. */
+export { requestCost, type TokenUsage } from './pricing.js';
 
 export const PROVIDERS = ['openai', 'anthropic'] as const;
 export type Provider = (typeof PROVIDERS)[number];
@@ -18,6 +21,12 @@ export interface CatalogModel {
   upstreamModel: string;
   inputMicroPerMTok: Micro;
   outputMicroPerMTok: Micro;
+  /** Cache reads (Anthropic) and cached input (OpenAI); null: billed at the input price. */
+  cachedInputMicroPerMTok: Micro | null;
+  /** 5-minute prompt-cache writes (Anthropic); null: billed at the input price. */
+  cacheWriteMicroPerMTok: Micro | null;
+  /** 1-hour prompt-cache writes (Anthropic); null: billed at the input price. */
+  cacheWrite1hMicroPerMTok: Micro | null;
   maxOutputTokens: number;
   enabled: boolean;
 }
@@ -54,6 +63,9 @@ export function modelFromRow(r: Record<string, unknown>): CatalogModel {
     upstreamModel: r.upstream_model as string,
     inputMicroPerMTok: toMicro(r.input_micro_per_mtok),
     outputMicroPerMTok: toMicro(r.output_micro_per_mtok),
+    cachedInputMicroPerMTok: toMicroOrNull(r.cached_input_micro_per_mtok),
+    cacheWriteMicroPerMTok: toMicroOrNull(r.cache_write_micro_per_mtok),
+    cacheWrite1hMicroPerMTok: toMicroOrNull(r.cache_write_1h_micro_per_mtok),
     maxOutputTokens: toInt(r.max_output_tokens),
     enabled: toBool(r.enabled),
   };
@@ -62,7 +74,9 @@ export function modelFromRow(r: Record<string, unknown>): CatalogModel {
 /** Whether two catalog entries price, cap and route a request the same way. */
 export function sameCatalogEntry(a: CatalogModel, b: CatalogModel): boolean {
   return a.id === b.id && a.provider === b.provider && a.upstreamModel === b.upstreamModel && a.inputMicroPerMTok === b.inputMicroPerMTok &&
-    a.outputMicroPerMTok === b.outputMicroPerMTok && a.maxOutputTokens === b.maxOutputTokens && a.enabled === b.enabled;
+    a.outputMicroPerMTok === b.outputMicroPerMTok && a.cachedInputMicroPerMTok === b.cachedInputMicroPerMTok &&
+    a.cacheWriteMicroPerMTok === b.cacheWriteMicroPerMTok && a.cacheWrite1hMicroPerMTok === b.cacheWrite1hMicroPerMTok &&
+    a.maxOutputTokens === b.maxOutputTokens && a.enabled === b.enabled;
 }
 
 /** Admission found the catalog entry a request was estimated from changed (price, cap, routing, enabled) or gone. */
@@ -71,11 +85,6 @@ export class CatalogEntryChanged extends Error {
     super(`the catalog entry of ${modelId} changed`);
     this.name = 'CatalogEntryChanged';
   }
-}
-
-/** Price of a request at catalog prices; see tokenCost for the rounding rule. */
-export function requestCost(model: Pick<CatalogModel, 'inputMicroPerMTok' | 'outputMicroPerMTok'>, inputTokens: number, outputTokens: number): Micro {
-  return tokenCost(inputTokens, model.inputMicroPerMTok) + tokenCost(outputTokens, model.outputMicroPerMTok);
 }
 
 const MAX_REMEMBERED = 10_000;
@@ -185,8 +194,8 @@ export class ModelsService {
     if (actor.role !== 'admin') throw forbidden();
     if (!MODEL_NAME.test(model.id)) throw badInput('A model id is 1–100 letters, digits and . _ : / -');
     if (!model.upstreamModel.trim() || model.upstreamModel.length > 100) throw badInput('The upstream model name is 1–100 characters.');
-    for (const price of [model.inputMicroPerMTok, model.outputMicroPerMTok])
-      if (!Number.isSafeInteger(price) || price < 0 || price > MAX_AMOUNT_MICRO) throw badInput('Prices are non-negative AUD amounts.');
+    for (const price of [model.inputMicroPerMTok, model.outputMicroPerMTok, model.cachedInputMicroPerMTok, model.cacheWriteMicroPerMTok, model.cacheWrite1hMicroPerMTok])
+      if (price !== null && (!Number.isSafeInteger(price) || price < 0 || price > MAX_AMOUNT_MICRO)) throw badInput('Prices are non-negative AUD amounts.');
     if (!Number.isInteger(model.maxOutputTokens) || model.maxOutputTokens < 0 || model.maxOutputTokens > 10_000_000)
       throw badInput('The output cap is 0 to 10,000,000 tokens.');
     const aliases = model.aliases === undefined ? undefined : validateAliases(model.id, model.aliases);
@@ -199,7 +208,9 @@ export class ModelsService {
         const aliasesBefore = (await this.aliasesByModel(tx, model.id)).get(model.id) ?? [];
         const row = {
           provider: model.provider, upstream_model: model.upstreamModel.trim(), input_micro_per_mtok: model.inputMicroPerMTok,
-          output_micro_per_mtok: model.outputMicroPerMTok, max_output_tokens: model.maxOutputTokens, enabled: model.enabled, updated_at: now,
+          output_micro_per_mtok: model.outputMicroPerMTok, cached_input_micro_per_mtok: model.cachedInputMicroPerMTok,
+          cache_write_micro_per_mtok: model.cacheWriteMicroPerMTok, cache_write_1h_micro_per_mtok: model.cacheWrite1hMicroPerMTok,
+          max_output_tokens: model.maxOutputTokens, enabled: model.enabled, updated_at: now,
         };
         if (before) await tx('models').where({ id: model.id }).update(row);
         else await tx('models').insert({ id: model.id, ...row, created_at: now });

@@ -6,8 +6,10 @@ import type { Clock } from '../clock.js';
 import { badInput } from '../errors.js';
 import { toMicro, type Micro } from '../money.js';
 import { visibleKeysQuery, type KeysService } from '../keys/keys.service.js';
+import { NO_TOKENS, type TokenUsage } from '../models/pricing.js';
 
-export interface UsageEvent {
+/** One metered request; its token counts by kind (TokenUsage: `inputTokens` is the uncached input only). */
+export interface UsageEvent extends TokenUsage {
   id: string;
   requestId: string;
   keyId: string;
@@ -16,8 +18,6 @@ export interface UsageEvent {
   model: string;
   provider: string;
   endpoint: string;
-  inputTokens: number;
-  outputTokens: number;
   costMicro: Micro;
   /** How the cost split over the payer's buckets. */
   split: { includedMicro: Micro; prepaidMicro: Micro; overageMicro: Micro; teamMicro: Micro };
@@ -44,11 +44,29 @@ export interface UsageFilter {
   limit?: number;
 }
 
-export interface UsageTotals {
+export interface UsageTotals extends TokenUsage {
   requests: number;
-  inputTokens: number;
-  outputTokens: number;
   costMicro: Micro;
+}
+
+/** The token kinds, as usage_events columns. */
+const TOKEN_COLUMNS: Record<keyof TokenUsage, string> = {
+  inputTokens: 'input_tokens',
+  cachedInputTokens: 'cached_input_tokens',
+  cacheWrite5mTokens: 'cache_write_5m_tokens',
+  cacheWrite1hTokens: 'cache_write_1h_tokens',
+  outputTokens: 'output_tokens',
+  reasoningTokens: 'reasoning_tokens',
+};
+const TOKEN_KINDS = Object.keys(TOKEN_COLUMNS) as Array<keyof TokenUsage>;
+
+/** The token counts of a row whose fields are named by `name` (the columns, or the aliases of their sums). */
+function tokensOf(r: Record<string, unknown>, name: (kind: keyof TokenUsage) => string): TokenUsage {
+  const n = (kind: keyof TokenUsage) => toInt(r[name(kind)]);
+  return {
+    inputTokens: n('inputTokens'), cachedInputTokens: n('cachedInputTokens'), cacheWrite5mTokens: n('cacheWrite5mTokens'),
+    cacheWrite1hTokens: n('cacheWrite1hTokens'), outputTokens: n('outputTokens'), reasoningTokens: n('reasoningTokens'),
+  };
 }
 
 export interface KeyUsage {
@@ -114,13 +132,13 @@ export class UsageService {
       .groupBy('bucket', 'model')
       .select({ bucket, model: 'model' })
       .count({ requests: '*' })
-      .sum({ inputTokens: 'input_tokens', outputTokens: 'output_tokens', cost: 'cost_micro' });
+      .sum({ ...TOKEN_COLUMNS, cost: 'cost_micro' });
     const days = new Map<string, UsageTotals>();
     const models = new Map<string, UsageTotals>();
     const totals = emptyTotals();
     const dayOf = new Intl.DateTimeFormat('en-CA', { timeZone: this.deps.timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     for (const r of rows) {
-      const t: UsageTotals = { requests: toInt(r.requests), inputTokens: toInt(r.inputTokens), outputTokens: toInt(r.outputTokens), costMicro: toMicro(r.cost) };
+      const t: UsageTotals = { requests: toInt(r.requests), ...tokensOf(r, (kind) => kind), costMicro: toMicro(r.cost) };
       const day = dayOf.format(new Date(toInt(r.bucket) * BUCKET_MS));
       add(days, day, t);
       add(models, r.model as string, t);
@@ -145,13 +163,12 @@ function inRange(query: Knex.QueryBuilder, from: Date | undefined, to: Date | un
 }
 
 function emptyTotals(): UsageTotals {
-  return { requests: 0, inputTokens: 0, outputTokens: 0, costMicro: 0 };
+  return { requests: 0, ...NO_TOKENS, costMicro: 0 };
 }
 
 function addTo(target: UsageTotals, t: UsageTotals): void {
   target.requests += t.requests;
-  target.inputTokens += t.inputTokens;
-  target.outputTokens += t.outputTokens;
+  for (const kind of TOKEN_KINDS) target[kind] += t[kind];
   target.costMicro += t.costMicro;
 }
 
@@ -171,8 +188,7 @@ export function eventFromRow(r: Record<string, unknown>): UsageEvent {
     model: r.model as string,
     provider: r.provider as string,
     endpoint: r.endpoint as string,
-    inputTokens: toInt(r.input_tokens),
-    outputTokens: toInt(r.output_tokens),
+    ...tokensOf(r, (kind) => TOKEN_COLUMNS[kind]),
     costMicro: toMicro(r.cost_micro),
     split: {
       includedMicro: toMicro(r.included_micro),

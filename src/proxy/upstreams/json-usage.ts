@@ -45,3 +45,8 @@ function closingBrace(text: string, open: number): number {
 export function count(value: unknown): number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : 0;
 }
+
+/** A field of an untrusted nested object (`prompt_tokens_details.cached_tokens`), else undefined. */
+export function field(value: unknown, key: string): unknown {
+  return value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+}

@@ -1,5 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Provider } from '../../domain/models/models.service.js';
+import type { TokenUsage } from '../../domain/models/pricing.js';
+
+export type { TokenUsage };
 
 /** The wire format of an endpoint: its request and response shapes, its error body, its stream events. */
 export type ApiFormat = 'openai' | 'anthropic';
@@ -9,10 +12,8 @@ export type MeteredEndpointName = 'chat' | 'embeddings' | 'messages';
 /** Every upstream endpoint: the metered ones, and Anthropic's token counting (free upstream, so not metered). */
 export type EndpointName = MeteredEndpointName | 'countTokens';
 
-export interface TokenUsage {
-  inputTokens: number;
-  outputTokens: number;
-}
+/** The input side of a usage report (what Anthropic's message_start tells before the output is known). */
+export type InputUsage = Pick<TokenUsage, 'inputTokens' | 'cachedInputTokens' | 'cacheWrite5mTokens' | 'cacheWrite1hTokens'>;
 
 /**
  * Watches a server-sent-event stream go by, one complete event at a time, and remembers what it says about usage.
@@ -24,8 +25,8 @@ export interface StreamMeter {
   observe(event: string): boolean;
   /** The provider's own final usage, once the stream carried it. */
   readonly usage: TokenUsage | null;
-  /** Input tokens reported before the end (Anthropic's message_start), else null. */
-  readonly inputTokens: number | null;
+  /** The input, by kind, as reported before the end (Anthropic's message_start), else null. */
+  readonly reportedInput: InputUsage | null;
   /** Output deltas seen so far (an OpenAI chunk with content, an Anthropic `content_block_delta`). */
   readonly outputDeltas: number;
   /**

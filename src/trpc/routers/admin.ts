@@ -26,6 +26,9 @@ const usersRouter = router({
     .mutation(async ({ ctx, input }) => userDto(await ctx.deps.services.users.setDisabled(input.userId, input.disabled, ctx.actor))),
 });
 
+/** An optional nullable input: as given (null included), else the current value, else null. */
+const givenOr = <T>(given: T | null | undefined, current: T | null | undefined): T | null => (given !== undefined ? given : (current ?? null));
+
 const modelsRouter = router({
   upsert: adminProcedure
     .input(
@@ -36,6 +39,10 @@ const modelsRouter = router({
           upstreamModel: text,
           inputAudPerMTok: aud,
           outputAudPerMTok: aud,
+          /** Cache prices: null = billed at the input price; omitted = keep the model's current one (new models: null). */
+          cachedInputAudPerMTok: aud.nullable().optional(),
+          cacheWriteAudPerMTok: aud.nullable().optional(),
+          cacheWrite1hAudPerMTok: aud.nullable().optional(),
           maxOutputTokens: z.number().int().optional(),
           enabled: z.boolean().default(true),
           /** Other names the model answers to; replaces its aliases. Omitted: they stay as they are. */
@@ -53,6 +60,9 @@ const modelsRouter = router({
           upstreamModel: input.upstreamModel,
           inputMicroPerMTok: input.inputAudPerMTok,
           outputMicroPerMTok: input.outputAudPerMTok,
+          cachedInputMicroPerMTok: givenOr(input.cachedInputAudPerMTok, existing?.cachedInputMicroPerMTok),
+          cacheWriteMicroPerMTok: givenOr(input.cacheWriteAudPerMTok, existing?.cacheWriteMicroPerMTok),
+          cacheWrite1hMicroPerMTok: givenOr(input.cacheWrite1hAudPerMTok, existing?.cacheWrite1hMicroPerMTok),
           // Omitted: keep the model's current output cap (new models start at 4096 tokens).
           maxOutputTokens: input.maxOutputTokens ?? existing?.maxOutputTokens ?? 4096,
           enabled: input.enabled,

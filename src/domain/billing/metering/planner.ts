@@ -1,5 +1,6 @@
 import { effectiveStatus, type KeyStatus } from '../../keys/key.js';
 import { CatalogEntryChanged, sameCatalogEntry } from '../../models/models.service.js';
+import { NO_TOKENS } from '../../models/pricing.js';
 import { microToAud, type Micro } from '../../money.js';
 import { personalAvailable, splitPersonalDebit, type PersonalBuckets } from '../debit-order.js';
 import { MeteringRefusal, refuseUnusableKey } from '../refusal.js';
@@ -180,7 +181,7 @@ function releaseOne(hold: Hold, w: Working, ctx: PlanContext): SettleResult | Er
   return settleOne({
     hold,
     settlement: {
-      inputTokens: 0, outputTokens: 0, costMicro: 0, outcome: 'abandoned', estimated: true,
+      ...NO_TOKENS, costMicro: 0, outcome: 'abandoned', estimated: true,
       // No response was ever recorded for this request.
       httpStatus: 0, latencyMs: Math.max(0, ctx.now.getTime() - open.createdAt.getTime()),
     },
@@ -241,7 +242,8 @@ function settleOne({ hold: given, settlement: st }: SettlementItem, w: Working, 
 function usageEvent(hold: HoldRow, st: SettlementItem['settlement'], cost: Micro, split: { includedMicro: Micro; prepaidMicro: Micro; overageMicro: Micro; teamMicro: Micro }, ctx: PlanContext): UsageEventRow {
   return {
     requestId: hold.requestId, keyId: hold.keyId, userId: hold.userId, teamId: hold.teamId, model: hold.model, provider: hold.provider,
-    endpoint: hold.endpoint, inputTokens: st.inputTokens, outputTokens: st.outputTokens, costMicro: cost, ...split, outcome: st.outcome,
+    endpoint: hold.endpoint, inputTokens: st.inputTokens, cachedInputTokens: st.cachedInputTokens, cacheWrite5mTokens: st.cacheWrite5mTokens,
+    cacheWrite1hTokens: st.cacheWrite1hTokens, outputTokens: st.outputTokens, reasoningTokens: st.reasoningTokens, costMicro: cost, ...split, outcome: st.outcome,
     estimated: st.estimated, httpStatus: st.httpStatus, latencyMs: Math.max(0, Math.round(st.latencyMs)), streamed: hold.streamed,
     startedAt: hold.createdAt, createdAt: ctx.now,
   };

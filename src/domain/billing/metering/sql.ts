@@ -51,7 +51,10 @@ const HOLDS: Omit<LockedRead, 'ids'> = {
 // and last: the first plain read fixes the snapshot, after the locks.
 const MODELS: Omit<LockedRead, 'ids'> = {
   from: 'models', id: 'id', idColumn: 'id', lock: false,
-  columns: columns('id', 'provider', 'upstream_model', 'input_micro_per_mtok', 'output_micro_per_mtok', 'max_output_tokens', 'enabled'),
+  columns: columns(
+    'id', 'provider', 'upstream_model', 'input_micro_per_mtok', 'output_micro_per_mtok', 'cached_input_micro_per_mtok', 'cache_write_micro_per_mtok',
+    'cache_write_1h_micro_per_mtok', 'max_output_tokens', 'enabled',
+  ),
 };
 
 type Table = 'keys' | 'balances' | 'teams' | 'holds' | 'models';
@@ -120,7 +123,8 @@ const holdImage = (h: HoldRow): Row => ({
 });
 const modelImage = (m: CatalogModel): Row => ({
   id: m.id, provider: m.provider, upstream_model: m.upstreamModel, input_micro_per_mtok: m.inputMicroPerMTok,
-  output_micro_per_mtok: m.outputMicroPerMTok, max_output_tokens: m.maxOutputTokens, enabled: m.enabled,
+  output_micro_per_mtok: m.outputMicroPerMTok, cached_input_micro_per_mtok: m.cachedInputMicroPerMTok, cache_write_micro_per_mtok: m.cacheWriteMicroPerMTok,
+  cache_write_1h_micro_per_mtok: m.cacheWrite1hMicroPerMTok, max_output_tokens: m.maxOutputTokens, enabled: m.enabled,
 });
 
 /** Every row of the batch as it is after its writes (see RowCache); settled holds are forgotten. */
@@ -147,8 +151,9 @@ export function rememberDeadline(cache: RowCache, requestIds: string[], deadline
 // ---- Changes → statements ---------------------------------------------------------------------------------------
 
 const USAGE_EVENT_COLUMNS = [
-  'request_id', 'key_id', 'user_id', 'team_id', 'model', 'provider', 'endpoint', 'input_tokens', 'output_tokens', 'cost_micro', 'included_micro',
-  'prepaid_micro', 'overage_micro', 'team_micro', 'outcome', 'estimated', 'http_status', 'latency_ms', 'streamed', 'started_at', 'created_at',
+  'request_id', 'key_id', 'user_id', 'team_id', 'model', 'provider', 'endpoint', 'input_tokens', 'cached_input_tokens', 'cache_write_5m_tokens',
+  'cache_write_1h_tokens', 'output_tokens', 'reasoning_tokens', 'cost_micro', 'included_micro', 'prepaid_micro', 'overage_micro', 'team_micro',
+  'outcome', 'estimated', 'http_status', 'latency_ms', 'streamed', 'started_at', 'created_at',
 ];
 const LEDGER_COLUMNS = ['account', 'user_id', 'team_id', 'key_id', 'amount_micro', 'kind', 'request_id', 'period_start', 'created_at'];
 const HOLD_COLUMNS = ['request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at', 'deadline_at'];
@@ -181,8 +186,9 @@ export function statements(changes: MeteringChanges): Stmt[] {
     ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({ held_micro: c.heldMicro })),
     ...(changes.holdsRemoved.length ? [deleteWhere('holds', idIn('request_id', changes.holdsRemoved))] : []),
     ...(changes.usageEvents.length ? [insertRows('usage_events', USAGE_EVENT_COLUMNS, changes.usageEvents.map((e) => [
-      e.requestId, e.keyId, e.userId, e.teamId, e.model, e.provider, e.endpoint, e.inputTokens, e.outputTokens, e.costMicro, e.includedMicro,
-      e.prepaidMicro, e.overageMicro, e.teamMicro, e.outcome, e.estimated, e.httpStatus, e.latencyMs, e.streamed, e.startedAt, e.createdAt,
+      e.requestId, e.keyId, e.userId, e.teamId, e.model, e.provider, e.endpoint, e.inputTokens, e.cachedInputTokens, e.cacheWrite5mTokens,
+      e.cacheWrite1hTokens, e.outputTokens, e.reasoningTokens, e.costMicro, e.includedMicro, e.prepaidMicro, e.overageMicro, e.teamMicro,
+      e.outcome, e.estimated, e.httpStatus, e.latencyMs, e.streamed, e.startedAt, e.createdAt,
     ].map(b)))] : []),
     ...(changes.ledger.length ? [insertRows('ledger_entries', LEDGER_COLUMNS, changes.ledger.map((l) => [
       l.account, l.userId, l.teamId, l.keyId, l.amountMicro, 'usage', l.requestId, l.periodStart, l.createdAt,

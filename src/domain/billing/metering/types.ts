@@ -1,5 +1,6 @@
 import type { KeyStatus } from '../../keys/key.js';
 import type { CatalogModel } from '../../models/models.service.js';
+import type { TokenUsage } from '../../models/pricing.js';
 import type { Micro } from '../../money.js';
 import type { PersonalBuckets } from '../debit-order.js';
 import type { Period } from '../period.js';
@@ -66,9 +67,8 @@ export interface AdmissionItem extends AdmissionRequest {
   teamId: string | null;
 }
 
-export interface Settlement {
-  inputTokens: number;
-  outputTokens: number;
+/** A request's outcome: the tokens of each kind it was billed for (recorded apart), and their cost. */
+export interface Settlement extends TokenUsage {
   costMicro: Micro;
   outcome: UsageOutcome;
   estimated: boolean;
@@ -188,7 +188,7 @@ export interface TeamChange {
   balanceMicro?: Micro;
 }
 
-export interface UsageEventRow {
+export interface UsageEventRow extends TokenUsage {
   requestId: string;
   keyId: string;
   userId: string;
@@ -196,8 +196,6 @@ export interface UsageEventRow {
   model: string;
   provider: string;
   endpoint: string;
-  inputTokens: number;
-  outputTokens: number;
   costMicro: Micro;
   includedMicro: Micro;
   prepaidMicro: Micro;

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { invalidRequest } from '../../errors.js';
 import { count, lastObjectValue } from '../json-usage.js';
 import { eventData, eventName, jsonStringText } from '../sse.js';
-import type { StreamMeter, TokenUsage, UpstreamProvider } from '../types.js';
+import type { InputUsage, StreamMeter, TokenUsage, UpstreamProvider } from '../types.js';
 
 const DEFAULT_VERSION = '2023-06-01';
 const VERSION_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -29,12 +29,31 @@ export function betaFeatures(client: IncomingHttpHeaders): string[] {
   return features;
 }
 
+const NO_INPUT: InputUsage = { inputTokens: 0, cachedInputTokens: 0, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0 };
+
 /**
- * Input tokens of an Anthropic usage object. Cache writes and reads are reported apart from `input_tokens`; the
- * catalog has one input price, so all three are billed at it (docs/metering.md: cached-token pricing).
+ * The input of an Anthropic usage object, by kind. Anthropic's `input_tokens` EXCLUDES the cache: reads are
+ * `cache_read_input_tokens`, writes `cache_creation_input_tokens`, split by TTL in `cache_creation`
+ * (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`). Without the split (older API versions) a write is a
+ * 5-minute one, the default TTL. A count this object leaves out keeps its value from `earlier` — a stream's
+ * message_delta may repeat the counts of message_start without its TTL split, which must not turn 1-hour writes into
+ * cheaper 5-minute ones. Writes are never fewer than the split says.
  */
-function inputOf(u: Record<string, unknown>): number {
-  return count(u.input_tokens) + count(u.cache_creation_input_tokens) + count(u.cache_read_input_tokens);
+function inputOf(u: Record<string, unknown>, earlier: InputUsage = NO_INPUT): InputUsage {
+  const reported = (key: string, otherwise: number) => (u[key] === undefined || u[key] === null ? otherwise : count(u[key]));
+  const split = u.cache_creation && typeof u.cache_creation === 'object' ? (u.cache_creation as Record<string, unknown>) : null;
+  const oneHourSaid = split ? count(split.ephemeral_1h_input_tokens) : earlier.cacheWrite1hTokens;
+  const writes = Math.max(
+    reported('cache_creation_input_tokens', earlier.cacheWrite5mTokens + earlier.cacheWrite1hTokens),
+    split ? count(split.ephemeral_5m_input_tokens) + oneHourSaid : 0,
+  );
+  const oneHour = Math.min(writes, oneHourSaid);
+  return {
+    inputTokens: reported('input_tokens', earlier.inputTokens),
+    cachedInputTokens: reported('cache_read_input_tokens', earlier.cachedInputTokens),
+    cacheWrite5mTokens: writes - oneHour,
+    cacheWrite1hTokens: oneHour,
+  };
 }
 
 /**
@@ -44,8 +63,9 @@ function inputOf(u: Record<string, unknown>): number {
 const GENERATED = /"(?:text|partial_json|thinking|name)":"((?:[^"\\]|\\.)*)"/;
 
 /**
- * Reads an Anthropic stream: `message_start` reports the input tokens, `message_delta` the final cumulative output
- * count (and the stop_reason: generation has finished).
+ * Reads an Anthropic stream: `message_start` reports the input tokens by kind, `message_delta` the final cumulative
+ * output count (and the stop_reason: generation has finished). Anthropic does not report thinking tokens apart from
+ * the output, so reasoningTokens stays 0.
  *
  * For a stream that ends before that, the output is bounded by the UTF-8 bytes of the generated text received:
  * Anthropic's tokenizer is not public, but each token covers at least one byte of text, so the bytes bound the
@@ -55,7 +75,7 @@ const GENERATED = /"(?:text|partial_json|thinking|name)":"((?:[^"\\]|\\.)*)"/;
  * received when the stream was cut.
  */
 class AnthropicStreamMeter implements StreamMeter {
-  inputTokens: number | null = null;
+  reportedInput: InputUsage | null = null;
   outputDeltas = 0;
   failed = false;
   finished = false;
@@ -64,7 +84,7 @@ class AnthropicStreamMeter implements StreamMeter {
   private generatedBytes = 0;
 
   get usage(): TokenUsage | null {
-    return this.inputTokens !== null && this.finalOutput !== null ? { inputTokens: this.inputTokens, outputTokens: this.finalOutput } : null;
+    return this.reportedInput !== null && this.finalOutput !== null ? { ...this.reportedInput, outputTokens: this.finalOutput, reasoningTokens: 0 } : null;
   }
 
   observe(event: string): boolean {
@@ -78,7 +98,7 @@ class AnthropicStreamMeter implements StreamMeter {
         break;
       case 'message_start': {
         const usage = eventData(event)?.message?.usage;
-        if (usage && typeof usage === 'object') this.inputTokens = inputOf(usage);
+        if (usage && typeof usage === 'object') this.reportedInput = inputOf(usage);
         break;
       }
       case 'message_delta': {
@@ -86,8 +106,9 @@ class AnthropicStreamMeter implements StreamMeter {
         const usage = data?.usage;
         if (usage && typeof usage === 'object') {
           this.finalOutput = count(usage.output_tokens);
-          // Newer API versions repeat the (cumulative) input counts here.
-          if (usage.input_tokens !== undefined && usage.input_tokens !== null) this.inputTokens = inputOf(usage);
+          // Newer API versions repeat the (cumulative) input counts here; what they leave out stays as message_start said.
+          if (this.reportedInput !== null || (usage.input_tokens !== undefined && usage.input_tokens !== null))
+            this.reportedInput = inputOf(usage, this.reportedInput ?? NO_INPUT);
         }
         if (typeof data?.delta?.stop_reason === 'string') this.finished = true;
         break;
@@ -136,7 +157,7 @@ export const anthropicProvider: UpstreamProvider = {
 
   usageFromJson(text) {
     const usage = lastObjectValue(text, 'usage');
-    return usage ? { inputTokens: inputOf(usage), outputTokens: count(usage.output_tokens) } : null;
+    return usage ? { ...inputOf(usage), outputTokens: count(usage.output_tokens), reasoningTokens: 0 } : null;
   },
 
   streamMeter: () => new AnthropicStreamMeter(),

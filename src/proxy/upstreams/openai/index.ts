@@ -1,4 +1,4 @@
-import { count, lastObjectValue } from '../json-usage.js';
+import { count, field, lastObjectValue } from '../json-usage.js';
 import { eventData, jsonStringText } from '../sse.js';
 import type { EndpointName, StreamMeter, StreamMeterOptions, TokenUsage, UpstreamProvider } from '../types.js';
 import { countTokens, encodingOf, type OpenAiEncoding } from './tokens.js';
@@ -17,8 +17,19 @@ const FINISH = /"finish_reason":"/;
 const NULL_USAGE = /,\s*"usage"\s*:\s*null(?=\s*[,}])/;
 type Kind = 'content' | 'arguments' | 'name' | 'refusal' | 'reasoning_content' | 'reasoning';
 
+/**
+ * An OpenAI usage object (Chat Completions and embeddings: `prompt_tokens` / `completion_tokens`; the Responses API:
+ * `input_tokens` / `output_tokens`). Careful: the prompt count INCLUDES its `cached_tokens` (so the fresh input is the
+ * difference), and the completion count includes the hidden `reasoning_tokens`. A detail larger than its total (never
+ * from OpenAI) is capped at it, so no token moves to a cheaper kind than the total allows.
+ */
 function usageOf(u: Record<string, unknown>): TokenUsage {
-  return { inputTokens: count(u.prompt_tokens), outputTokens: count(u.completion_tokens) };
+  const prompt = count(u.prompt_tokens ?? u.input_tokens);
+  const completion = count(u.completion_tokens ?? u.output_tokens);
+  const cached = Math.min(prompt, count(field(u.prompt_tokens_details ?? u.input_tokens_details, 'cached_tokens')));
+  const reasoning = Math.min(completion, count(field(u.completion_tokens_details ?? u.output_tokens_details, 'reasoning_tokens')));
+  // OpenAI charges nothing extra for writing its prompt cache and does not report writes.
+  return { inputTokens: prompt - cached, cachedInputTokens: cached, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0, outputTokens: completion, reasoningTokens: reasoning };
 }
 
 /**
@@ -34,7 +45,7 @@ function usageOf(u: Record<string, unknown>): TokenUsage {
  */
 class OpenAiStreamMeter implements StreamMeter {
   usage: TokenUsage | null = null;
-  readonly inputTokens = null;
+  readonly reportedInput = null;
   outputDeltas = 0;
   failed = false;
   readonly hidesEvents: boolean;
