@@ -1,11 +1,10 @@
 import { request as httpRequest } from 'node:http';
 import { brotliCompressSync, createGzip, deflateSync, gzipSync } from 'node:zlib';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../support/app.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
-import { makeKey, makeUser } from '../support/factories.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { expectMeteringInvariants } from '../support/invariants.js';
+import { type FakeUpstream } from '../support/fake-upstream.js';
+import { proxyFixture } from '../support/proxy-fixture.js';
 
 const MiB = 1024 * 1024;
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 };
@@ -43,20 +42,8 @@ describe(`request bodies as large and as encoded as the providers accept (${dial
   let secret: string;
   let keyId: string;
 
-  beforeAll(async () => {
-    fake = await startFakeUpstream();
-    app = await startTestApp({
-      env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-o', ANTHROPIC_BASE_URL: fake.anthropicBaseUrl, ANTHROPIC_API_KEY: 'sk-a' },
-    });
-    const owner = await makeUser(app.services, { prepaidMicro: 500_000_000 });
-    ({ secret, key: { id: keyId } } = await makeKey(app.services, owner));
-  });
-  beforeEach(() => fake.reset());
-  afterEach(async () => expectMeteringInvariants(app.t.db));
-  afterAll(async () => {
-    await app?.close();
-    await fake?.close();
-  });
+  const f = proxyFixture({ prepaidMicro: 500_000_000 });
+  beforeAll(() => void ({ fake, app, secret, keyId } = f));
 
   const usageEvents = async () => (await app.t.db('usage_events').where({ key_id: keyId })).length;
 

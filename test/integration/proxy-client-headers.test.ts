@@ -1,12 +1,12 @@
 import { request as httpRequest } from 'node:http';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../support/app.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { expectMeteringInvariants } from '../support/invariants.js';
+import { type FakeUpstream } from '../support/fake-upstream.js';
+import { proxyFixture } from '../support/proxy-fixture.js';
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 };
 const message = { model: 'claude-haiku-4-5', max_tokens: 8, messages: [{ role: 'user' as const, content: 'hello' }] };
@@ -34,20 +34,8 @@ describe(`headers as real clients send them (${dialect})`, () => {
   let secret: string;
   let keyId: string;
 
-  beforeAll(async () => {
-    fake = await startFakeUpstream();
-    app = await startTestApp({
-      env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-o', ANTHROPIC_BASE_URL: fake.anthropicBaseUrl, ANTHROPIC_API_KEY: 'sk-a' },
-    });
-    const owner = await makeUser(app.services, { prepaidMicro: 10_000_000 });
-    ({ secret, key: { id: keyId } } = await makeKey(app.services, owner));
-  });
-  beforeEach(() => fake.reset());
-  afterEach(async () => expectMeteringInvariants(app.t.db));
-  afterAll(async () => {
-    await app?.close();
-    await fake?.close();
-  });
+  const f = proxyFixture();
+  beforeAll(() => void ({ fake, app, secret, keyId } = f));
 
   const usageEvents = async () => (await app.t.db('usage_events').where({ key_id: keyId })).length;
 

@@ -1,6 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { requestCost } from '../../src/domain/models/models.service.js';
 import { toMicro } from '../../src/domain/money.js';
 import { inputTokenBound } from '../../src/proxy/estimate.js';
@@ -8,8 +8,9 @@ import { countTokens } from '../../src/proxy/upstreams/openai/tokens.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { type FakeUpstream } from '../support/fake-upstream.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
+import { proxyFixture } from '../support/proxy-fixture.js';
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Tell me something' }], max_tokens: 8 };
 const message = { model: 'claude-haiku-4-5', max_tokens: 8, messages: [{ role: 'user' as const, content: 'Tell me something' }] };
@@ -21,27 +22,8 @@ describe(`failure policies (${dialect})`, () => {
   let anthropic: Anthropic;
   let keyId: string;
 
-  beforeAll(async () => {
-    fake = await startFakeUpstream({ dripMs: 40 });
-    app = await startTestApp({
-      env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-o', ANTHROPIC_BASE_URL: fake.anthropicBaseUrl, ANTHROPIC_API_KEY: 'sk-a', UPSTREAM_TIMEOUT_MS: '1000' },
-    });
-    const owner = await makeUser(app.services, { prepaidMicro: 10_000_000 });
-    const { key, secret } = await makeKey(app.services, owner, { spendLimitMicro: 2_000_000 });
-    keyId = key.id;
-    openai = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
-    anthropic = new Anthropic({ apiKey: secret, baseURL: app.url, maxRetries: 0 });
-  });
-  beforeEach(() => fake.reset());
-  afterEach(async () => {
-    // Nothing is left held once a request is over, whatever happened to it.
-    expect(toMicro((await app.t.db('api_keys').where({ id: keyId }).first()).held_micro)).toBe(0);
-    await expectMeteringInvariants(app.t.db);
-  });
-  afterAll(async () => {
-    await app?.close();
-    await fake?.close();
-  });
+  const f = proxyFixture({ fake: { dripMs: 40 }, env: { UPSTREAM_TIMEOUT_MS: '1000' }, spendLimitMicro: 2_000_000, nothingHeld: true });
+  beforeAll(() => void ({ fake, app, keyId, openai, anthropic } = f));
 
   let seen = 0;
   async function newEvents() {

@@ -1,12 +1,12 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { toMicro } from '../../src/domain/money.js';
-import { startTestApp, type TestApp } from '../support/app.js';
+import { type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { expectMeteringInvariants } from '../support/invariants.js';
+import { type FakeUpstream } from '../support/fake-upstream.js';
+import { proxyFixture } from '../support/proxy-fixture.js';
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 };
 const message = { model: 'claude-haiku-4-5', max_tokens: 8, messages: [{ role: 'user' as const, content: 'hello' }] };
@@ -19,22 +19,8 @@ describe(`overload and retry signals reach the client (${dialect})`, () => {
   let anthropic: Anthropic;
   let openai: OpenAI;
 
-  beforeAll(async () => {
-    fake = await startFakeUpstream();
-    app = await startTestApp({
-      env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-o', ANTHROPIC_BASE_URL: fake.anthropicBaseUrl, ANTHROPIC_API_KEY: 'sk-a' },
-    });
-    const owner = await makeUser(app.services, { prepaidMicro: 10_000_000 });
-    ({ secret, key: { id: keyId } } = await makeKey(app.services, owner));
-    anthropic = new Anthropic({ apiKey: secret, baseURL: app.url, maxRetries: 0 });
-    openai = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
-  });
-  beforeEach(() => fake.reset());
-  afterEach(async () => expectMeteringInvariants(app.t.db));
-  afterAll(async () => {
-    await app?.close();
-    await fake?.close();
-  });
+  const f = proxyFixture();
+  beforeAll(() => void ({ fake, app, secret, keyId, anthropic, openai } = f));
 
   let seen = 0;
   async function newEvents() {

@@ -1,14 +1,13 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { requestCost } from '../../src/domain/models/models.service.js';
 import { toMicro } from '../../src/domain/money.js';
 import { inputTokenBound } from '../../src/proxy/estimate.js';
-import { startTestApp, type TestApp } from '../support/app.js';
+import { type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
-import { makeKey, makeUser } from '../support/factories.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { expectMeteringInvariants } from '../support/invariants.js';
+import { type FakeUpstream } from '../support/fake-upstream.js';
+import { proxyFixture } from '../support/proxy-fixture.js';
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Tell me something' }], max_tokens: 50, stream: true as const };
 const message = { model: 'claude-haiku-4-5', max_tokens: 50, messages: [{ role: 'user' as const, content: 'Tell me something' }], stream: true as const };
@@ -21,30 +20,12 @@ describe(`a client that closes its stream (${dialect})`, () => {
   let anthropic: Anthropic;
   let keyId: string;
 
-  beforeAll(async () => {
-    // Several tokens per delta, as real providers send at times: one delta is not one token.
-    fake = await startFakeUpstream({ dripMs: 40, lateUsageMs: 400, tokensPerDelta: TOKENS_PER_DELTA });
-    app = await startTestApp({
-      env: { OPENAI_BASE_URL: fake.openaiBaseUrl, OPENAI_API_KEY: 'sk-o', ANTHROPIC_BASE_URL: fake.anthropicBaseUrl, ANTHROPIC_API_KEY: 'sk-a' },
-    });
-    const owner = await makeUser(app.services, { prepaidMicro: 10_000_000 });
-    const { key, secret } = await makeKey(app.services, owner);
-    keyId = key.id;
-    openai = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
-    anthropic = new Anthropic({ apiKey: secret, baseURL: app.url, maxRetries: 0 });
-  });
+  // Several tokens per delta, as real providers send at times: one delta is not one token.
+  const f = proxyFixture({ fake: { dripMs: 40, lateUsageMs: 400, tokensPerDelta: TOKENS_PER_DELTA }, nothingHeld: true });
+  beforeAll(() => void ({ fake, app, keyId, openai, anthropic } = f));
   let seen = 0;
   beforeEach(async () => {
-    fake.reset();
     seen = (await app.t.db('usage_events').where({ key_id: keyId })).length;
-  });
-  afterEach(async () => {
-    expect(toMicro((await app.t.db('api_keys').where({ id: keyId }).first()).held_micro)).toBe(0);
-    await expectMeteringInvariants(app.t.db);
-  });
-  afterAll(async () => {
-    await app?.close();
-    await fake?.close();
   });
 
   /** The one usage event of the request just made, once it is settled. */
