@@ -129,7 +129,7 @@ function reserveHolds(item: AdmissionItem, key: KeyRow, payer: BalanceRow | Team
   if (key.status === 'limit_reached' || keyRoom <= 0) throw limitReached(key);
   const keyHoldMicro = reserve(item, keyRoom, key.heldMicro);
   if (keyHoldMicro === null)
-    throw new MeteringRefusal('spend_limit_pending', 'Requests in flight have reserved the rest of this key’s spending limit; retry shortly.', {
+    throw new MeteringRefusal('spend_limit_pending', pending('this key’s spending limit', item, keyRoom - key.heldMicro, 'a higher limit'), {
       spentMicro: key.spendMicro, limitMicro: key.limitMicro, retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
     });
   if (!payer) throw new MeteringRowMissing(`payer of key ${key.id}`);
@@ -140,10 +140,22 @@ function reserveHolds(item: AdmissionItem, key: KeyRow, payer: BalanceRow | Team
       : 'The team balance is used up. Ask an installation admin to top it up.');
   const payerHoldMicro = reserve(item, available, payer.heldMicro);
   if (payerHoldMicro === null)
-    throw new MeteringRefusal('spend_limit_pending', 'Requests in flight have reserved the rest of the balance; retry shortly.', {
+    throw new MeteringRefusal('spend_limit_pending', pending('the balance', item, available - payer.heldMicro, 'a top-up'), {
       retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
     });
   return { keyHoldMicro, payerHoldMicro };
+}
+
+/**
+ * The refusal of a request whose hold does not fit beside the holds in flight: it says what would let it in. A
+ * non-streaming request holds its whole output bound (it cannot be cut), so a lower max_tokens, or streaming (held
+ * as it goes), may fit where it does not.
+ */
+function pending(what: string, item: AdmissionItem, free: Micro, more: string): string {
+  const base = `Requests in flight have reserved the rest of ${what}; retry shortly`;
+  if (item.streamed || item.unbounded) return `${base}.`;
+  return `${base}. This request may cost up to ${microToAud(item.estimateMicro)} AUD (its input and max_tokens at catalog prices) ` +
+    `and ${microToAud(Math.max(0, free))} AUD is free: a lower max_tokens, streaming (which holds as it goes) or ${more} lets it in.`;
 }
 
 /**

@@ -11,7 +11,8 @@ import type { MeteringRefusal } from '../refusal.js';
  * (metering.service.ts). Rows are named fields in domain units (micro-AUD integers, Dates): no positional arrays.
  */
 
-export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned';
+/** `cut_at_limit`: a stream ended by the proxy where its hold could not grow (the key's limit or the payer's balance). */
+export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned' | 'cut_at_limit';
 
 /** An admitted request: what was reserved, for whom. Kept in memory by the proxy and as a row in `holds`. */
 export interface Hold {
