@@ -6,6 +6,7 @@ import { upstreamFailedMidStream } from './errors.js';
 import { CLIENT_CLOSED, earlyEnd, header, logUpstreamFailure, NOTHING, passedHeaders, type Charge, type ClientWatch, type Exchange } from './exchange.js';
 import type { Settler } from './settler.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
+import { PROVIDERS } from './upstreams/index.js';
 import { SseSplitter } from './upstreams/sse.js';
 import type { StreamMeter } from './upstreams/types.js';
 
@@ -16,7 +17,9 @@ import type { StreamMeter } from './upstreams/types.js';
  * end for the usage report (see ClientWatch); one that leaves before has the upstream request aborted at once.
  */
 export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientWatch): Promise<UsageOutcome> {
-  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage, upstreamModel: x.model.upstreamModel, choices: x.request.choices });
+  // The upstream's meter reads the upstream's events before any translation; a translated stream hides nothing
+  // itself (its translator writes what the client asked for).
+  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage || x.translation !== null, upstreamModel: x.model.upstreamModel, choices: x.request.choices });
   client.readOnWhen(() => stream.finished);
   try {
     return await relayEvents(ctx, x, settlement, upstream, target, client, stream);
@@ -29,13 +32,16 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
   // Only a stream with events to hide or change (the usage the client did not ask for: its chunk, and the
   // `"usage":null` of every other chunk) is relayed event by event; every other stream is written through chunk by
   // chunk as it arrives and only read on the side.
-  const filtering = stream.hidesEvents;
+  // A translated stream is relayed event by event too, each event as its translator writes it.
+  const translating = x.translation?.translator.stream({ clientWantsUsage: x.request.clientWantsUsage }) ?? null;
+  const filtering = stream.hidesEvents || translating !== null;
+  const shown = (event: string) => (translating ? translating.event(event) : `${stream.shownAs?.(event) ?? event}\n\n`);
   const splitter = new SseSplitter();
   const decoder = new StringDecoder('utf8');
   const res = x.res;
   res.writeHead(200, {
     ...passedHeaders(upstream, x),
-    'content-type': header(upstream, 'content-type') ?? 'text/event-stream; charset=utf-8',
+    'content-type': translating ? 'text/event-stream; charset=utf-8' : (header(upstream, 'content-type') ?? 'text/event-stream; charset=utf-8'),
     'cache-control': 'no-cache',
     'x-accel-buffering': 'no',
   });
@@ -47,12 +53,12 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
       let out: string | Buffer = chunk;
       if (filtering) {
         out = '';
-        for (const event of events) if (stream.observe(event)) out += `${stream.shownAs?.(event) ?? event}\n\n`;
+        for (const event of events) if (stream.observe(event)) out += shown(event);
       } else for (const event of events) stream.observe(event);
       if (out.length > 0 && !client.gone && !res.write(out)) await drained(res);
     }
     const rest = splitter.rest() + decoder.end();
-    if (rest.trim() && stream.observe(rest) && filtering && !client.gone) res.write(stream.shownAs?.(rest) ?? rest);
+    if (rest.trim() && stream.observe(rest) && filtering && !client.gone) res.write(translating ? translating.event(rest) : (stream.shownAs?.(rest) ?? rest));
   } catch (err) {
     broken = err;
   }
@@ -70,7 +76,8 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
   if (client.gone) return outcome;
   if (broken) {
     logUpstreamFailure(ctx.logger, x, broken);
-    res.write(target.provider.streamError(upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage)));
+    // In the client's stream format, which is the upstream's unless the stream was translated.
+    res.write(PROVIDERS[x.endpoint.provider].streamError(upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage)));
   }
   res.end();
   return outcome;
