@@ -125,7 +125,7 @@ describe(`Anthropic Messages clients on OpenAI models (${dialect})`, () => {
   });
 
   it('refuses a parameter it cannot translate with a 400 in the Anthropic format: nothing charged, the upstream never called', async () => {
-    const refused = anthropic.messages.create({ ...ask, top_k: 5 });
+    const refused = anthropic.messages.create({ ...ask, top_k: 5 } as Anthropic.MessageCreateParamsNonStreaming);
     await expect(refused).rejects.toBeInstanceOf(Anthropic.BadRequestError);
     await expect(refused).rejects.toMatchObject({ error: { type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('top_k') } } });
     const serverTool = anthropic.messages.create({ ...ask, tools: [{ type: 'web_search_20250305', name: 'web_search' }] });
