@@ -89,6 +89,12 @@ describe('messages → chat: requests', () => {
     ] }]);
   });
 
+  it('accepts the context_management Claude Code sends (clearing thinking, which OpenAI models never get)', () => {
+    const base = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] };
+    expect(translate({ ...base, context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] } }).body).toEqual({ model: 'm', max_completion_tokens: 5, messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }] }] });
+    expect(translate({ ...base, context_management: { edits: [] } }).body.messages).toHaveLength(1);
+  });
+
   it('tells the model a tool result was an error', () => {
     const { body } = translate({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'ENOENT', is_error: true }] }] });
     expect(body.messages).toEqual([{ role: 'tool', tool_call_id: 't', content: 'Error: ENOENT' }]);
@@ -101,7 +107,7 @@ describe('messages → chat: requests', () => {
     [{ tools: [{ type: 'bash_20250124', name: 'bash' }] }, /^tools\[0\]\.type: /],
     [{ mcp_servers: [{ type: 'url', url: 'https://mcp.example.com', name: 'x' }] }, /^mcp_servers: /],
     [{ container: 'c' }, /^container: /],
-    [{ context_management: { edits: [] } }, /^context_management: /],
+    [{ context_management: { edits: [{ type: 'clear_tool_uses_20250919' }] } }, /^context_management\.edits\[0\]: /],
     [{ service_tier: 'standard_only' }, /^service_tier: /],
     [{ output_config: { effort: 'max' } }, /^output_config\.effort: /],
     [{ messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'file_1' } }] }] }, /^messages\[0\]\.content\[0\]\.source\.type: /],

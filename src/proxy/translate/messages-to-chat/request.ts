@@ -86,6 +86,15 @@ const PARAMS: Record<string, ParamTranslation> = {
   // Anthropic's metadata.user_id is for its own abuse detection; OpenAI's equivalent takes other identifiers, and
   // nothing in the answer depends on it.
   metadata: (value) => void objectAt(value, 'metadata'),
+  // Claude Code sends `{edits: [{type: "clear_thinking_20251015", keep: "all"}]}`: thinking is never sent to OpenAI
+  // models (see above), so clearing it is already done. Every other edit is server-side state OpenAI cannot keep.
+  context_management: (value) => {
+    const edits = absent(objectAt(value, 'context_management').edits) ? [] : arrayAt((value as Json).edits, 'context_management.edits');
+    edits.forEach((edit, i) => {
+      const type = objectAt(edit, `context_management.edits[${i}]`).type;
+      if (type !== 'clear_thinking_20251015') throw untranslatable(`context_management.edits[${i}]`, `${JSON.stringify(type)} edits context on Anthropic's servers; OpenAI models cannot (clear_thinking can be translated).`);
+    });
+  },
   service_tier: (value) => {
     if (value !== 'auto') throw untranslatable('service_tier', 'only the default service tier can be translated for OpenAI models.');
   },
