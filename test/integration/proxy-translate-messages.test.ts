@@ -1,4 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk';
+import { countTokens as o200kTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { requestCost, type CatalogModel } from '../../src/domain/models/models.service.js';
 import { toMicro } from '../../src/domain/money.js';
@@ -122,6 +123,16 @@ describe(`Anthropic Messages clients on OpenAI models (${dialect})`, () => {
     ]);
     expect(next.content).toEqual([{ type: 'text', text: 'Done.' }]);
     await expectBilledAsReported();
+  });
+
+  it('counts tokens for Claude Code with the model’s tokenizer (OpenAI has no counting endpoint), for free', async () => {
+    const counted = await anthropic.messages.countTokens({ model: MODEL, system: ask.system, messages: ask.messages });
+    // Two messages (system, user) of 3 framing tokens each, 3 to prime the reply, and the text.
+    expect(counted.input_tokens).toBe(2 * 3 + 3 + o200kTokens('Be brief.\nHello, GPT'));
+    expect(fake.requests).toHaveLength(0);
+    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(seen);
+    expect(await app.t.db('holds')).toHaveLength(0);
+    await expect(anthropic.messages.countTokens({ model: MODEL, messages: ask.messages, tools: [{ type: 'web_search_20250305', name: 'web_search' }] })).rejects.toBeInstanceOf(Anthropic.BadRequestError);
   });
 
   it('refuses a parameter it cannot translate with a 400 in the Anthropic format: nothing charged, the upstream never called', async () => {

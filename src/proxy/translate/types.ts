@@ -18,6 +18,11 @@ export interface Translator {
   stream(options: { clientWantsUsage: boolean }): StreamTranslator;
   /** An upstream error body (4xx), in the client's error format. */
   error(status: number, body: Buffer): Record<string, unknown>;
+  /**
+   * The input tokens of a translated request, for an upstream that has no token-counting endpoint of its own (the
+   * client's format has one: Anthropic's count_tokens). Absent: the upstream counts.
+   */
+  countInputTokens?(upstreamBody: Record<string, unknown>, upstreamModel: string): Promise<number>;
 }
 
 export interface TranslationLimits {

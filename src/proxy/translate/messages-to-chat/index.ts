@@ -1,4 +1,5 @@
 import type { Translator } from '../types.js';
+import { countChatInputTokens } from './count-tokens.js';
 import { messagesToChatRequest } from './request.js';
 import { chatToMessagesResponse, messagesError } from './response.js';
 import { ChatToMessagesStream } from './stream.js';
@@ -10,4 +11,5 @@ export const messagesToChat: Translator = {
   response: chatToMessagesResponse,
   stream: () => new ChatToMessagesStream(),
   error: messagesError,
+  countInputTokens: countChatInputTokens,
 };
