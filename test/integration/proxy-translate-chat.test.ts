@@ -184,6 +184,22 @@ describe(`OpenAI Chat clients on Anthropic models (${dialect})`, () => {
     expect(toMicro((await settledEvent()).cost_micro)).toBe(0);
   });
 
+  it('ends a translated stream the upstream broke with OpenAI’s error chunk saying what was charged', async () => {
+    fake.setMode('abort-mid-stream');
+    const stream = await openai.chat.completions.create({ ...ask, stream: true });
+    const content: string[] = [];
+    const failure = (async () => {
+      for await (const c of stream) content.push(c.choices[0]?.delta.content ?? '');
+    })();
+    await expect(failure).rejects.toThrow(/upstream failed mid-stream; you were charged for what you received/);
+    expect(content.join('')).toBe('tok tok ');
+    const event = await settledEvent();
+    const reported = fake.expectedTokens(fake.requests[0]!.body, 'anthropic');
+    expect(event).toMatchObject({ outcome: 'upstream_error', input_tokens: reported.inputTokens });
+    expect(Boolean(event.estimated)).toBe(true);
+    expect(Number(event.output_tokens)).toBeGreaterThanOrEqual(2);
+  });
+
   it('charges a client that leaves a translated stream mid-way by the existing rules (message_start’s input, the output received)', async () => {
     fake.setMode('drip');
     fake.setReplyTokens(40);
