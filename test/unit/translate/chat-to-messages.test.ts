@@ -123,6 +123,18 @@ describe('chat → messages: requests', () => {
     expect(translate({ ...base, reasoning_effort: 'none' }).body.thinking).toBeUndefined();
   });
 
+  it('sends thinking_blocks back before the tool calls, and continues a tool-use loop without them without thinking', () => {
+    const loop = (assistant: Record<string, unknown>) => translate({
+      model: 'm', reasoning_effort: 'low', tools: [{ type: 'function', function: { name: 'f' } }],
+      messages: [{ role: 'user', content: 'go' }, { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }], ...assistant }, { role: 'tool', tool_call_id: 't1', content: 'ok' }],
+    }).body;
+    const withThinking = loop({ thinking_blocks: [{ type: 'thinking', thinking: 'call f', signature: 'EqQB' }] });
+    expect((withThinking.messages as any)[1].content).toEqual([{ type: 'thinking', thinking: 'call f', signature: 'EqQB' }, { type: 'tool_use', id: 't1', name: 'f', input: {} }]);
+    expect(withThinking.thinking).toEqual({ type: 'enabled', budget_tokens: 1024 });
+    // Anthropic refuses a thinking request whose tool-use turn lacks its thinking: this one step goes without.
+    expect(loop({}).thinking).toBeUndefined();
+  });
+
   it('accepts the values that change nothing, and null for any parameter', () => {
     const { body } = translate({ model: 'm', messages: [{ role: 'user', content: 'x' }], n: 1, presence_penalty: 0, frequency_penalty: 0, logprobs: false, store: false, seed: null, logit_bias: null, service_tier: 'auto', prompt_cache_key: 'k' });
     expect(Object.keys(body).sort()).toEqual(['max_tokens', 'messages', 'model']);
@@ -181,6 +193,7 @@ describe('chat → messages: responses', () => {
     });
     expect(res.choices).toEqual([{ index: 0, logprobs: null, finish_reason: 'tool_calls', message: {
       role: 'assistant', content: 'I’ll check the current weather in San Francisco for you.', refusal: null, reasoning_content: 'The user wants the weather.',
+      thinking_blocks: [{ type: 'thinking', thinking: 'The user wants the weather.', signature: 'EqQBCgIYAhIM' }],
       tool_calls: [{ id: 'toolu_01A09q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"San Francisco, CA","unit":"celsius"}' } }],
     } }]);
     expect(res.usage).toMatchObject({ prompt_tokens: 3050, completion_tokens: 80, total_tokens: 3130, prompt_tokens_details: { cached_tokens: 2000, cache_write_tokens: 1000 } });
@@ -272,10 +285,11 @@ describe('chat → messages: streams', () => {
       'event: message_stop\ndata: {"type":"message_stop"}',
     ];
     const chunks = translateAll(chatToMessages.stream({ clientWantsUsage: false }), thinking);
-    expect(chunks).toHaveLength(4);
+    expect(chunks).toHaveLength(5);
     expect(JSON.parse(chunks[1]!.slice(6)).choices[0].delta).toEqual({ reasoning_content: 'Let me think' });
-    expect(JSON.parse(chunks[2]!.slice(6)).choices[0].finish_reason).toBe('length');
-    expect(chunks[3]).toBe('data: [DONE]');
+    expect(JSON.parse(chunks[2]!.slice(6)).choices[0].delta).toEqual({ thinking_blocks: [{ type: 'thinking', thinking: 'Let me think', signature: 'EqQB' }] });
+    expect(JSON.parse(chunks[3]!.slice(6)).choices[0].finish_reason).toBe('length');
+    expect(chunks[4]).toBe('data: [DONE]');
   });
 
   it('turns an error event into OpenAI’s mid-stream error chunk', () => {

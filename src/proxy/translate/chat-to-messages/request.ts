@@ -25,7 +25,7 @@ export function chatToMessagesRequest(body: Json, limits: TranslationLimits): Tr
   const maxTokens = typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens : typeof body.max_tokens === 'number' ? body.max_tokens : null;
   // Anthropic requires max_tokens: without the client's, the model's cap from the catalog (docs/compatibility.md).
   out.max_tokens = maxTokens ?? limits.defaultMaxTokens;
-  if (!absent(body.reasoning_effort)) applyReasoningEffort(body.reasoning_effort, out);
+  if (!absent(body.reasoning_effort)) applyReasoningEffort(body.reasoning_effort, out, messages);
   if (body.parallel_tool_calls === false) {
     if (!Array.isArray(out.tools)) throw untranslatable('parallel_tool_calls', 'only applies with tools.');
     out.tool_choice = { ...((out.tool_choice as Json | undefined) ?? { type: 'auto' }), disable_parallel_tool_use: true };
@@ -106,13 +106,24 @@ const MIN_THINKING_BUDGET = 1024;
  * reasoning_effort → extended thinking with a token budget (LiteLLM's budgets). Anthropic requires the budget to be
  * below max_tokens, so it is cut to fit, and refused when even the smallest budget does not.
  */
-function applyReasoningEffort(value: unknown, out: Json): void {
+function applyReasoningEffort(value: unknown, out: Json, messages: Json[]): void {
   if (typeof value !== 'string' || !(value in REASONING_BUDGETS)) throw untranslatable('reasoning_effort', `${JSON.stringify(value)} has no Anthropic equivalent (none, minimal, low, medium or high).`);
   const budget = REASONING_BUDGETS[value]!;
-  if (budget === null) return;
+  if (budget === null || continuesToolUseWithoutThinking(messages)) return;
   const maxTokens = out.max_tokens as number;
   if (maxTokens <= MIN_THINKING_BUDGET) throw untranslatable('reasoning_effort', `Anthropic's extended thinking needs max_tokens above ${MIN_THINKING_BUDGET}.`);
   out.thinking = { type: 'enabled', budget_tokens: Math.min(budget, maxTokens - 1) };
+}
+
+/**
+ * With thinking on, Anthropic requires the assistant turn a tool result answers to start with its thinking block
+ * (signature and all). A client that did not send it back (`thinking_blocks`) continues the tool-use loop without
+ * thinking for this request, as LiteLLM does; docs/compatibility.md says so.
+ */
+function continuesToolUseWithoutThinking(messages: Json[]): boolean {
+  const assistant = [...messages].reverse().find((m) => m.role === 'assistant');
+  const content = (assistant?.content ?? []) as Json[];
+  return content.some((b) => b.type === 'tool_use') && content[0]?.type !== 'thinking' && content[0]?.type !== 'redacted_thinking';
 }
 
 function translateTool(value: unknown, param: string): Json {
@@ -228,6 +239,13 @@ function documentBlock(value: unknown, param: string): Json {
 function assistantBlocks(message: Json, param: string): Json[] {
   for (const field of ['audio', 'function_call']) if (!absent(message[field])) throw untranslatable(`${param}.${field}`, 'cannot be translated for Anthropic models.');
   const blocks: Json[] = [];
+  if (!absent(message.thinking_blocks))
+    arrayAt(message.thinking_blocks, `${param}.thinking_blocks`).forEach((value, i) => {
+      const block = objectAt(value, `${param}.thinking_blocks[${i}]`);
+      if (block.type === 'thinking') blocks.push({ type: 'thinking', thinking: stringAt(block.thinking, `${param}.thinking_blocks[${i}].thinking`), signature: stringAt(block.signature, `${param}.thinking_blocks[${i}].signature`) });
+      else if (block.type === 'redacted_thinking') blocks.push({ type: 'redacted_thinking', data: stringAt(block.data, `${param}.thinking_blocks[${i}].data`) });
+      else throw malformed(`${param}.thinking_blocks[${i}].type`, 'thinking or redacted_thinking');
+    });
   if (!absent(message.content)) {
     if (typeof message.content === 'string') blocks.push(...textBlocks(message.content, `${param}.content`));
     else

@@ -41,6 +41,14 @@ export function chatUsage(usage: Json): Json {
   };
 }
 
+/**
+ * Thinking blocks with their signatures, as `thinking_blocks` (LiteLLM's field): a client that sends the assistant
+ * message back as it got it lets Claude continue a tool-use loop with its thinking, which Anthropic requires.
+ */
+export function isThinkingBlock(block: Json): boolean {
+  return block.type === 'thinking' || block.type === 'redacted_thinking';
+}
+
 export function toolCall(block: Json, index?: number): Json {
   return {
     ...(index === undefined ? {} : { index }),
@@ -61,6 +69,8 @@ export function messagesToChatResponse(message: Json): Json {
   const calls = content.filter((b) => b.type === 'tool_use').map((b) => toolCall(b));
   const reply: Json = { role: 'assistant', content: text === '' && calls.length > 0 ? null : text, refusal: null };
   if (thinking !== '') reply.reasoning_content = thinking;
+  const thinkingBlocks = content.filter(isThinkingBlock);
+  if (thinkingBlocks.length > 0) reply.thinking_blocks = thinkingBlocks;
   if (calls.length > 0) reply.tool_calls = calls;
   return {
     id: message.id,

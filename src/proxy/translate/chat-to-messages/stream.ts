@@ -1,18 +1,19 @@
 import { eventData, eventName } from '../../upstreams/sse.js';
 import { isObject, openaiEvent } from '../shared.js';
 import type { Json, StreamTranslator } from '../types.js';
-import { chatError, chatUsage, finishReason } from './response.js';
+import { chatError, chatUsage, finishReason, isThinkingBlock } from './response.js';
 
 /**
  * An Anthropic Messages stream → OpenAI chat.completion.chunk events:
  * - message_start → the first chunk (`role: assistant`);
- * - text_delta → `content`, thinking_delta → `reasoning_content`;
+ * - text_delta → `content`, thinking_delta → `reasoning_content`, and a thinking block as a whole (with its
+ *   signature) → `thinking_blocks` when it stops;
  * - a tool_use block's start → a tool call with its id and name and empty arguments, each input_json_delta → more
  *   `arguments` of that call (the tool call's index counts tool_use blocks, as OpenAI numbers calls);
  * - message_delta's stop_reason → the chunk with `finish_reason`; message_stop → the usage chunk (`choices: []`,
  *   when the client asked for include_usage) and `[DONE]`;
  * - an error event → OpenAI's mid-stream error chunk.
- * ping, content_block_stop and signature deltas have no OpenAI counterpart and produce nothing.
+ * ping and the other content_block_stops have no OpenAI counterpart and produce nothing.
  */
 export class MessagesToChatStream implements StreamTranslator {
   private id = '';
@@ -21,6 +22,8 @@ export class MessagesToChatStream implements StreamTranslator {
   /** Anthropic content block index → OpenAI tool call index. */
   private readonly toolIndex = new Map<number, number>();
   private usage: Json = {};
+  /** The thinking block being streamed, by its index: passed on whole (with its signature) when it stops. */
+  private thinking: { index: number; block: Json } | null = null;
 
   constructor(private readonly clientWantsUsage: boolean) {}
 
@@ -37,6 +40,7 @@ export class MessagesToChatStream implements StreamTranslator {
       }
       case 'content_block_start': {
         const block = isObject(data.content_block) ? data.content_block : {};
+        if (isThinkingBlock(block) && typeof data.index === 'number') this.thinking = { index: data.index, block: { ...block } };
         if (block.type !== 'tool_use' || typeof data.index !== 'number') return '';
         const index = this.toolIndex.size;
         this.toolIndex.set(data.index, index);
@@ -44,6 +48,12 @@ export class MessagesToChatStream implements StreamTranslator {
       }
       case 'content_block_delta':
         return this.delta(data);
+      case 'content_block_stop': {
+        const thinking = this.thinking;
+        if (!thinking || thinking.index !== data.index) return '';
+        this.thinking = null;
+        return this.chunk({ thinking_blocks: [thinking.block] });
+      }
       case 'message_delta': {
         // Its counts are cumulative; what it leaves out stays as message_start said.
         if (isObject(data.usage)) for (const [k, v] of Object.entries(data.usage)) if (v !== null && v !== undefined) this.usage[k] = v;
@@ -69,7 +79,11 @@ export class MessagesToChatStream implements StreamTranslator {
       case 'text_delta':
         return this.chunk({ content: delta.text });
       case 'thinking_delta':
+        this.extendThinking(data.index, 'thinking', delta.thinking);
         return this.chunk({ reasoning_content: delta.thinking });
+      case 'signature_delta':
+        this.extendThinking(data.index, 'signature', delta.signature);
+        return '';
       case 'input_json_delta': {
         const index = typeof data.index === 'number' ? this.toolIndex.get(data.index) : undefined;
         if (index === undefined || delta.partial_json === '') return '';
@@ -78,6 +92,11 @@ export class MessagesToChatStream implements StreamTranslator {
       default:
         return '';
     }
+  }
+
+  private extendThinking(index: unknown, field: 'thinking' | 'signature', piece: unknown): void {
+    const thinking = this.thinking;
+    if (thinking && thinking.index === index && typeof piece === 'string') thinking.block[field] = String(thinking.block[field] ?? '') + piece;
   }
 
   private head(): Json {
