@@ -1,10 +1,11 @@
 import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { requestCost, type CatalogModel } from '../../src/domain/models/models.service.js';
+import { type CatalogModel } from '../../src/domain/models/models.service.js';
 import { toMicro } from '../../src/domain/money.js';
 import { type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
-import { type FakeUpstream, type TokenKinds } from '../support/fake-upstream.js';
+import { type FakeUpstream } from '../support/fake-upstream.js';
+import { expectBilledAsReported as expectBilled, keyEvents } from '../support/usage-events.js';
 import { proxyFixture } from '../support/proxy-fixture.js';
 
 /**
@@ -29,33 +30,10 @@ describe(`OpenAI Chat clients on Anthropic models (${dialect})`, () => {
     ({ fake, app, openai, keyId } = f);
     haiku = (await app.services.models.find(MODEL))!;
   });
-  let seen = 0;
-  beforeEach(async () => {
-    seen = (await app.t.db('usage_events').where({ key_id: keyId })).length;
-  });
-
-  async function settledEvent(): Promise<Record<string, any>> {
-    let fresh: Record<string, any>[] = [];
-    await vi.waitFor(async () => {
-      fresh = (await app.t.db('usage_events').where({ key_id: keyId }).orderBy('id')).slice(seen);
-      expect(fresh).toHaveLength(1);
-    }, { timeout: 5_000 });
-    return fresh[0]!;
-  }
-  const kindsOf = (e: Record<string, unknown>): TokenKinds => ({
-    inputTokens: Number(e.input_tokens), cachedInputTokens: Number(e.cached_input_tokens), cacheWrite5mTokens: Number(e.cache_write_5m_tokens),
-    cacheWrite1hTokens: Number(e.cache_write_1h_tokens), outputTokens: Number(e.output_tokens), reasoningTokens: Number(e.reasoning_tokens),
-  });
-  /** The event of the request just made is the upstream's usage × catalog prices, kind by kind, not estimated. */
-  async function expectBilledAsReported(): Promise<TokenKinds> {
-    const reported = fake.expectedTokens(fake.requests[0]!.body, 'anthropic');
-    const event = await settledEvent();
-    expect(event).toMatchObject({ provider: 'anthropic', endpoint: '/v1/chat/completions', outcome: 'ok', model: MODEL });
-    expect(kindsOf(event)).toEqual(reported);
-    expect(Boolean(event.estimated)).toBe(false);
-    expect(toMicro(event.cost_micro)).toBe(requestCost(haiku, reported));
-    return reported;
-  }
+  const events = keyEvents(() => app, () => keyId);
+  beforeEach(() => events.mark());
+  const settledEvent = () => events.settled();
+  const expectBilledAsReported = () => expectBilled({ events, fake, model: haiku, api: 'anthropic', endpoint: '/v1/chat/completions' });
 
   it('answers a plain chat completion from the Messages API, system prompt and all', async () => {
     const res = await openai.chat.completions.create(ask);
@@ -164,7 +142,7 @@ describe(`OpenAI Chat clients on Anthropic models (${dialect})`, () => {
     await expect(openai.chat.completions.create({ ...ask, n: 2 })).rejects.toMatchObject({ status: 400, error: { message: expect.stringMatching(/^n: /) } });
     await expect(openai.chat.completions.create({ ...ask, temperature: 1.5 })).rejects.toMatchObject({ status: 400, error: { message: expect.stringContaining('temperature') } });
     expect(fake.requests).toHaveLength(0);
-    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(seen);
+    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(events.seen);
     expect(await app.t.db('holds')).toHaveLength(0);
   });
 

@@ -1,11 +1,12 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { countTokens as o200kTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { requestCost, type CatalogModel } from '../../src/domain/models/models.service.js';
+import { type CatalogModel } from '../../src/domain/models/models.service.js';
 import { toMicro } from '../../src/domain/money.js';
 import { type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
-import { type FakeUpstream, type TokenKinds } from '../support/fake-upstream.js';
+import { type FakeUpstream } from '../support/fake-upstream.js';
+import { expectBilledAsReported as expectBilled, keyEvents } from '../support/usage-events.js';
 import { proxyFixture } from '../support/proxy-fixture.js';
 
 /**
@@ -28,32 +29,10 @@ describe(`Anthropic Messages clients on OpenAI models (${dialect})`, () => {
     ({ fake, app, anthropic, keyId } = f);
     mini = (await app.services.models.find(MODEL))!;
   });
-  let seen = 0;
-  beforeEach(async () => {
-    seen = (await app.t.db('usage_events').where({ key_id: keyId })).length;
-  });
-
-  async function settledEvent(): Promise<Record<string, any>> {
-    let fresh: Record<string, any>[] = [];
-    await vi.waitFor(async () => {
-      fresh = (await app.t.db('usage_events').where({ key_id: keyId }).orderBy('id')).slice(seen);
-      expect(fresh).toHaveLength(1);
-    }, { timeout: 5_000 });
-    return fresh[0]!;
-  }
-  const kindsOf = (e: Record<string, unknown>): TokenKinds => ({
-    inputTokens: Number(e.input_tokens), cachedInputTokens: Number(e.cached_input_tokens), cacheWrite5mTokens: Number(e.cache_write_5m_tokens),
-    cacheWrite1hTokens: Number(e.cache_write_1h_tokens), outputTokens: Number(e.output_tokens), reasoningTokens: Number(e.reasoning_tokens),
-  });
-  async function expectBilledAsReported(): Promise<TokenKinds> {
-    const reported = fake.expectedTokens(fake.requests[0]!.body, 'openai');
-    const event = await settledEvent();
-    expect(event).toMatchObject({ provider: 'openai', endpoint: '/v1/messages', outcome: 'ok', model: MODEL });
-    expect(kindsOf(event)).toEqual(reported);
-    expect(Boolean(event.estimated)).toBe(false);
-    expect(toMicro(event.cost_micro)).toBe(requestCost(mini, reported));
-    return reported;
-  }
+  const events = keyEvents(() => app, () => keyId);
+  beforeEach(() => events.mark());
+  const settledEvent = () => events.settled();
+  const expectBilledAsReported = () => expectBilled({ events, fake, model: mini, api: 'openai', endpoint: '/v1/messages' });
 
   it('answers a message from Chat Completions, with the provider key and the system prompt first', async () => {
     const res = await anthropic.messages.create(ask);
@@ -105,7 +84,7 @@ describe(`Anthropic Messages clients on OpenAI models (${dialect})`, () => {
     await expectBilledAsReported();
 
     fake.reset();
-    seen += 1;
+    await events.mark();
     fake.setReplyContent({ text: 'Done.' });
     const next = await anthropic.messages.create({
       ...ask,
@@ -130,7 +109,7 @@ describe(`Anthropic Messages clients on OpenAI models (${dialect})`, () => {
     // Two messages (system, user) of 3 framing tokens each, 3 to prime the reply, and the text.
     expect(counted.input_tokens).toBe(2 * 3 + 3 + o200kTokens('Be brief.\nHello, GPT'));
     expect(fake.requests).toHaveLength(0);
-    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(seen);
+    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(events.seen);
     expect(await app.t.db('holds')).toHaveLength(0);
     await expect(anthropic.messages.countTokens({ model: MODEL, messages: ask.messages, tools: [{ type: 'web_search_20250305', name: 'web_search' }] })).rejects.toBeInstanceOf(Anthropic.BadRequestError);
   });
@@ -142,7 +121,7 @@ describe(`Anthropic Messages clients on OpenAI models (${dialect})`, () => {
     const serverTool = anthropic.messages.create({ ...ask, tools: [{ type: 'web_search_20250305', name: 'web_search' }] });
     await expect(serverTool).rejects.toMatchObject({ status: 400, error: { error: { message: expect.stringContaining('tools[0].type') } } });
     expect(fake.requests).toHaveLength(0);
-    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(seen);
+    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(events.seen);
     expect(await app.t.db('holds')).toHaveLength(0);
   });
 

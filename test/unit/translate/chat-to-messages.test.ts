@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ProxyError } from '../../../src/proxy/errors.js';
 import { chatToMessages } from '../../../src/proxy/translate/chat-to-messages/index.js';
-import { accumulateChat, events, translateAll } from './streams.js';
+import { accumulateChat, events, refusalOf, translateAll } from './support.js';
 
 /**
  * OpenAI Chat in, Anthropic Messages upstream: golden pairs built from the providers' API references (the Chat
@@ -10,15 +9,7 @@ import { accumulateChat, events, translateAll } from './streams.js';
  */
 const limits = { defaultMaxTokens: 64_000 };
 const translate = (body: Record<string, unknown>) => chatToMessages.request(body, limits);
-const refusal = (body: Record<string, unknown>): ProxyError => {
-  try {
-    translate(body);
-  } catch (err) {
-    if (err instanceof ProxyError) return err;
-    throw err;
-  }
-  throw new Error('not refused');
-};
+const refusal = (body: Record<string, unknown>) => refusalOf(() => translate(body));
 
 describe('chat → messages: requests', () => {
   it('translates the function-calling example: system, developer, tools, tool_choice, stop, sampling, caps', () => {

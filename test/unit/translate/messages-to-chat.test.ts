@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ProxyError } from '../../../src/proxy/errors.js';
 import { messagesToChat } from '../../../src/proxy/translate/messages-to-chat/index.js';
-import { accumulateMessage, events, translateAll } from './streams.js';
+import { accumulateMessage, events, refusalOf, translateAll } from './support.js';
 
 /**
  * Anthropic Messages in, OpenAI Chat upstream: golden pairs from the providers' API references (a Claude Code style
@@ -10,15 +9,7 @@ import { accumulateMessage, events, translateAll } from './streams.js';
  */
 const limits = { defaultMaxTokens: 0 };
 const translate = (body: Record<string, unknown>) => messagesToChat.request(body, limits);
-const refusal = (body: Record<string, unknown>): ProxyError => {
-  try {
-    translate(body);
-  } catch (err) {
-    if (err instanceof ProxyError) return err;
-    throw err;
-  }
-  throw new Error('not refused');
-};
+const refusal = (body: Record<string, unknown>) => refusalOf(() => translate(body));
 
 describe('messages → chat: requests', () => {
   it('translates a Claude Code turn: system blocks, cache_control, tools, a tool result with an image', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../../../src/proxy/errors.js';
 import { chatToMessages } from '../../../src/proxy/translate/chat-to-messages/index.js';
 import { messagesToChat } from '../../../src/proxy/translate/messages-to-chat/index.js';
-import { accumulateChat, accumulateMessage, cut, translateAll } from './streams.js';
+import { accumulateChat, accumulateMessage, cut, translateAll } from './support.js';
 
 /** Properties of the two directions together: what translates both ways comes back as it was, streams say what JSON says. */
 const limits = { defaultMaxTokens: 4096 };

@@ -1,9 +1,10 @@
 /**
- * Test helpers for translated streams: SSE text split into events, and the client's view of a stream accumulated
- * into the JSON answer it stands for (what the SDKs' stream helpers do).
+ * Test helpers for the translators: the refusal of a request, SSE text split into events, and the client's view of
+ * a stream accumulated into the JSON answer it stands for (what the SDKs' stream helpers do).
  */
-import { SseSplitter, eventData } from '../../../src/proxy/upstreams/sse.js';
+import { ProxyError } from '../../../src/proxy/errors.js';
 import type { StreamTranslator } from '../../../src/proxy/translate/index.js';
+import { SseSplitter, eventData } from '../../../src/proxy/upstreams/sse.js';
 
 export function events(text: string): string[] {
   const splitter = new SseSplitter();
@@ -96,4 +97,15 @@ export function cut(text: string, at: number[]): string[] {
     from = p;
   }
   return pieces;
+}
+
+/** The ProxyError `translate` refuses with (a test failure when it does not refuse, or fails otherwise). */
+export function refusalOf(translate: () => unknown): ProxyError {
+  try {
+    translate();
+  } catch (err) {
+    if (err instanceof ProxyError) return err;
+    throw err;
+  }
+  throw new Error('not refused');
 }
