@@ -78,7 +78,7 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
     logUpstreamFailure(ctx.logger, x, broken);
     // In the client's stream format, which is the upstream's unless the stream was translated.
     res.write(PROVIDERS[x.endpoint.provider].streamError(upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage)));
-  }
+  } else if (translating) res.write(translating.end());
   res.end();
   return outcome;
 }

@@ -40,6 +40,11 @@ export interface TranslatedRequest {
 export interface StreamTranslator {
   /** One complete upstream SSE event (without its blank line) → the client's SSE text for it ('' for none). */
   event(event: string): string;
+  /**
+   * The upstream stream ended cleanly (not broken, not cut by the client): whatever the client's format still needs
+   * to be complete (an OpenAI-compatible server may end without `[DONE]`).
+   */
+  end(): string;
 }
 
 /** An untrusted JSON object (a field of the client's body or of the upstream's answer). */

@@ -181,6 +181,17 @@ describe('messages → chat: streams', () => {
     expect(accumulateMessage(out).content).toEqual([{ type: 'text', text: 'Let me look.' }, { type: 'tool_use', id: 'call_1', name: 'ls', input: {} }]);
   });
 
+  it('completes the event sequence of a stream that ends without [DONE], and adds nothing after an error', () => {
+    const translator = messagesToChat.stream({ clientWantsUsage: true });
+    const out = translateAll(translator, [chunk({ role: 'assistant', content: 'Hi' }), chunk({}, 'stop')]).concat(events(translator.end()));
+    expect(accumulateMessage(out)).toMatchObject({ content: [{ type: 'text', text: 'Hi' }], stop_reason: 'end_turn', stopped: true });
+    expect(translator.end()).toBe('');
+    const failing = messagesToChat.stream({ clientWantsUsage: true });
+    failing.event(chunk({ content: 'x' }));
+    failing.event('data: {"error":{"message":"boom"}}');
+    expect(failing.end()).toBe('');
+  });
+
   it('turns an error chunk into an Anthropic error event', () => {
     const [event] = events(messagesToChat.stream({ clientWantsUsage: true }).event('data: {"error":{"message":"The server had an error","type":"server_error"}}'));
     expect(event).toBe('event: error\ndata: {"type":"error","error":{"type":"api_error","message":"The server had an error"}}');

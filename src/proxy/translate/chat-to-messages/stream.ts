@@ -73,6 +73,11 @@ export class MessagesToChatStream implements StreamTranslator {
     }
   }
 
+  /** Anthropic always ends with message_stop, which wrote the end already. */
+  end(): string {
+    return '';
+  }
+
   private delta(data: Json): string {
     const delta = isObject(data.delta) ? data.delta : {};
     switch (delta.type) {

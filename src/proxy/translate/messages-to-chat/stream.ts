@@ -12,7 +12,8 @@ type OpenBlock = { kind: 'text' } | { kind: 'tool'; call: number };
  * - a tool call's first delta (it carries the id and name) → a tool_use block, each `arguments` piece → an
  *   input_json_delta of that block;
  * - a block ends (content_block_stop) when the next one starts or the choice finishes;
- * - `[DONE]` → message_delta with the stop_reason and the usage of the usage chunk before it, then message_stop;
+ * - `[DONE]` (or the end of a stream without it) → message_delta with the stop_reason and the usage of the usage
+ *   chunk before it, then message_stop;
  * - an error chunk → an Anthropic error event.
  */
 export class ChatToMessagesStream implements StreamTranslator {
@@ -23,12 +24,15 @@ export class ChatToMessagesStream implements StreamTranslator {
   private readonly toolBlocks = new Map<number, number>();
   private finish: unknown = null;
   private usage: unknown = null;
+  /** message_stop was written, or an error: nothing may follow. */
+  private over = false;
 
   event(event: string): string {
     if (/^data:\s*\[DONE\]/.test(event)) return this.done();
     const data = eventData(event);
     if (!isObject(data)) return '';
     if (isObject(data.error)) {
+      this.over = true;
       const message = typeof data.error.message === 'string' ? data.error.message : 'The upstream failed mid-stream.';
       return anthropicEvent('error', { error: { type: 'api_error', message } });
     }
@@ -84,7 +88,13 @@ export class ChatToMessagesStream implements StreamTranslator {
     return anthropicEvent('content_block_stop', { index: this.blocks++ });
   }
 
+  end(): string {
+    return this.over ? '' : this.done();
+  }
+
   private done(): string {
+    if (this.over) return '';
+    this.over = true;
     const out = this.start({}) + this.close();
     return out
       + anthropicEvent('message_delta', { delta: { stop_reason: stopReason(this.finish), stop_sequence: null }, usage: messagesUsage(this.usage) })
