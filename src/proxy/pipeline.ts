@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Request, RequestHandler, Response } from 'express';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal } from '../domain/billing/refusal.js';
@@ -31,7 +32,7 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
       const modelLookup = findModel(ctx, body.json.model);
       const key = await keyLookup;
       const request = endpoint.parse(body.json);
-      const { model, translation, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json }, await modelLookup);
+      const { model, translation, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json, headers: req.headers }, await modelLookup);
       const outcome = await forward(ctx, { req, res, endpoint, request, body, model, translation, estimate, hold, startedAt });
       ctx.metrics.proxyRequests.inc({ endpoint: endpoint.name, outcome });
     } catch (err) {
@@ -56,7 +57,7 @@ function findModel(ctx: ProxyContext, id: unknown): Promise<CatalogModel | null>
  */
 async function admitFromCatalog(
   ctx: ProxyContext,
-  r: { key: KeyIdentity; endpoint: EndpointSpec; request: MeteredRequest; json: Record<string, unknown> },
+  r: { key: KeyIdentity; endpoint: EndpointSpec; request: MeteredRequest; json: Record<string, unknown>; headers: IncomingHttpHeaders },
   remembered: CatalogModel | null,
 ): Promise<{ model: CatalogModel; translation: Translation | null; estimate: Estimate; hold: Hold }> {
   let entry = remembered;
@@ -71,7 +72,7 @@ async function admitFromCatalog(
       entry = await ctx.models.lookup(entry.id);
       continue;
     }
-    const translation = translateRequest(r.endpoint, model, r.json);
+    const translation = translateRequest(r.endpoint, model, r.json, r.headers);
     // A translated request is estimated as it goes upstream: its body, its output cap, the upstream's prices.
     const estimate = translation
       ? estimateRequest(model, { ...r.request, maxOutputTokens: translation.maxOutputTokens, choices: 1 }, translation.body)
@@ -98,9 +99,12 @@ export function resolveModel(model: CatalogModel | null, request: MeteredRequest
  * goes upstream as it is). A parameter that cannot be translated is refused here, before admission: nothing is held
  * or charged, and the upstream is never called.
  */
-function translateRequest(endpoint: EndpointSpec, model: CatalogModel, json: Record<string, unknown>): Translation | null {
+function translateRequest(endpoint: EndpointSpec, model: CatalogModel, json: Record<string, unknown>, headers: IncomingHttpHeaders): Translation | null {
   if (model.provider === endpoint.provider) return null;
   const translator = translatorFor(endpoint.name, model.provider)!;
+  // The upstream's protocol headers a client may send (anthropic-beta from an OpenAI client) are checked as the
+  // upstream's own endpoint checks them.
+  PROVIDERS[model.provider].checkHeaders?.(headers);
   // Anthropic requires an output cap: the catalog's (or the default bound the estimate uses for a model without one).
   const { body, maxOutputTokens } = translator.request(json, { defaultMaxTokens: model.maxOutputTokens > 0 ? model.maxOutputTokens : DEFAULT_OUTPUT_BOUND });
   return { translator, body, maxOutputTokens };

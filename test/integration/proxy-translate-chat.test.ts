@@ -146,6 +146,17 @@ describe(`OpenAI Chat clients on Anthropic models (${dialect})`, () => {
     expect(await app.t.db('holds')).toHaveLength(0);
   });
 
+  it('forwards the anthropic-beta features an OpenAI client sends, and refuses a malformed one before admission', async () => {
+    await openai.chat.completions.create(ask, { headers: { 'anthropic-beta': 'context-1m-2025-08-07' } });
+    expect(fake.requests[0]!.headers['anthropic-beta']).toBe('context-1m-2025-08-07');
+    await expectBilledAsReported();
+    await events.mark();
+    fake.reset();
+    await expect(openai.chat.completions.create(ask, { headers: { 'anthropic-beta': 'not a feature!' } })).rejects.toMatchObject({ status: 400, error: { message: expect.stringContaining('anthropic-beta') } });
+    expect(fake.requests).toHaveLength(0);
+    expect(await app.t.db('usage_events').where({ key_id: keyId })).toHaveLength(events.seen);
+  });
+
   it('answers an upstream 4xx in the OpenAI error format, with the provider’s message, charging nothing', async () => {
     fake.setMode('status:400');
     const failed = openai.chat.completions.create(ask);
