@@ -119,7 +119,7 @@ describe('chat → messages: requests', () => {
       model: 'm', reasoning_effort: 'low', tools: [{ type: 'function', function: { name: 'f' } }],
       messages: [{ role: 'user', content: 'go' }, { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }], ...assistant }, { role: 'tool', tool_call_id: 't1', content: 'ok' }],
     }).body;
-    const withThinking = loop({ thinking_blocks: [{ type: 'thinking', thinking: 'call f', signature: 'EqQB' }] });
+    const withThinking = loop({ reasoning_content: 'call f', thinking_blocks: [{ type: 'thinking', thinking: 'call f', signature: 'EqQB' }] });
     expect((withThinking.messages as any)[1].content).toEqual([{ type: 'thinking', thinking: 'call f', signature: 'EqQB' }, { type: 'tool_use', id: 't1', name: 'f', input: {} }]);
     expect(withThinking.thinking).toEqual({ type: 'enabled', budget_tokens: 1024 });
     // Anthropic refuses a thinking request whose tool-use turn lacks its thinking: this one step goes without.
