@@ -41,6 +41,7 @@ const STATUS_LABELS: Record<string, string> = {
   ok: 'OK',
   upstream_error: 'Upstream error',
   client_aborted: 'Client aborted',
+  cut_at_limit: 'Cut at limit',
   abandoned: 'Abandoned',
 };
 

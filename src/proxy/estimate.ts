@@ -1,3 +1,4 @@
+import { streamHold, type HoldGrowthPlan } from '../domain/billing/growth.js';
 import type { CatalogModel } from '../domain/models/models.service.js';
 import { highestInputPrice, requestCost } from '../domain/models/pricing.js';
 import type { Micro } from '../domain/money.js';
@@ -91,7 +92,12 @@ export function approxTokens(bound: number): number {
 export interface Estimate {
   inputTokenBound: number;
   outputTokenBound: number;
+  /** What admission holds: the input bound and the output bound — for a stream, only its first output increment. */
   costMicro: Micro;
+  /** The input bound at the highest input-side price: the input part of costMicro. */
+  inputCostMicro: Micro;
+  /** A stream whose output bound is more than one increment: its hold grows as it streams (src/proxy/hold-growth.ts). */
+  growth: HoldGrowthPlan | null;
   /**
    * The body does not bound the cost: input it does not show (files, documents and images by URL or id, server-side
    * tools), or output with neither max_tokens nor a catalog cap. Admission then holds the whole remaining headroom.
@@ -103,12 +109,16 @@ export function estimateRequest(model: CatalogModel, request: MeteredRequest, bo
   const input = walkInput(body);
   const output = outputTokenBound(request, model);
   const outputUncapped = request.maxOutputTokens === null && model.maxOutputTokens <= 0;
+  const { heldOutputTokens, growth } = request.stream ? streamHold(output, model.outputMicroPerMTok) : { heldOutputTokens: output, growth: null };
+  // Every input token at the highest input-side price (a cache write may cost more than fresh input): an upper
+  // bound whatever the provider reads from or writes to its prompt cache.
+  const prices = { inputMicroPerMTok: highestInputPrice(model), outputMicroPerMTok: model.outputMicroPerMTok };
   return {
     inputTokenBound: input.tokens,
     outputTokenBound: output,
-    // Every input token at the highest input-side price (a cache write may cost more than fresh input): an upper
-    // bound whatever the provider reads from or writes to its prompt cache.
-    costMicro: requestCost({ inputMicroPerMTok: highestInputPrice(model), outputMicroPerMTok: model.outputMicroPerMTok }, { inputTokens: input.tokens, outputTokens: output }),
+    costMicro: requestCost(prices, { inputTokens: input.tokens, outputTokens: heldOutputTokens }),
+    inputCostMicro: requestCost(prices, { inputTokens: input.tokens, outputTokens: 0 }),
+    growth,
     unbounded: input.unsized || outputUncapped,
   };
 }

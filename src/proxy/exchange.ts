@@ -84,7 +84,7 @@ export class ClientWatch {
   private finished: () => boolean = () => false;
   private grace: NodeJS.Timeout | undefined;
 
-  constructor(req: Request, res: Response, abort: AbortController, graceMs = USAGE_GRACE_MS) {
+  constructor(req: Request, res: Response, private readonly abort: AbortController, graceMs = USAGE_GRACE_MS) {
     this.gone = req.socket.destroyed || res.destroyed;
     res.once('close', () => {
       if (res.writableFinished) return;
@@ -99,6 +99,11 @@ export class ClientWatch {
   /** From now on a client that leaves once `finished()` holds lets the upstream stream run to its end. */
   readOnWhen(finished: () => boolean): void {
     this.finished = finished;
+  }
+
+  /** Ends the upstream request while the client stays: a stream cut at its hold. */
+  cutUpstream(): void {
+    this.abort.abort();
   }
 
   /** The exchange is over: nothing is left to abort. */

@@ -78,6 +78,8 @@ const step = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('settle' as const), which: fc.nat() }) },
+  // A stream's hold grown ahead of its output (holds that grow: test/unit/metering-growth.test.ts).
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('grow' as const), which: fc.nat(), by: fc.integer({ min: 0, max: 5_000 }) }) },
 );
 const traffic = fc.array(fc.record({ batch: fc.array(step, { minLength: 1, maxLength: 6 }) }), { minLength: 1, maxLength: 25 });
 
@@ -97,6 +99,8 @@ function opsOf(world: World, steps: Step[]): MeteringOp[] {
         requestId, keyId: key.id, ownerId: key.ownerId, teamId: key.teamId, estimateMicro: s.estimate, unbounded: s.unbounded,
         model: 'm', provider: 'openai', endpoint: '/v1/chat/completions', streamed: false,
       } });
+    } else if (s.kind === 'grow') {
+      if (inFlight.length) ops.push({ grow: { hold: inFlight[s.which % inFlight.length]!, byMicro: s.by } });
     } else if (inFlight.length) {
       const hold = inFlight[s.which % inFlight.length]!;
       if (settling.has(hold.requestId)) continue;
@@ -139,7 +143,8 @@ describe('the metering planner (pure, no database)', () => {
           const ops = opsOf(batched, batch);
           single.costs = batched.costs;
           const together = run(batched, ops).results.map(summary);
-          const ordered = [...ops.keys()].sort((a, b) => Number('admit' in ops[a]!) - Number('admit' in ops[b]!));
+          const rank = (op: MeteringOp) => ('admit' in op ? 2 : 'grow' in op ? 1 : 0);
+          const ordered = [...ops.keys()].sort((a, b) => rank(ops[a]!) - rank(ops[b]!));
           const alone: unknown[] = new Array(ops.length);
           for (const i of ordered) alone[i] = summary(run(single, [ops[i]!]).results[0]!);
           expect(together).toEqual(alone);
@@ -218,7 +223,7 @@ describe('the metering planner (pure, no database)', () => {
           const before = world.rows;
           const replay = run(world, ops);
           expect(replay.results.every((r) => (r as { applied: boolean }).applied === false)).toBe(true);
-          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], holdsPlaced: [], holdsRemoved: [], usageEvents: [], ledger: [] });
+          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] });
           expect(world.rows).toEqual(before);
         }
       }),

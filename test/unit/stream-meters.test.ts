@@ -125,3 +125,31 @@ describe('OpenAI tokenizers', () => {
     expect(await countTokens('', 'cl100k_base')).toBe(0);
   });
 });
+
+describe('the end of a stream cut at its hold (holds that grow)', () => {
+  it('Anthropic: closes the open block, then message_delta with stop_reason max_tokens and message_stop', () => {
+    const meter = anthropicProvider.streamMeter({ clientWantsUsage: false, upstreamModel: 'claude-sonnet-4-5', choices: 1 });
+    meter.observe(anthropicEvent('message_start', { message: { usage: { input_tokens: 10, output_tokens: 1 } } }));
+    meter.observe(anthropicEvent('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
+    meter.observe(anthropicEvent('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'héllo' } }));
+    meter.observe(anthropicEvent('content_block_stop', { index: 0 }));
+    meter.observe(anthropicEvent('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 't', name: 'Read', input: {} } }));
+    expect(meter.outputSoFar).toBe(6 + 4); // the bytes of 'héllo' and of the tool's name
+    expect(meter.cutEvents()).toEqual([
+      anthropicEvent('content_block_stop', { index: 1 }),
+      anthropicEvent('message_delta', { delta: { stop_reason: 'max_tokens', stop_sequence: null }, usage: { output_tokens: 10 } }),
+      anthropicEvent('message_stop', {}),
+    ]);
+  });
+
+  it('OpenAI: a chunk with finish_reason "length" for each unfinished choice, with the stream\'s id, then [DONE]', () => {
+    const meter = openaiMeter('gpt-4o', 2);
+    meter.observe(`data: ${JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 7, model: 'gpt-4o', choices: [{ index: 0, delta: { content: 'ab' }, finish_reason: null }] })}`);
+    meter.observe(openaiChunk({}, 'stop', 1));
+    expect(meter.outputSoFar).toBe(2);
+    expect(meter.cutEvents()).toEqual([
+      `data: ${JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 7, model: 'gpt-4o', choices: [{ index: 0, delta: {}, finish_reason: 'length' }] })}`,
+      'data: [DONE]',
+    ]);
+  });
+});

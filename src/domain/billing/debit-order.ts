@@ -27,7 +27,8 @@ export function personalAvailable(b: PersonalBuckets): Micro {
 /**
  * Splits a cost over a user's buckets in the fixed order plan-included → prepaid → overage (when the plan allows
  * it, up to the cap). Whatever no bucket can cover — only possible for the one request that crossed the last
- * headroom, since admission refuses requests once nothing is left — is taken from prepaid, which goes negative:
+ * headroom and the streams cut there, since admission refuses requests once nothing is left and holds never grow
+ * past it — is taken from prepaid, which goes negative:
  * the request is charged in full and the shortfall is visible, never lost.
  */
 export function splitPersonalDebit(cost: Micro, b: PersonalBuckets): PersonalSplit {

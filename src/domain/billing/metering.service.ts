@@ -7,13 +7,13 @@ import type { Clock } from '../clock.js';
 import { keyFromRow, type ApiKey } from '../keys/key.js';
 import { toBool } from '../../db/rows.js';
 import { holdFromRow, meterBatch, PeriodRolloverDue, rememberDeadline } from './metering/sql.js';
-import { MeteringRowMissing, type AdmissionRequest, type Hold, type KeyIdentity, type MeteringOp, type OpResult, type Settlement, type SettleResult } from './metering/types.js';
+import { MeteringRowMissing, type AdmissionRequest, type GrowResult, type Hold, type KeyIdentity, type MeteringOp, type OpResult, type Settlement, type SettleResult } from './metering/types.js';
 import { billingPeriodAt } from './period.js';
 import { lockPersonalBalanceWithPlan } from './rollover.service.js';
 import { rollPersonalPeriodIfDue } from './rollover.js';
 import { MeteringRefusal, refuseUnusableKey, type RefusalReason } from './refusal.js';
 
-export type { AdmissionRequest, Hold, KeyIdentity, Settlement, SettleResult, UsageOutcome } from './metering/types.js';
+export type { AdmissionRequest, GrowResult, Hold, KeyIdentity, Settlement, SettleResult, UsageOutcome } from './metering/types.js';
 
 const MAX_IDENTITIES = 50_000;
 const UNUSABLE_KEY = new Set<RefusalReason>(['invalid_api_key', 'key_revoked', 'key_expired']);
@@ -44,7 +44,7 @@ export interface MeteringDeps {
  * batch is just that request. Lock order, everywhere: keys → personal balances → teams → holds, each sorted by id.
  */
 export class MeteringService {
-  private readonly batches: MicroBatcher<MeteringOp, Hold | SettleResult>;
+  private readonly batches: MicroBatcher<MeteringOp, Hold | SettleResult | GrowResult>;
   private readonly keyLookups: MicroBatcher<string, Record<string, unknown> | null>;
   /** The metered rows as this instance last wrote them: the guess that makes most batches one round trip. */
   private readonly rows = new RowCache();
@@ -163,6 +163,16 @@ export class MeteringService {
       this.settlements.pending--;
       this.untrack(hold.requestId);
     }
+  }
+
+  /**
+   * Grows the holds of a stream in flight by `byMicro` on the key's side and the payer's, as far as their headrooms
+   * go (planner.ts `growOne`), in the shared batches: a stream asks ahead of its output, so the answer never holds
+   * it up. Not retried: a growth that failed is asked for again at the next step, and until then the stream lives on
+   * what it holds. The result names the limit or balance that ran out when less than asked was granted.
+   */
+  async grow(hold: Hold, byMicro: number): Promise<GrowResult> {
+    return (await this.batches.submit({ grow: { hold, byMicro } })) as GrowResult;
   }
 
   /**

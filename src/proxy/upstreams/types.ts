@@ -41,6 +41,18 @@ export interface StreamMeter {
    * tokenize the text received), so ask once, at the end.
    */
   outputTokensBound(cap: number): Promise<number>;
+  /**
+   * A cheap running upper bound of the output tokens received so far — the UTF-8 bytes of the generated text, at
+   * least one per delta — read after every chunk by a stream whose hold grows (src/proxy/hold-growth.ts).
+   */
+  readonly outputSoFar: number;
+  /**
+   * The events, in this provider's stream format (each without its blank line), that end the stream here as if the
+   * model had stopped at its output cap: what a stream cut at its hold gets (OpenAI: a last chunk with
+   * `finish_reason: "length"` for every unfinished choice and `[DONE]`; Anthropic: the open content block's stop,
+   * `message_delta` with `stop_reason: "max_tokens"` and `message_stop`). Real SDKs finish on them without error.
+   */
+  cutEvents(): string[];
   /** The provider reported an error inside the stream. */
   readonly failed: boolean;
   /** Some events may be hidden from the client, so the stream must be relayed event by event, not chunk by chunk. */

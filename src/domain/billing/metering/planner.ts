@@ -7,7 +7,7 @@ import { MeteringRefusal, refuseUnusableKey } from '../refusal.js';
 import { periodCounters } from '../rollover.js';
 import { MeteringRowMissing } from './types.js';
 import type {
-  AdmissionItem, BalanceRow, BatchPlan, Hold, HoldRow, KeyRow, LedgerEntryRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows,
+  AdmissionItem, BalanceRow, BatchPlan, GrowItem, GrowResult, Hold, HoldRow, KeyRow, LedgerEntryRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows,
   OpResult, PlanContext, SettlementItem, SettleResult, TeamRow, UsageEventRow,
 } from './types.js';
 
@@ -16,9 +16,10 @@ import type {
  * and the batch's named changes out. No database, no clock of its own — so the property tests
  * (test/unit/metering-planner.test.ts) run it on thousands of random batches in milliseconds.
  *
- * A batch applies its settlements and releases first (the holds they remove are headroom for the admissions beside
- * them), then its admissions, each kind in arrival order: exactly what the same operations one at a time in that
- * order would do. A refusal refuses only its own operation.
+ * A batch applies its settlements and releases first (the holds they remove are headroom for the others beside
+ * them), then the growth of streams in flight (they were admitted first), then its admissions, each kind in arrival
+ * order: exactly what the same operations one at a time in that order would do. A refusal refuses only its own
+ * operation.
  */
 
 const PENDING_RETRY_AFTER_SECONDS = 2;
@@ -35,7 +36,7 @@ export function idsOf(ops: MeteringOp[]): MeteringIds {
       payer(op.admit.ownerId, op.admit.teamId);
       if (op.admit.catalog) models.push(op.admit.catalog.id);
     } else {
-      const hold = 'settle' in op ? op.settle.hold : op.release.hold;
+      const hold = 'settle' in op ? op.settle.hold : 'grow' in op ? op.grow.hold : op.release.hold;
       keys.push(hold.keyId);
       payer(hold.userId, hold.teamId);
       requests.push(hold.requestId);
@@ -66,13 +67,16 @@ export function planBatch(rows: MeteringRows, ops: MeteringOp[], ctx: PlanContex
     balances: copyAll(rows.balances),
     teams: copyAll(rows.teams),
     holds: new Map(rows.holds),
-    changes: { keys: [], balances: [], teams: [], holdsPlaced: [], holdsRemoved: [], usageEvents: [], ledger: [] },
+    changes: { keys: [], balances: [], teams: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] },
   };
   const results: OpResult[] = new Array(ops.length);
   if (rolloverDue.length) return { results, changes: w.changes, rolloverDue };
   ops.forEach((op, i) => {
     if ('settle' in op) results[i] = settleOne(op.settle, w, ctx);
     else if ('release' in op) results[i] = releaseOne(op.release.hold, w, ctx);
+  });
+  ops.forEach((op, i) => {
+    if ('grow' in op) results[i] = growOne(op.grow, w, ctx);
   });
   ops.forEach((op, i) => {
     if ('admit' in op) results[i] = admitOne(op.admit, rows, w, ctx);
@@ -125,7 +129,7 @@ function reserveHolds(item: AdmissionItem, key: KeyRow, payer: BalanceRow | Team
   if (key.status === 'limit_reached' || keyRoom <= 0) throw limitReached(key);
   const keyHoldMicro = reserve(item, keyRoom, key.heldMicro);
   if (keyHoldMicro === null)
-    throw new MeteringRefusal('spend_limit_pending', 'Requests in flight have reserved the rest of this key’s spending limit; retry shortly.', {
+    throw new MeteringRefusal('spend_limit_pending', pending('this key’s spending limit', item, keyRoom - key.heldMicro, 'a higher limit'), {
       spentMicro: key.spendMicro, limitMicro: key.limitMicro, retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
     });
   if (!payer) throw new MeteringRowMissing(`payer of key ${key.id}`);
@@ -136,10 +140,22 @@ function reserveHolds(item: AdmissionItem, key: KeyRow, payer: BalanceRow | Team
       : 'The team balance is used up. Ask an installation admin to top it up.');
   const payerHoldMicro = reserve(item, available, payer.heldMicro);
   if (payerHoldMicro === null)
-    throw new MeteringRefusal('spend_limit_pending', 'Requests in flight have reserved the rest of the balance; retry shortly.', {
+    throw new MeteringRefusal('spend_limit_pending', pending('the balance', item, available - payer.heldMicro, 'a top-up'), {
       retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
     });
   return { keyHoldMicro, payerHoldMicro };
+}
+
+/**
+ * The refusal of a request whose hold does not fit beside the holds in flight: it says what would let it in. A
+ * non-streaming request holds its whole output bound (it cannot be cut), so a lower max_tokens, or streaming (held
+ * as it goes), may fit where it does not.
+ */
+function pending(what: string, item: AdmissionItem, free: Micro, more: string): string {
+  const base = `Requests in flight have reserved the rest of ${what}; retry shortly`;
+  if (item.streamed || item.unbounded) return `${base}.`;
+  return `${base}. This request may cost up to ${microToAud(item.estimateMicro)} AUD (its input and max_tokens at catalog prices) ` +
+    `and ${microToAud(Math.max(0, free))} AUD is free: a lower max_tokens, streaming (which holds as it goes) or ${more} lets it in.`;
 }
 
 /**
@@ -170,6 +186,63 @@ function bucketsOf(b: BalanceRow, ctx: PlanContext): PersonalBuckets {
     includedMicro: b.includedMicro, includedUsedMicro, prepaidMicro: b.prepaidMicro, overageUsedMicro,
     overageAllowed: b.overageAllowed, overageCapMicro: b.overageCapMicro,
   };
+}
+
+// ---- Growth ----------------------------------------------------------------------------------------------------
+
+/**
+ * Grows the holds of a stream in flight by as much of `byMicro` as both headrooms have free — never more, so the
+ * holds on a key or a payer never pass what its limit or balance leaves: what a stream can cost beyond its hold is
+ * only what it produces between the last growth refused and its cut. Nothing for a key that can no longer be used
+ * (revoked, expired, owner disabled, at its limit), so such a stream is cut at its hold; nothing for a request that
+ * is already settled or released.
+ */
+function growOne(item: GrowItem, w: Working, ctx: PlanContext): GrowResult | Error {
+  const hold = w.holds.get(item.hold.requestId);
+  const key = hold && w.keys.get(hold.keyId);
+  if (!hold || !key) return { grantedMicro: 0, keyHoldMicro: 0, payerHoldMicro: 0, refusal: null };
+  const payer = hold.teamId ? w.teams.get(hold.teamId) : w.balances.get(hold.userId);
+  if (!payer) return new MeteringRowMissing(`payer of hold ${hold.requestId}`);
+  const granted = (grantedMicro: Micro, refusal: MeteringRefusal | null): GrowResult => ({
+    grantedMicro, keyHoldMicro: hold.keyHoldMicro + grantedMicro, payerHoldMicro: hold.payerHoldMicro + grantedMicro, refusal,
+  });
+  try {
+    refuseUnusableKey(effectiveStatus(key.status, key.expiresAt, key.retireAt, ctx.now), key.ownerDisabled);
+  } catch (err) {
+    return granted(0, err as MeteringRefusal);
+  }
+  const keyFree = key.limitMicro === null ? UNBOUNDED_ROOM : key.status === 'limit_reached' ? 0 : key.limitMicro - key.spendMicro - key.heldMicro;
+  const payerFree = ('userId' in payer ? personalAvailable(bucketsOf(payer, ctx)) : payer.balanceMicro) - payer.heldMicro;
+  const by = Math.max(0, item.byMicro);
+  const g = Math.max(0, Math.min(by, keyFree, payerFree));
+  const refusal = g === by ? null : keyFree < by ? limitUsedUp(key) : balanceUsedUp('userId' in payer);
+  if (g > 0) {
+    key.heldMicro += g;
+    key.touched = true;
+    payer.heldMicro += g;
+    payer.touched = true;
+    const grown = { ...hold, keyHoldMicro: hold.keyHoldMicro + g, payerHoldMicro: hold.payerHoldMicro + g };
+    w.holds.set(hold.requestId, grown);
+    const resized = w.changes.holdsResized.filter((r) => r.requestId !== hold.requestId);
+    resized.push({ requestId: hold.requestId, keyHoldMicro: grown.keyHoldMicro, payerHoldMicro: grown.payerHoldMicro });
+    w.changes.holdsResized = resized;
+  }
+  return granted(g, refusal);
+}
+
+function limitUsedUp(key: KeyRow): MeteringRefusal {
+  return new MeteringRefusal(
+    'spend_limit_reached',
+    `This API key’s spending limit (${microToAud(key.limitMicro ?? 0)} AUD, ${microToAud(key.spendMicro)} spent) is used up by this ` +
+      'and the other requests in flight. Raise or remove the limit in the ModelBridge portal or with keys.update to continue.',
+    { spentMicro: key.spendMicro, limitMicro: key.limitMicro },
+  );
+}
+
+function balanceUsedUp(personal: boolean): MeteringRefusal {
+  return new MeteringRefusal('insufficient_balance', personal
+    ? 'Your plan’s included usage and prepaid balance are used up by this and the other requests in flight. Ask an installation admin for a top-up or a plan with overage.'
+    : 'The team balance is used up by this and the other requests in flight. Ask an installation admin to top it up.');
 }
 
 // ---- Settlement and release -----------------------------------------------------------------------------------
@@ -290,6 +363,7 @@ export function applyChanges(rows: MeteringRows, changes: MeteringChanges): Mete
     teams.set(c.id, { ...t, heldMicro: c.heldMicro, ...(c.balanceMicro !== undefined ? { balanceMicro: c.balanceMicro } : {}) });
   }
   const holds = new Map(rows.holds);
+  for (const r of changes.holdsResized) holds.set(r.requestId, { ...holds.get(r.requestId)!, keyHoldMicro: r.keyHoldMicro, payerHoldMicro: r.payerHoldMicro });
   for (const id of changes.holdsRemoved) holds.delete(id);
   for (const h of changes.holdsPlaced) holds.set(h.requestId, h);
   return { keys, balances, teams, holds, models: rows.models };

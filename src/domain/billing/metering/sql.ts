@@ -184,6 +184,9 @@ export function statements(changes: MeteringChanges): Stmt[] {
       included_used_micro: c.charged.includedUsedMicro, prepaid_micro: c.charged.prepaidMicro, overage_used_micro: c.charged.overageUsedMicro, updated_at: c.charged.updatedAt,
     } : null, (c) => ({ held_micro: c.heldMicro })),
     ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({ held_micro: c.heldMicro })),
+    ...updateRows('holds', 'request_id', changes.holdsResized, (c) => c.requestId, () => null, (c) => ({
+      amount_micro: c.keyHoldMicro, payer_amount_micro: c.payerHoldMicro,
+    })),
     ...(changes.holdsRemoved.length ? [deleteWhere('holds', idIn('request_id', changes.holdsRemoved))] : []),
     ...(changes.usageEvents.length ? [insertRows('usage_events', USAGE_EVENT_COLUMNS, changes.usageEvents.map((e) => [
       e.requestId, e.keyId, e.userId, e.teamId, e.model, e.provider, e.endpoint, e.inputTokens, e.cachedInputTokens, e.cacheWrite5mTokens,
@@ -208,7 +211,7 @@ export interface Batched {
 }
 
 /**
- * Admits, settles and releases a batch in one transaction: lock the rows (lockedTransaction: one round trip when
+ * Admits, grows, settles and releases a batch in one transaction: lock the rows (lockedTransaction: one round trip when
  * the remembered rows are right), plan, write, commit. Throws PeriodRolloverDue (nothing written) when a payer to
  * be charged is still in an ended billing period.
  */

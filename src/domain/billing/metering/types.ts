@@ -4,13 +4,15 @@ import type { TokenUsage } from '../../models/pricing.js';
 import type { Micro } from '../../money.js';
 import type { PersonalBuckets } from '../debit-order.js';
 import type { Period } from '../period.js';
+import type { MeteringRefusal } from '../refusal.js';
 
 /**
  * The vocabulary of metering, shared by the pure planner (planner.ts), its SQL adapter (sql.ts) and the service
  * (metering.service.ts). Rows are named fields in domain units (micro-AUD integers, Dates): no positional arrays.
  */
 
-export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned';
+/** `cut_at_limit`: a stream ended by the proxy where its hold could not grow (the key's limit or the payer's balance). */
+export type UsageOutcome = 'ok' | 'upstream_error' | 'client_aborted' | 'abandoned' | 'cut_at_limit';
 
 /** An admitted request: what was reserved, for whom. Kept in memory by the proxy and as a row in `holds`. */
 export interface Hold {
@@ -96,6 +98,26 @@ export interface ReleaseItem {
   hold: Hold;
 }
 
+/**
+ * More room for a stream in flight, ahead of its output: `byMicro` more on the hold against the key's limit and on
+ * the hold against the payer's balance, as far as both headrooms go (a stream is admitted with a hold for its input
+ * and a first output increment, not for its whole output bound; docs/metering.md, "Holds that grow").
+ */
+export interface GrowItem {
+  hold: Hold;
+  byMicro: Micro;
+}
+
+export interface GrowResult {
+  /** What was added to each side: byMicro, less when a headroom ran out, 0 when none is left or the request is over. */
+  grantedMicro: Micro;
+  /** The hold on each side after it (0 when the request was already settled or released). */
+  keyHoldMicro: Micro;
+  payerHoldMicro: Micro;
+  /** Why less than asked was granted: the limit or balance that ran out, or the key that can no longer be used. */
+  refusal: MeteringRefusal | null;
+}
+
 /** A row an operation needs is not there (a payer deleted under a hold): refused for good, never retried. */
 export class MeteringRowMissing extends Error {
   constructor(what: string) {
@@ -104,8 +126,8 @@ export class MeteringRowMissing extends Error {
   }
 }
 
-export type MeteringOp = { admit: AdmissionItem } | { settle: SettlementItem } | { release: ReleaseItem };
-export type OpResult = Hold | SettleResult | Error;
+export type MeteringOp = { admit: AdmissionItem } | { settle: SettlementItem } | { release: ReleaseItem } | { grow: GrowItem };
+export type OpResult = Hold | SettleResult | GrowResult | Error;
 
 // ---- Locked rows, as the planner reads them ------------------------------------------------------------------
 
@@ -232,6 +254,8 @@ export interface MeteringChanges {
   teams: TeamChange[];
   holdsPlaced: HoldRow[];
   holdsRemoved: string[];
+  /** Holds of requests in flight that grew: their new amounts on each side. */
+  holdsResized: Array<{ requestId: string; keyHoldMicro: Micro; payerHoldMicro: Micro }>;
   usageEvents: UsageEventRow[];
   ledger: LedgerEntryRow[];
 }

@@ -82,6 +82,8 @@ class AnthropicStreamMeter implements StreamMeter {
   readonly hidesEvents = false;
   private finalOutput: number | null = null;
   private generatedBytes = 0;
+  /** The content block started and not yet stopped, by index. */
+  private openBlock: number | null = null;
 
   get usage(): TokenUsage | null {
     return this.reportedInput !== null && this.finalOutput !== null ? { ...this.reportedInput, outputTokens: this.finalOutput, reasoningTokens: 0 } : null;
@@ -95,6 +97,10 @@ class AnthropicStreamMeter implements StreamMeter {
         break;
       case 'content_block_start':
         this.countGenerated(event);
+        this.openBlock = blockIndex(event);
+        break;
+      case 'content_block_stop':
+        this.openBlock = null;
         break;
       case 'message_start': {
         const usage = eventData(event)?.message?.usage;
@@ -129,8 +135,26 @@ class AnthropicStreamMeter implements StreamMeter {
   }
 
   async outputTokensBound(cap: number): Promise<number> {
-    return Math.min(cap, Math.max(this.generatedBytes, this.outputDeltas));
+    return Math.min(cap, this.outputSoFar);
   }
+
+  get outputSoFar(): number {
+    return Math.max(this.generatedBytes, this.outputDeltas);
+  }
+
+  cutEvents(): string[] {
+    const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}`;
+    return [
+      ...(this.openBlock === null ? [] : [event('content_block_stop', { index: this.openBlock })]),
+      event('message_delta', { delta: { stop_reason: 'max_tokens', stop_sequence: null }, usage: { output_tokens: this.outputSoFar } }),
+      event('message_stop', {}),
+    ];
+  }
+}
+
+function blockIndex(event: string): number | null {
+  const index = /"index":(\d+)/.exec(event)?.[1];
+  return index === undefined ? null : Number(index);
 }
 
 export const anthropicProvider: UpstreamProvider = {

@@ -56,6 +56,9 @@ class OpenAiStreamMeter implements StreamMeter {
   private readonly clientWantsUsage: boolean;
   private readonly encoding: OpenAiEncoding;
   private readonly choices: number;
+  private generatedBytes = 0;
+  /** The first chunk's id, created and model, repeated by the chunk that ends a cut stream. */
+  private identity: Record<string, unknown> | null = null;
 
   constructor(options: StreamMeterOptions) {
     this.clientWantsUsage = options.clientWantsUsage;
@@ -75,6 +78,10 @@ class OpenAiStreamMeter implements StreamMeter {
 
   observe(event: string): boolean {
     let visible = true;
+    if (this.identity === null && event.startsWith('data: {')) {
+      const data = eventData(event);
+      if (data) this.identity = { id: data.id, object: 'chat.completion.chunk', created: data.created, model: data.model };
+    }
     if (event.includes('"usage":{')) {
       const data = eventData(event);
       if (data?.usage && typeof data.usage === 'object') {
@@ -91,7 +98,7 @@ class OpenAiStreamMeter implements StreamMeter {
 
   /** A client that did not ask for usage gets the chunks as they would be without it: no `"usage":null`. */
   shownAs(event: string): string {
-    return event.includes('"usage"') ? event.replace(NULL_USAGE, '') : event;
+    return !this.clientWantsUsage && event.includes('"usage"') ? event.replace(NULL_USAGE, '') : event;
   }
 
   private keepGenerated(event: string): void {
@@ -103,7 +110,9 @@ class OpenAiStreamMeter implements StreamMeter {
       const kind = m[1] as Kind;
       let parts = this.generated.get(kind);
       if (!parts) this.generated.set(kind, (parts = []));
-      parts.push(jsonStringText(m[2]!));
+      const text = jsonStringText(m[2]!);
+      parts.push(text);
+      this.generatedBytes += Buffer.byteLength(text, 'utf8');
     }
     if (carries) this.outputDeltas++;
   }
@@ -127,6 +136,16 @@ class OpenAiStreamMeter implements StreamMeter {
       tokens += await countTokens(parts.join(''), this.encoding, cap - tokens);
     }
     return Math.min(cap, Math.max(tokens, this.outputDeltas));
+  }
+
+  get outputSoFar(): number {
+    return Math.max(this.generatedBytes, this.outputDeltas);
+  }
+
+  cutEvents(): string[] {
+    const unfinished = Array.from({ length: this.choices }, (_, index) => index).filter((index) => !this.finishedChoices.has(index));
+    const chunk = { ...(this.identity ?? { object: 'chat.completion.chunk' }), choices: unfinished.map((index) => ({ index, delta: {}, finish_reason: 'length' })) };
+    return [`data: ${JSON.stringify(chunk)}`, 'data: [DONE]'];
   }
 }
 
