@@ -23,7 +23,7 @@ describe('messages → chat: requests', () => {
         { role: 'assistant', content: [
           { type: 'thinking', thinking: 'I should read it.', signature: 'EqQB' },
           { type: 'text', text: 'Reading it.' },
-          { type: 'tool_use', id: 'toolu_01', name: 'Read', input: { file_path: '/tmp/shot.png' } },
+          { type: 'tool_use', id: 'toolu_01', name: 'Read', input: { file_path: 'screenshots/shot.png' } },
         ] },
         { role: 'user', content: [
           { type: 'tool_result', tool_use_id: 'toolu_01', content: [{ type: 'text', text: 'An image:' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] },
@@ -42,7 +42,7 @@ describe('messages → chat: requests', () => {
       messages: [
         { role: 'system', content: 'You are Claude Code.\nBe concise.' },
         { role: 'user', content: [{ type: 'text', text: 'Look at the screenshot' }] },
-        { role: 'assistant', content: 'Reading it.', tool_calls: [{ id: 'toolu_01', type: 'function', function: { name: 'Read', arguments: '{"file_path":"/tmp/shot.png"}' } }] },
+        { role: 'assistant', content: 'Reading it.', tool_calls: [{ id: 'toolu_01', type: 'function', function: { name: 'Read', arguments: '{"file_path":"screenshots/shot.png"}' } }] },
         { role: 'tool', tool_call_id: 'toolu_01', content: 'An image:' },
         { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }, { type: 'text', text: 'What do you see?' }] },
       ],
