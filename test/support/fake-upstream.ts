@@ -36,6 +36,11 @@
  *   Each recorded request says how it ended (`outcome`: 'client-closed' when the proxy went away first, e.g.
  *   because it aborted the upstream request) and how many token deltas were written (`tokensSent`).
  *
+ * Reply content (setReplyContent()): instead of "tok " words, a given text (e.g. JSON for a structured-output test) or a
+ *   call of a tool (OpenAI `tool_calls`, finish_reason "tool_calls"; Anthropic a `tool_use` block, stop_reason
+ *   "tool_use"), streamed in pieces of opts.contentPieceChars (8) characters — arguments as `tool_calls` deltas or
+ *   `input_json_delta` events. The usage reported stays the formula above.
+ *
  * Optional auth: with opts.apiKey, requests whose `Authorization: Bearer` / `x-api-key` differ get 401.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -81,7 +86,12 @@ export interface FakeUpstreamOptions {
   embeddingDims?: number;
   /** Record requests in `requests` (default true; benchmarks may turn it off to keep memory flat). */
   record?: boolean;
+  /** Characters per streamed delta of a reply set with setReplyContent. Default 8. */
+  contentPieceChars?: number;
 }
+
+/** What the reply says instead of "tok " words (setReplyContent): a text, or a call of a tool. */
+export type ReplyContent = { text: string } | { toolCall: { id: string; name: string; arguments: string } };
 
 export interface RecordedRequest {
   method: string;
@@ -150,6 +160,8 @@ export interface FakeUpstream {
   setUsageDetails(details: UsageDetails): void;
   /** The tokens by kind this fake will report for `body` in `api`'s format, with its current reply length and details. */
   expectedTokens(body: unknown, api: Format): TokenKinds;
+  /** Reply with this content from now on instead of "tok " words (null: the words again; reset() restores them). */
+  setReplyContent(content: ReplyContent | null): void;
   /** Clear recorded requests and `served`; restore the modes (opts.mode, default ok) and the reply length. */
   reset(): void;
   /** Stop listening and destroy every open socket. */
@@ -302,6 +314,40 @@ function embeddingVector(seed: number, dims: number): number[] {
   return v;
 }
 
+/** `text` in pieces of `size` characters (at least one piece). */
+function pieces(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out.length > 0 ? out : [''];
+}
+
+function openaiReplyMessage(reply: ReplyContent): Record<string, unknown> {
+  if ('text' in reply) return { role: 'assistant', content: reply.text, refusal: null, annotations: [] };
+  const { id, name, arguments: args } = reply.toolCall;
+  return { role: 'assistant', content: null, refusal: null, annotations: [], tool_calls: [{ id, type: 'function', function: { name, arguments: args } }] };
+}
+
+/** The deltas of a reply: text pieces as `content`, a tool call as its first delta (id, name) and `arguments` pieces. */
+function openaiReplyDeltas(reply: ReplyContent, size: number): Record<string, unknown>[] {
+  if ('text' in reply) return pieces(reply.text, size).map((content) => ({ content }));
+  const { id, name, arguments: args } = reply.toolCall;
+  return [
+    { tool_calls: [{ index: 0, id, type: 'function', function: { name, arguments: '' } }] },
+    ...pieces(args, size).map((part) => ({ tool_calls: [{ index: 0, function: { arguments: part } }] })),
+  ];
+}
+
+function anthropicReplyBlock(reply: ReplyContent): Record<string, unknown> {
+  if ('text' in reply) return { type: 'text', text: reply.text };
+  const { id, name, arguments: args } = reply.toolCall;
+  return { type: 'tool_use', id, name, input: JSON.parse(args || '{}') };
+}
+
+function anthropicReplyDeltas(reply: ReplyContent, size: number): Record<string, unknown>[] {
+  if ('text' in reply) return pieces(reply.text, size).map((text) => ({ type: 'text_delta', text }));
+  return pieces(reply.toolCall.arguments, size).map((partial_json) => ({ type: 'input_json_delta', partial_json }));
+}
+
 export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const cfg = {
     replyTokens: opts.replyTokens ?? DEFAULT_REPLY_TOKENS,
@@ -322,6 +368,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   let replyTokens = cfg.replyTokens;
   let retryAfter: string | null = null;
   let details: UsageDetails = {};
+  let replyContent: ReplyContent | null = null;
+  const pieceChars = Math.max(1, Math.floor(opts.contentPieceChars ?? 8));
   let served = 0;
   let seq = 0;
   const requests: RecordedRequest[] = [];
@@ -413,7 +461,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const prompt = kinds.inputTokens + kinds.cachedInputTokens;
     const { outputTokens, reasoningTokens } = kinds;
     const visibleTokens = outputTokens - reasoningTokens;
-    const finish = outputTokens < replyTokens + (details.reasoningTokens ?? 0) ? 'length' : 'stop';
+    const finish = replyContent && 'toolCall' in replyContent ? 'tool_calls' : outputTokens < replyTokens + (details.reasoningTokens ?? 0) ? 'length' : 'stop';
     const id = `chatcmpl-fake${++seq}`;
     const created = Math.floor(Date.now() / 1000);
     const model = body.model;
@@ -423,7 +471,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     if (!body.stream) {
       return deliverJson(res, rec, 'openai', JSON.stringify({
         id, object: 'chat.completion', created, model, system_fingerprint: 'fp_fake', service_tier: 'default',
-        choices: [{ index: 0, message: { role: 'assistant', content: TOKEN.repeat(visibleTokens), refusal: null, annotations: [] },
+        choices: [{ index: 0, message: replyContent ? openaiReplyMessage(replyContent) : { role: 'assistant', content: TOKEN.repeat(visibleTokens), refusal: null, annotations: [] },
           logprobs: null, finish_reason: finish }],
         ...(rec.mode === 'no-usage' ? {} : { usage }),
       }));
@@ -434,8 +482,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const chunk = (delta: string, finishReason: string | null) =>
       `data: ${head}[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finishReason ? `"${finishReason}"` : 'null'}}]${tail}\n\n`;
     const events = [chunk('{"role":"assistant","content":"","refusal":null}', null)];
-    const deltas = deltaSizes(visibleTokens);
+    const deltas = replyContent ? [] : deltaSizes(visibleTokens);
     for (const n of deltas) events.push(chunk(`{"content":"${TOKEN.repeat(n)}"}`, null));
+    if (replyContent) for (const delta of openaiReplyDeltas(replyContent, pieceChars)) events.push(chunk(JSON.stringify(delta), null));
     events.push(chunk('{}', finish));
     const afterFinish = events.length;
     if (withUsage) events.push(`data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`);
@@ -446,7 +495,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   async function messages(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
     const kinds = reportedTokens(body, 'anthropic', replyTokens, details);
     const { outputTokens } = kinds;
-    const stop = outputTokens < replyTokens ? 'max_tokens' : 'end_turn';
+    const stop = replyContent && 'toolCall' in replyContent ? 'tool_use' : outputTokens < replyTokens ? 'max_tokens' : 'end_turn';
     const id = `msg_fake${++seq}`;
     const writes = kinds.cacheWrite5mTokens + kinds.cacheWrite1hTokens;
     const input = { input_tokens: kinds.inputTokens, cache_creation_input_tokens: writes, cache_read_input_tokens: kinds.cachedInputTokens };
@@ -454,7 +503,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const usage = { ...input, ...split, output_tokens: outputTokens, service_tier: 'standard' };
     if (!body.stream) {
       return deliverJson(res, rec, 'anthropic', JSON.stringify({
-        id, type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text: TOKEN.repeat(outputTokens) }],
+        id, type: 'message', role: 'assistant', model: body.model, content: [replyContent ? anthropicReplyBlock(replyContent) : { type: 'text', text: TOKEN.repeat(outputTokens) }],
         stop_reason: stop, stop_sequence: null, usage,
       }));
     }
@@ -462,10 +511,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const events = [
       ev('message_start', JSON.stringify({ type: 'message_start', message: { id, type: 'message', role: 'assistant', model: body.model,
         content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: Math.min(1, outputTokens) } } })),
-      ev('content_block_start', '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'),
+      ev('content_block_start', JSON.stringify({ type: 'content_block_start', index: 0, content_block: replyContent ? { ...anthropicReplyBlock(replyContent), ...('toolCall' in replyContent ? { input: {} } : { text: '' }) } : { type: 'text', text: '' } })),
       ev('ping', '{"type": "ping"}'),
     ];
-    const deltas = deltaSizes(outputTokens);
+    const deltas = replyContent ? [] : deltaSizes(outputTokens);
+    if (replyContent) for (const delta of anthropicReplyDeltas(replyContent, pieceChars)) events.push(ev('content_block_delta', JSON.stringify({ type: 'content_block_delta', index: 0, delta })));
     for (const n of deltas) events.push(ev('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${TOKEN.repeat(n)}"}}`));
     events.push(
       ev('content_block_stop', '{"type":"content_block_stop","index":0}'),
@@ -596,9 +646,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     setRetryAfter(value: string | null) { retryAfter = value; },
     expectedUsage(body: unknown) { return expectedUsage(body, replyTokens); },
     setUsageDetails(next: UsageDetails) { details = { ...next }; },
+    setReplyContent(next: ReplyContent | null) { replyContent = next; },
     expectedTokens(body: unknown, api: Format) { return reportedTokens(body, api, replyTokens, details); },
     reset() {
       details = {};
+      replyContent = null;
       requests.length = 0;
       served = 0;
       mode = initialMode;
