@@ -16,7 +16,7 @@ import type { StreamMeter } from './upstreams/types.js';
  * end for the usage report (see ClientWatch); one that leaves before has the upstream request aborted at once.
  */
 export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientWatch): Promise<UsageOutcome> {
-  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage, upstreamModel: x.model.upstreamModel, choices: x.request.choices });
+  const stream = target.provider.streamMeter({ endpoint: x.endpoint.name, clientWantsUsage: x.request.clientWantsUsage, upstreamModel: x.model.upstreamModel, choices: x.request.choices });
   client.readOnWhen(() => stream.finished);
   try {
     return await relayEvents(ctx, x, settlement, upstream, target, client, stream);
@@ -65,12 +65,14 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
       ? await earlyEnd(x, stream, 'upstream_error', 200)
       : { usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: 200 };
   } else charge = await earlyEnd(x, stream, 'ok', 200);
+  charge.responseId = stream.responseId ?? null;
   const outcome = await settlement.charge(charge);
 
   if (client.gone) return outcome;
   if (broken) {
     logUpstreamFailure(ctx.logger, x, broken);
-    res.write(target.provider.streamError(upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage)));
+    const message = upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage);
+    res.write(stream.errorEvent?.(message) ?? target.provider.streamError(message));
   }
   res.end();
   return outcome;
