@@ -99,15 +99,14 @@ const responsesSchema = z
     max_output_tokens: tokenCap.nullish(),
     previous_response_id: z.string().min(1).max(191).nullish(),
     store: z.boolean().nullish(),
-    background: z.literal(false, { message: 'background mode is not supported by ModelBridge (a background response cannot be metered before it is generated); send the request without it' }).nullish(),
-    conversation: z.null({ message: 'conversations are not supported by ModelBridge; chain responses with previous_response_id or send the whole input' }).optional(),
+    background: z.boolean().nullish().refine((v): boolean => v !== true, 'background mode is not supported by ModelBridge (a background response cannot be metered before it is generated); send the request without it'),
+    conversation: z.unknown().refine((v): boolean => v === undefined || v === null, 'conversations are not supported by ModelBridge; chain responses with previous_response_id or send the whole input'),
   })
   .passthrough();
 
-const compactSchema = responsesSchema.extend({ stream: z.literal(false, { message: 'compaction is not streamed' }).nullish() });
+const compactSchema = responsesSchema.extend({ stream: z.boolean().nullish().refine((v): boolean => v !== true, 'compaction is not streamed') });
 
-function parseResponses(schema: z.ZodType<z.infer<typeof responsesSchema>>, body: Record<string, unknown>): MeteredRequest {
-  const b = check(schema, body);
+function responsesRequest(b: z.infer<typeof responsesSchema>): MeteredRequest {
   return {
     model: b.model,
     stream: b.stream === true,
@@ -184,7 +183,7 @@ export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
     format: 'openai',
     provider: 'openai',
     maxBodyBytes: OPENAI_MAX_BODY_BYTES,
-    parse: (body) => parseResponses(responsesSchema, body),
+    parse: (body) => responsesRequest(check(responsesSchema, body)),
     responseIdOfJson,
   },
   compact: {
@@ -194,7 +193,7 @@ export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
     provider: 'openai',
     maxBodyBytes: OPENAI_MAX_BODY_BYTES,
     // A compaction is returned, not stored: there is no id to record.
-    parse: (body) => ({ ...parseResponses(compactSchema, body), storesResponse: false }),
+    parse: (body) => ({ ...responsesRequest(check(compactSchema, body)), storesResponse: false }),
   },
 };
 
