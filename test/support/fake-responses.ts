@@ -7,7 +7,7 @@
  *
  * Token accounting (deterministic, see responsesTokens()):
  *   chars        = length of `instructions` + of the `input` text: a string, or per item its `content` (a string or
- *                  the `text` of its parts), a function_call's `arguments`, a function_call_output's `output`;
+ *                  the `text` of its parts), a tool call's `arguments` or `input`, a tool output's `output`;
  *   prompt       = max(1, ceil(chars / 4)) + the context of `previous_response_id` (that response's input + output);
  *   outputTokens = min(max_output_tokens ?? ∞, replyTokens + details.reasoningTokens);
  *   cached       = min(details.cacheReadTokens, prompt) of the prompt; reasoning = hidden, part of the output.
@@ -20,10 +20,14 @@ import type { TokenKinds, UsageDetails } from './fake-upstream.js';
 
 const TOKEN = 'tok ';
 
-/** What the fake replies with when a request offers a function tool of this name and has no output for it yet. */
+/**
+ * What the fake replies with when a request offers a tool of this name and has no tool output in its input yet: a
+ * `function_call` with these arguments for a function tool, a `custom_tool_call` with them as its input for a
+ * custom (freeform) tool.
+ */
 export interface FakeToolCall {
   name: string;
-  /** The arguments, a JSON text. */
+  /** The arguments (a JSON text), or a custom tool's input. */
   arguments: string;
 }
 
@@ -49,7 +53,8 @@ function responsesChars(body: any): number {
   for (const item of input) {
     n += textOf(item?.content);
     if (typeof item?.arguments === 'string') n += item.arguments.length;
-    if (typeof item?.output === 'string') n += item.output.length;
+    if (typeof item?.input === 'string') n += item.input.length;
+    n += typeof item?.output === 'string' ? item.output.length : textOf(item?.output);
   }
   return n;
 }
@@ -64,12 +69,33 @@ export function responsesTokens(body: any, replyTokens: number, details: UsageDe
   return { inputTokens: prompt - cached, cachedInputTokens: cached, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0, outputTokens: output, reasoningTokens: Math.min(reasoningAsked, output) };
 }
 
-/** The tool call to make: set, offered as a function tool by the request, and not answered in its input yet. */
-export function toolCallFor(body: any, call: FakeToolCall | null): FakeToolCall | null {
-  if (!call || !Array.isArray(body?.tools)) return null;
-  if (!body.tools.some((t: any) => t?.name === call.name)) return null;
-  if (Array.isArray(body.input) && body.input.some((item: any) => item?.type === 'function_call_output')) return null;
-  return call;
+/**
+ * The tools a request offers, by name: its `tools`, and those Codex sends in `additional_tools` input items,
+ * namespaces opened.
+ */
+function offeredTools(body: any): Map<string, any> {
+  const found = new Map<string, any>();
+  const visit = (tools: unknown) => {
+    if (!Array.isArray(tools)) return;
+    for (const t of tools) {
+      if (t?.type === 'namespace') visit(t.tools);
+      else if (typeof t?.name === 'string') found.set(t.name, t);
+    }
+  };
+  visit(body?.tools);
+  if (Array.isArray(body?.input)) for (const item of body.input) if (item?.type === 'additional_tools') visit(item.tools);
+  return found;
+}
+
+const TOOL_OUTPUTS = new Set(['function_call_output', 'custom_tool_call_output']);
+
+/** The tool call to make: set, offered by the request, and not answered in its input yet; with the tool's type. */
+export function toolCallFor(body: any, call: FakeToolCall | null): (FakeToolCall & { custom: boolean }) | null {
+  if (!call) return null;
+  const tool = offeredTools(body).get(call.name);
+  if (!tool) return null;
+  if (Array.isArray(body.input) && body.input.some((item: any) => TOOL_OUTPUTS.has(item?.type))) return null;
+  return { ...call, custom: tool.type === 'custom' };
 }
 
 export function usageObject(k: TokenKinds): Record<string, unknown> {
@@ -94,7 +120,7 @@ export interface BuiltResponse {
 }
 
 /** A response to `body` and its stream, numbered by `seq`. `deltaSizes` splits the visible tokens into deltas. */
-export function buildResponse(body: any, kinds: TokenKinds, replyTokens: number, details: UsageDetails, call: FakeToolCall | null, seq: number, deltaSizes: (tokens: number) => number[]): BuiltResponse {
+export function buildResponse(body: any, kinds: TokenKinds, replyTokens: number, details: UsageDetails, call: (FakeToolCall & { custom: boolean }) | null, seq: number, deltaSizes: (tokens: number) => number[]): BuiltResponse {
   const id = `resp_fake${seq}`;
   const itemId = call ? `fc_fake${seq}` : `msg_fake${seq}`;
   const incomplete = kinds.outputTokens < replyTokens + (details.reasoningTokens ?? 0);
@@ -113,8 +139,10 @@ export function buildResponse(body: any, kinds: TokenKinds, replyTokens: number,
   let addedItem: Record<string, any>;
   if (call) {
     for (let i = 0; i < call.arguments.length; i += 8) { pieces.push(call.arguments.slice(i, i + 8)); deltaTokens.push(1); }
-    addedItem = { id: itemId, type: 'function_call', status: 'in_progress', arguments: '', call_id: `call_fake${seq}`, name: call.name };
-    doneItem = { ...addedItem, status: 'completed', arguments: call.arguments };
+    addedItem = call.custom
+      ? { id: itemId, type: 'custom_tool_call', status: 'in_progress', input: '', call_id: `call_fake${seq}`, name: call.name }
+      : { id: itemId, type: 'function_call', status: 'in_progress', arguments: '', call_id: `call_fake${seq}`, name: call.name };
+    doneItem = { ...addedItem, status: 'completed', ...(call.custom ? { input: call.arguments } : { arguments: call.arguments }) };
   } else {
     for (const n of deltaSizes(visible)) { pieces.push(TOKEN.repeat(n)); deltaTokens.push(n); }
     addedItem = { id: itemId, type: 'message', status: 'in_progress', role: 'assistant', content: [] };
@@ -132,10 +160,14 @@ export function buildResponse(body: any, kinds: TokenKinds, replyTokens: number,
   const firstDelta = events.length;
   for (const piece of pieces) {
     events.push(call
-      ? ev('response.function_call_arguments.delta', { item_id: itemId, output_index: 0, delta: piece })
+      ? ev(call.custom ? 'response.custom_tool_call_input.delta' : 'response.function_call_arguments.delta', { item_id: itemId, output_index: 0, delta: piece })
       : ev('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta: piece, logprobs: [] }));
   }
-  if (call) events.push(ev('response.function_call_arguments.done', { item_id: itemId, output_index: 0, arguments: call.arguments }));
+  if (call) {
+    events.push(call.custom
+      ? ev('response.custom_tool_call_input.done', { item_id: itemId, output_index: 0, input: call.arguments })
+      : ev('response.function_call_arguments.done', { item_id: itemId, output_index: 0, arguments: call.arguments }));
+  }
   else {
     events.push(ev('response.output_text.done', { item_id: itemId, output_index: 0, content_index: 0, text: TOKEN.repeat(visible), logprobs: [] }));
     events.push(ev('response.content_part.done', { item_id: itemId, output_index: 0, content_index: 0, part: doneItem.content[0] }));
