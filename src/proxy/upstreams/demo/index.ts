@@ -4,6 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { randomBase62 } from '../../../domain/ids.js';
 import type { Provider } from '../../../domain/models/models.service.js';
 import { anthropicCountTokens, anthropicMessage, anthropicStream, openaiChat, openaiChatStream, openaiEmbeddings, type DemoBody } from './replies.js';
+import { openaiCompaction, openaiResponse, openaiResponseStream } from './responses.js';
 
 /**
  * The built-in demo upstream: an OpenAI- and Anthropic-compatible endpoint this app serves itself under /demo, used
@@ -47,6 +48,14 @@ export function createDemoUpstreamRouter(): Router {
     const body = req.body as DemoBody;
     if (body.stream === true) return openaiChatStream(res, body);
     res.json(openaiChat(body));
+  });
+  router.post('/openai/v1/responses', (req: Request, res: Response) => {
+    const body = req.body as DemoBody;
+    if (body.stream === true) return openaiResponseStream(res, body);
+    res.json(openaiResponse(body));
+  });
+  router.post('/openai/v1/responses/compact', (req: Request, res: Response) => {
+    res.json(openaiCompaction(req.body as DemoBody));
   });
   router.post('/openai/v1/embeddings', (req: Request, res: Response) => {
     res.json(openaiEmbeddings(req.body as DemoBody));
