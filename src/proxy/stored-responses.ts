@@ -18,7 +18,8 @@ const PASSED_QUERY = new Set(['include', 'include[]', 'after', 'before', 'limit'
  * the operator's upstream account, where the operator's credential reads any of them, so a request is forwarded
  * only for a response its key's own account created through ModelBridge (StoredResponsesService.findFor); any
  * other id is a 404 in the OpenAI format and never reaches the upstream. Not metered: the provider charges nothing
- * for these. A revoked, expired or paused key is refused as everywhere; a key at its spend limit may still read.
+ * for these. A revoked or expired key (or one whose owner is disabled) is refused as everywhere; a key at its spend
+ * limit may still read.
  */
 export function storedResponse(ctx: ProxyContext, action: StoredResponseAction): RequestHandler {
   return async function handleStoredResponse(req: Request, res: Response): Promise<void> {

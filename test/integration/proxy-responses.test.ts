@@ -318,6 +318,19 @@ describe(`POST /v1/responses through the official SDK (${dialect})`, () => {
       expect(fake.requests).toHaveLength(0);
     });
 
+    it('lets a key at its spend limit read its responses, and refuses a revoked key', async () => {
+      const carol = await makeUser(app.services, { prepaidMicro: 5_000_000 });
+      const { key, secret } = await makeKey(app.services, carol);
+      const client = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
+      const created = await client.responses.create(ask('Before the limit'));
+      await app.services.keys.update(key.id, { spendLimitMicro: 1 }, carol.actor);
+      await expect(client.responses.create(ask('over'))).rejects.toMatchObject({ status: 429 });
+      expect((await client.responses.retrieve(created.id)).id).toBe(created.id);
+      await app.services.keys.revoke(key.id, carol.actor);
+      await expect(client.responses.retrieve(created.id)).rejects.toMatchObject({ status: 401, code: 'key_revoked' });
+      expect(fake.requests.map((r) => r.method)).toEqual(['POST', 'GET']);
+    });
+
     it('refuses a request without a key before looking anything up', async () => {
       const res = await fetch(`${app.url}/v1/responses/resp_x`);
       expect(res.status).toBe(401);
