@@ -14,6 +14,7 @@ import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
+import { StoredResponsesService } from './responses/stored-responses.service.js';
 
 /**
  * A hold nobody renews is released after this + the release job's minute: under 2 minutes for the holds of a dead
@@ -53,6 +54,7 @@ export function createServices(options: ServicesOptions) {
     keyExpiry: new KeyExpiryService({ db, clock, audit }),
     reconcile: new ReconcileService({ db, clock, audit }),
     rollover: new RolloverService({ db, clock, timeZone }),
+    storedResponses: new StoredResponsesService({ db, clock }),
   };
 }
 

@@ -9,6 +9,7 @@ export type ProxyErrorCode =
   | 'invalid_request'
   | 'request_too_large'
   | 'model_not_found'
+  | 'response_not_found'
   | 'unknown_url'
   | 'upstream_error'
   | 'upstream_overloaded'
@@ -34,6 +35,12 @@ export const requestTooLarge = (limitBytes: number) =>
   new ProxyError(413, 'request_too_large', `The request body is larger than ${Math.round(limitBytes / 1_048_576)} MB.`);
 export const modelNotFound = (model: string) =>
   new ProxyError(404, 'model_not_found', `The model '${model.slice(0, 100)}' does not exist or is not enabled on this ModelBridge.`);
+/**
+ * A stored response the caller may not see: not created through ModelBridge, or by another account. Both read the
+ * same, so an id of someone else's response is not confirmed to exist.
+ */
+export const responseNotFound = (id: string) =>
+  new ProxyError(404, 'response_not_found', `No response with id '${id.slice(0, 100)}' was found for this API key's account.`);
 export const unsupportedEncoding = (encoding: string) =>
   new ProxyError(415, 'invalid_request', `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send JSON plain or with gzip, deflate or br.`);
 export const upstreamFailed = (timeout: boolean) =>
@@ -83,6 +90,7 @@ const PROXY_ERRORS: Record<ProxyErrorCode, Omit<Shape, 'status'>> = {
   invalid_request: { openai: 'invalid_request_error', anthropic: 'invalid_request_error', retry: false },
   request_too_large: { openai: 'invalid_request_error', anthropic: 'request_too_large', retry: false },
   model_not_found: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
+  response_not_found: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   unknown_url: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   upstream_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
   upstream_overloaded: { openai: 'server_error', anthropic: 'overloaded_error', retry: true },

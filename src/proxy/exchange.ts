@@ -38,6 +38,8 @@ export interface Charge {
   outcome: UsageOutcome;
   estimated: boolean;
   httpStatus: number;
+  /** The id the upstream gave a response it stores (Responses API), recorded for the key's account once settled. */
+  responseId?: string | null;
 }
 
 /** The status recorded for a request whose client went away (nginx's convention; never sent). */

@@ -9,7 +9,7 @@ import { identifyKey, readApiKey } from './authenticate.js';
 import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
 import { ENDPOINT_OF_PROVIDER, type EndpointSpec, type MeteredRequest } from './endpoints.js';
-import { invalidRequest, modelNotFound, ProxyError, sendProxyError } from './errors.js';
+import { invalidRequest, modelNotFound, ProxyError, responseNotFound, sendProxyError } from './errors.js';
 import { DEFAULT_OUTPUT_BOUND, estimateRequest, type Estimate } from './estimate.js';
 import type { Translation } from './exchange.js';
 import { forward } from './forward.js';
@@ -32,7 +32,8 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
       const modelLookup = findModel(ctx, body.json.model);
       const key = await keyLookup;
       const request = endpoint.parse(body.json);
-      const { model, translation, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json, headers: req.headers }, await modelLookup);
+      const storedContextTokens = await checkChain(ctx, key, request);
+      const { model, translation, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json, headers: req.headers, storedContextTokens }, await modelLookup);
       const outcome = await forward(ctx, { req, res, endpoint, request, body, model, translation, estimate, hold, startedAt });
       ctx.metrics.proxyRequests.inc({ endpoint: endpoint.name, outcome });
     } catch (err) {
@@ -40,6 +41,18 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
       sendProxyError(res, endpoint.format, err, ctx.logger);
     }
   };
+}
+
+/**
+ * A request that chains on a stored response (previous_response_id) may name only one its key's own account created
+ * through ModelBridge: the operator's upstream account would serve any. Refused 404 before any hold otherwise.
+ * Returns the context the stored response adds, for the estimate.
+ */
+async function checkChain(ctx: ProxyContext, key: KeyIdentity, request: MeteredRequest): Promise<number> {
+  if (request.previousResponseId === undefined) return 0;
+  const stored = await ctx.storedResponses.findFor(request.previousResponseId, key);
+  if (!stored) throw responseNotFound(request.previousResponseId);
+  return stored.contextTokens;
 }
 
 /** The catalog entry as this instance last saw it; admission checks it is still the catalog's (admitFromCatalog). */
@@ -57,7 +70,7 @@ function findModel(ctx: ProxyContext, id: unknown): Promise<CatalogModel | null>
  */
 async function admitFromCatalog(
   ctx: ProxyContext,
-  r: { key: KeyIdentity; endpoint: EndpointSpec; request: MeteredRequest; json: Record<string, unknown>; headers: IncomingHttpHeaders },
+  r: { key: KeyIdentity; endpoint: EndpointSpec; request: MeteredRequest; json: Record<string, unknown>; headers: IncomingHttpHeaders; storedContextTokens: number },
   remembered: CatalogModel | null,
 ): Promise<{ model: CatalogModel; translation: Translation | null; estimate: Estimate; hold: Hold }> {
   let entry = remembered;
@@ -76,7 +89,7 @@ async function admitFromCatalog(
     // A translated request is estimated as it goes upstream: its body, its output cap, the upstream's prices.
     const estimate = translation
       ? estimateRequest(model, { ...r.request, maxOutputTokens: translation.maxOutputTokens, choices: 1 }, translation.body)
-      : estimateRequest(model, r.request, r.json);
+      : estimateRequest(model, r.request, r.json, r.storedContextTokens);
     try {
       return { model, translation, estimate, hold: await admit(ctx, { key: r.key, model, endpoint: r.endpoint, request: r.request, estimate }) };
     } catch (err) {

@@ -30,6 +30,7 @@ export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Sett
         estimated: true,
         httpStatus: client.gone ? CLIENT_CLOSED : upstream.statusCode,
       };
+  charge.responseId = x.endpoint.responseIdOfJson?.(raw.toString('utf8')) ?? null;
   const outcome = await settlement.charge(charge);
   if (!client.gone) {
     const answer = x.translation ? translatedJson(x.translation.translator, raw) : raw;

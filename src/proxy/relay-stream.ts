@@ -20,7 +20,9 @@ import type { StreamMeter } from './upstreams/types.js';
 export async function relayStream(ctx: ProxyContext, x: Exchange, settlement: Settler, upstream: UpstreamResponse, target: UpstreamTarget, client: ClientWatch): Promise<UsageOutcome> {
   // The upstream's meter reads the upstream's events before any translation; a translated stream hides nothing
   // itself (its translator writes what the client asked for).
-  const stream = target.provider.streamMeter({ clientWantsUsage: x.request.clientWantsUsage || x.translation !== null, upstreamModel: x.model.upstreamModel, choices: x.request.choices });
+  const stream = target.provider.streamMeter({
+    endpoint: x.endpoint.name, clientWantsUsage: x.request.clientWantsUsage || x.translation !== null, upstreamModel: x.model.upstreamModel, choices: x.request.choices,
+  });
   client.readOnWhen(() => stream.finished);
   try {
     return await relayEvents(ctx, x, settlement, upstream, target, client, stream);
@@ -81,6 +83,7 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
       ? await earlyEnd(x, stream, 'upstream_error', 200)
       : { usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: 200 };
   } else charge = await earlyEnd(x, stream, 'ok', 200);
+  charge.responseId = stream.responseId ?? null;
   const outcome = await settlement.charge(charge);
 
   if (client.gone) return outcome;
@@ -92,7 +95,8 @@ async function relayEvents(ctx: ProxyContext, x: Exchange, settlement: Settler, 
   } else if (broken) {
     logUpstreamFailure(ctx.logger, x, broken);
     // In the client's stream format, which is the upstream's unless the stream was translated.
-    res.write(PROVIDERS[x.endpoint.provider].streamError(upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage)));
+    const message = upstreamFailedMidStream(isUpstreamTimeout(broken), charge.usage);
+    res.write(x.translation ? PROVIDERS[x.endpoint.provider].streamError(message) : (stream.errorEvent?.(message) ?? target.provider.streamError(message)));
   } else if (translating) res.write(translating.end());
   res.end();
   return outcome;

@@ -6,6 +6,7 @@ import { ENDPOINTS } from './endpoints.js';
 import { ProxyError, sendProxyError } from './errors.js';
 import { formatOf, getModel, keyStatus, listModels } from './info.js';
 import { meteredHandler } from './pipeline.js';
+import { storedResponse } from './stored-responses.js';
 import { createUpstreamClient } from './upstreams/http.js';
 import { createUpstreams } from './upstreams/index.js';
 
@@ -18,6 +19,7 @@ export function createProxyRouter(deps: AppDeps): Router {
   const ctx: ProxyContext = {
     metering: deps.services.metering,
     models: deps.services.models,
+    storedResponses: deps.services.storedResponses,
     upstreams: createUpstreams(deps.config),
     http: createUpstreamClient({ timeoutMs: deps.config.upstreamTimeoutMs }),
     metrics: deps.metrics,
@@ -34,6 +36,11 @@ export function createProxyRouter(deps: AppDeps): Router {
   router.post('/embeddings', meteredHandler(ctx, ENDPOINTS.embeddings));
   router.post('/messages', meteredHandler(ctx, ENDPOINTS.messages));
   router.post('/messages/count_tokens', countTokens(ctx));
+  router.post('/responses', meteredHandler(ctx, ENDPOINTS.responses));
+  router.post('/responses/compact', meteredHandler(ctx, ENDPOINTS.compact));
+  router.get('/responses/:id', storedResponse(ctx, 'retrieve'));
+  router.delete('/responses/:id', storedResponse(ctx, 'delete'));
+  router.get('/responses/:id/input_items', storedResponse(ctx, 'inputItems'));
   router.get('/models', listModels(ctx));
   router.get('/models/*id', getModel(ctx));
   router.get('/key', keyStatus(ctx));

@@ -9,6 +9,10 @@
  *   GET  /v1/models                    OpenAI list, or Anthropic list when the request has `anthropic-version`
  *   POST /v1/messages                  Anthropic; JSON, or the real event sequence when `stream: true`
  *   POST /v1/messages/count_tokens     Anthropic; {input_tokens}
+ *   POST /v1/responses                 OpenAI Responses API; JSON, or its event sequence when `stream: true`
+ *                                      (see fake-responses.ts; stored unless `store: false`)
+ *   POST /v1/responses/compact         OpenAI; a `response.compaction` with usage
+ *   GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items   the stored responses
  *
  * Token accounting (deterministic, see expectedUsage()):
  *   chars        = total string length (UTF-16 code units) of all text content in the request:
@@ -45,6 +49,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buildResponse, compaction, failedEvent, inputItems, responsesTokens, toolCallFor, type FakeToolCall, type StoredFakeResponse } from './fake-responses.js';
 
 /**
  * - `ok`: answer normally.
@@ -162,6 +167,12 @@ export interface FakeUpstream {
   expectedTokens(body: unknown, api: Format): TokenKinds;
   /** Reply with this content from now on instead of "tok " words (null: the words again; reset() restores them). */
   setReplyContent(content: ReplyContent | null): void;
+  /** Responses API: reply with this tool call to a request that offers it and has no output for it (reset() clears it). */
+  setResponsesToolCall(call: FakeToolCall | null): void;
+  /** Responses API: the tokens by kind this fake will report for `body` (its previous response's context included). */
+  expectedResponseTokens(body: unknown): TokenKinds;
+  /** Responses API: the responses stored so far, by id (reset() clears them). */
+  readonly storedResponses: Map<string, StoredFakeResponse>;
   /** Clear recorded requests and `served`; restore the modes (opts.mode, default ok) and the reply length. */
   reset(): void;
   /** Stop listening and destroy every open socket. */
@@ -374,6 +385,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   let seq = 0;
   const requests: RecordedRequest[] = [];
   const open = new Set<ServerResponse>(); // responses not yet closed
+  const storedResponses = new Map<string, StoredFakeResponse>();
+  let toolCall: FakeToolCall | null = null;
 
   function sendJson(res: ServerResponse, rec: RecordedRequest, status: number, format: Format, json: string): void {
     res.writeHead(status, {
@@ -420,7 +433,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
    * in rec.tokensSent; abort-mid-stream stops after opts.abortAfterTokens of them), then the rest; the events from
    * index `afterFinish` on follow the end of generation (the pause of late-usage).
    */
-  async function deliverStream(res: ServerResponse, rec: RecordedRequest, format: Format, events: string[], firstToken: number, deltaTokens: number[], afterFinish: number): Promise<void> {
+  async function deliverStream(res: ServerResponse, rec: RecordedRequest, format: Format, events: string[], firstToken: number, deltaTokens: number[], afterFinish: number, failure?: string): Promise<void> {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
@@ -441,9 +454,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     if (res.destroyed) return;
     if (rec.mode === 'error-mid-stream') {
       rec.outcome = 'completed';
-      res.end(format === 'anthropic'
+      res.end(failure ?? (format === 'anthropic'
         ? 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded (fake)"}}\n\n'
-        : 'data: {"error":{"message":"The server had an error while processing your request (fake).","type":"server_error","param":null,"code":null}}\n\n');
+        : 'data: {"error":{"message":"The server had an error while processing your request (fake).","type":"server_error","param":null,"code":null}}\n\n'));
       return;
     }
     if (aborting) {
@@ -525,6 +538,45 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     return deliverStream(res, rec, 'anthropic', events, 3, deltas, events.length - 1);
   }
 
+  function previousContext(body: any): number {
+    const usage = typeof body?.previous_response_id === 'string' ? storedResponses.get(body.previous_response_id)?.response.usage : undefined;
+    return usage ? usage.input_tokens + usage.output_tokens : 0;
+  }
+
+  function responseTokens(body: any) {
+    return responsesTokens(body, replyTokens, details, previousContext(body));
+  }
+
+  async function responses(res: ServerResponse, rec: RecordedRequest, method: string, path: string, body: any): Promise<void> {
+    const notFound = (what: string) => sendJson(res, rec, 404, 'openai', errorBody('openai', 404, what));
+    const stored = /^\/v1\/responses\/([^/]+)(\/input_items)?$/.exec(path);
+    if (method === 'POST' && path === '/v1/responses/compact') {
+      return deliverJson(res, rec, 'openai', JSON.stringify(compaction(body, responseTokens(body), ++seq)));
+    }
+    if (method === 'POST' && path === '/v1/responses') {
+      if (body.previous_response_id !== undefined && !storedResponses.has(body.previous_response_id))
+        return sendJson(res, rec, 400, 'openai', errorBody('openai', 400, `Previous response with id '${body.previous_response_id}' not found.`));
+      const n = ++seq;
+      const built = buildResponse(body, responseTokens(body), replyTokens, details, toolCallFor(body, toolCall), n, deltaSizes);
+      if (body.store !== false) storedResponses.set(built.response.id, { response: built.response, inputItems: inputItems(body, n) });
+      if (!body.stream) return deliverJson(res, rec, 'openai', JSON.stringify(built.response));
+      // late-usage: the pause comes after the terminal event (which carries the usage), before the stream ends.
+      return deliverStream(res, rec, 'openai', [...built.events, ''], built.firstDelta, built.deltaTokens, built.terminal + 1, failedEvent(built.response.id));
+    }
+    const found = stored && storedResponses.get(decodeURIComponent(stored[1]!));
+    if (!stored || !found) return notFound(stored ? `Response with id '${stored[1]}' not found.` : `Unknown request URL: ${method} ${path}`);
+    if (method === 'GET' && stored[2]) {
+      const data = found.inputItems;
+      return deliverJson(res, rec, 'openai', JSON.stringify({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null, has_more: false }));
+    }
+    if (method === 'GET') return deliverJson(res, rec, 'openai', JSON.stringify(found.response));
+    if (method === 'DELETE' && !stored[2]) {
+      storedResponses.delete(found.response.id);
+      return deliverJson(res, rec, 'openai', JSON.stringify({ id: found.response.id, object: 'response', deleted: true }));
+    }
+    return notFound(`Unknown request URL: ${method} ${path}`);
+  }
+
   function embeddings(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
     const { inputTokens } = expectedUsage(body, replyTokens);
     const inputs: unknown[] = typeof body.input === 'string' || (Array.isArray(body.input) && typeof body.input[0] === 'number')
@@ -600,6 +652,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       return sendJson(res, rec, status, format, errorBody(format, status, `Fake upstream error with status ${status}`));
     }
 
+    if (path === '/v1/responses' || path.startsWith('/v1/responses/')) {
+      if (badJson) return sendJson(res, rec, 400, 'openai', errorBody('openai', 400, 'We could not parse the JSON body of your request.'));
+      if (method === 'POST' && typeof body?.model !== 'string') return sendJson(res, rec, 400, 'openai', errorBody('openai', 400, 'model: field required'));
+      return responses(res, rec, method, path, body);
+    }
     const route = `${method} ${path}`;
     if (route === 'GET /v1/models') return models(res, rec, format);
     const known = route === 'POST /v1/chat/completions' || route === 'POST /v1/embeddings' || route === 'POST /v1/messages' || route === 'POST /v1/messages/count_tokens';
@@ -648,9 +705,14 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     setUsageDetails(next: UsageDetails) { details = { ...next }; },
     setReplyContent(next: ReplyContent | null) { replyContent = next; },
     expectedTokens(body: unknown, api: Format) { return reportedTokens(body, api, replyTokens, details); },
+    setResponsesToolCall(call: FakeToolCall | null) { toolCall = call; },
+    expectedResponseTokens(body: unknown) { return responseTokens(body); },
+    storedResponses,
     reset() {
       details = {};
       replyContent = null;
+      storedResponses.clear();
+      toolCall = null;
       requests.length = 0;
       served = 0;
       mode = initialMode;

@@ -4,6 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { randomBase62 } from '../../../domain/ids.js';
 import type { Provider } from '../../../domain/models/models.service.js';
 import { anthropicCountTokens, anthropicMessage, anthropicStream, openaiChat, openaiChatStream, openaiEmbeddings, type DemoBody } from './replies.js';
+import { openaiCompaction, openaiResponse, openaiResponseStream } from './responses.js';
 
 /**
  * The built-in demo upstream: an OpenAI- and Anthropic-compatible endpoint this app serves itself under /demo, used
@@ -40,24 +41,23 @@ function requireDemoToken(req: Request, res: Response, next: NextFunction): void
     : { error: { message, type: 'invalid_request_error', code: 'invalid_api_key', param: null } });
 }
 
+/** A demo endpoint: its stream when the request asks for one (if it streams), else its JSON answer. */
+function demoReply(json: (body: DemoBody) => unknown, stream?: (res: Response, body: DemoBody) => void) {
+  return (req: Request, res: Response) => {
+    const body = req.body as DemoBody;
+    if (stream && body.stream === true) return stream(res, body);
+    res.json(json(body));
+  };
+}
+
 export function createDemoUpstreamRouter(): Router {
   const router = Router();
   router.use(requireDemoToken, express.json({ limit: '12mb' }));
-  router.post('/openai/v1/chat/completions', (req: Request, res: Response) => {
-    const body = req.body as DemoBody;
-    if (body.stream === true) return openaiChatStream(res, body);
-    res.json(openaiChat(body));
-  });
-  router.post('/openai/v1/embeddings', (req: Request, res: Response) => {
-    res.json(openaiEmbeddings(req.body as DemoBody));
-  });
-  router.post('/anthropic/v1/messages', (req: Request, res: Response) => {
-    const body = req.body as DemoBody;
-    if (body.stream === true) return anthropicStream(res, body);
-    res.json(anthropicMessage(body));
-  });
-  router.post('/anthropic/v1/messages/count_tokens', (req: Request, res: Response) => {
-    res.json(anthropicCountTokens(req.body as DemoBody));
-  });
+  router.post('/openai/v1/chat/completions', demoReply(openaiChat, openaiChatStream));
+  router.post('/openai/v1/responses', demoReply(openaiResponse, openaiResponseStream));
+  router.post('/openai/v1/responses/compact', demoReply(openaiCompaction));
+  router.post('/openai/v1/embeddings', demoReply(openaiEmbeddings));
+  router.post('/anthropic/v1/messages', demoReply(anthropicMessage, anthropicStream));
+  router.post('/anthropic/v1/messages/count_tokens', demoReply(anthropicCountTokens));
   return router;
 }
