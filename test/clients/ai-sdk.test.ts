@@ -58,6 +58,18 @@ describe('AI SDK (@ai-sdk/anthropic) through ModelBridge', () => {
   });
 });
 
+describe('AI SDK base URLs', () => {
+  it('answers a base URL without /v1 with a JSON 404 that names the base URL to use, and charges nothing', async () => {
+    const rootless = createAnthropic({ apiKey: tier.secret, baseURL: tier.anthropicBaseUrl });
+    const err = await generateText({ model: rootless('claude-sonnet-5-5'), prompt: 'Hi', maxRetries: 0 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ statusCode: 404 });
+    expect((err as { responseBody: string }).responseBody).toContain('/v1');
+    expect(() => JSON.parse((err as { responseBody: string }).responseBody)).not.toThrow();
+    expect(tier.fake.requests).toEqual([]);
+    expect(await tier.expectBill()).toEqual({ charged: 0, refused: 0, totalMicro: 0 });
+  });
+});
+
 describe('AI SDK (@ai-sdk/openai .chat()) through ModelBridge', () => {
   it('generateText: bills cached and reasoning tokens at the catalog prices', async () => {
     tier.fake.setUsageDetails({ cacheReadTokens: 400, reasoningTokens: 24 });

@@ -78,4 +78,11 @@ describe('@anthropic-ai/sdk through ModelBridge', () => {
     expect(tier.fake.requests.map((r) => r.mode)).toEqual(['status:429', 'ok']);
     expect(await tier.expectBill()).toMatchObject({ charged: 1, refused: 1 });
   });
+
+  it('counts tokens (as Claude Code does) without charging anything', async () => {
+    const counted = await client.messages.countTokens({ model: 'claude-sonnet-5-5', system: cached, messages: [{ role: 'user', content: 'Hi' }] });
+    expect(counted.input_tokens).toBe(tier.fake.expectedUsage({ system: cached, messages: [{ role: 'user', content: 'Hi' }] }).inputTokens);
+    expect(tier.fake.requests.map((r) => r.path)).toEqual(['/v1/messages/count_tokens']);
+    expect(await tier.expectBill()).toEqual({ charged: 0, refused: 0, totalMicro: 0 });
+  });
 });

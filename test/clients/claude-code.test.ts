@@ -51,7 +51,7 @@ async function claude(prompt: string, options: { args?: string[]; auth?: ClaudeA
 
 /** The bill of what this test made Claude Code do (events after the previous test's). */
 async function bill() {
-  const summary = await expectBill(install.db, fake.requests, undefined, lastEventId);
+  const summary = await expectBill(install.db, fake.requests, lastEventId);
   await expectMeteringInvariants(install.db);
   return summary;
 }
@@ -113,6 +113,14 @@ describe(`Claude Code through a fresh install`, () => {
     await expectChargeMatchesClaudeCode(run);
   });
 
+  it('serves a dated snapshot name (--model claude-sonnet-4-5-20250929) from its catalog entry', async () => {
+    const run = await claude('Say hello.', { args: ['--model', 'claude-sonnet-4-5-20250929'] });
+    expect(run.json, run.stderr).toMatchObject({ is_error: false, result: 'Hello from the fake upstream.' });
+    expect(fake.requests.filter((r) => r.path === '/v1/messages').map((r) => r.body.model)).toContain('claude-sonnet-4-5-20250929');
+    expect(await bill()).toMatchObject({ refused: 0 });
+    await expectChargeMatchesClaudeCode(run);
+  });
+
   it('runs a tool round trip: the fake asks for Read, Claude Code reads the file and sends the result back', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'claude-tool-'));
     const file = path.join(dir, 'notes.txt');
@@ -132,7 +140,8 @@ describe(`Claude Code through a fresh install`, () => {
   });
 
   it('authenticates with ANTHROPIC_AUTH_TOKEN (Authorization: Bearer) too, and with both variables set', async () => {
-    for (const auth of [{ ANTHROPIC_AUTH_TOKEN: secret }, { ANTHROPIC_API_KEY: secret, ANTHROPIC_AUTH_TOKEN: secret }]) {
+    // Both set: Claude Code sends x-api-key and Authorization; the other one may be some unrelated bearer token.
+    for (const auth of [{ ANTHROPIC_AUTH_TOKEN: secret }, { ANTHROPIC_API_KEY: secret, ANTHROPIC_AUTH_TOKEN: secret }, { ANTHROPIC_API_KEY: secret, ANTHROPIC_AUTH_TOKEN: 'sk-ant-oat01-unrelated' }]) {
       const run = await claude('Say hello.', { auth });
       expect(run.json, run.stderr).toMatchObject({ is_error: false, result: 'Hello from the fake upstream.' });
     }

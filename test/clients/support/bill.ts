@@ -89,18 +89,18 @@ export interface BillSummary {
  * Every usage event ModelBridge recorded against every request the fake served: as many charged (`ok`) events as
  * served requests, matched one to one by upstream model and token kinds (each kind equal to what the fake reported);
  * each charged event costs exactly expectedCost; every other event (a refusal passed through) costs nothing.
- * `upstreamModelOf` maps an event's model (the catalog id) to the name the fake saw; only events after `afterEventId` count.
+ * Models compare as catalog entries (the fake may see a dated snapshot name where the event has the entry's id); only
+ * events after `afterEventId` count.
  */
-export async function expectBill(db: Db, requests: readonly RecordedRequest[], upstreamModelOf: (model: string) => string = (m) => seedEntry(m).upstreamModel,
-  afterEventId = 0): Promise<BillSummary> {
+export async function expectBill(db: Db, requests: readonly RecordedRequest[], afterEventId = 0): Promise<BillSummary> {
   const served = servedWithUsage(requests);
   const events = await usageEvents(db, afterEventId);
   const charged = events.filter((e) => e.outcome === 'ok');
   const refused = events.filter((e) => e.outcome !== 'ok');
   for (const e of refused) expect(e.costMicro, `a refused request (${e.outcome}, HTTP ${e.httpStatus}) costs nothing`).toBe(0);
 
-  const servedKeys = served.map((r) => `${r.body.model} ${tokensOf(r.reported)}`).sort();
-  const chargedKeys = charged.map((e) => `${upstreamModelOf(e.model)} ${tokensOf(e)}`).sort();
+  const servedKeys = served.map((r) => `${seedEntry(r.body.model).id} ${tokensOf(r.reported)}`).sort();
+  const chargedKeys = charged.map((e) => `${seedEntry(e.model).id} ${tokensOf(e)}`).sort();
   expect(chargedKeys, 'charged events = served requests, model and every token kind as the upstream reported').toEqual(servedKeys);
 
   for (const e of charged) {

@@ -40,7 +40,7 @@ export function clientTier(): Tier {
     const last = await tier.app.t.db('usage_events').max({ id: 'id' }).first();
     since = Number(last?.id ?? 0);
   });
-  tier.expectBill = async () => expectBill(tier.app.t.db, tier.fake.requests, undefined, since);
+  tier.expectBill = async () => expectBill(tier.app.t.db, tier.fake.requests, since);
   afterEach(async () => {
     await expectMeteringInvariants(tier.app.t.db);
   });
