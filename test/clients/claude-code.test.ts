@@ -40,8 +40,11 @@ const claudeCodeResponder: Responder = (body) => {
   return { blocks: [{ type: 'thinking', thinking: 'A greeting; answer it.' }, { type: 'text', text: 'Hello from the fake upstream.' }] };
 };
 
-/** Claude Code's prompts are mostly cached: report reads and both kinds of writes on every answer. */
-const CACHE = { cacheReadTokens: 6000, cacheWrite5mTokens: 1500, cacheWrite1hTokens: 500 };
+/**
+ * Claude Code's prompts are mostly cached: report reads and both kinds of writes on every answer (its smallest prompt
+ * here is about 4,200 tokens by the fake's count, so every kind, fresh input included, is non-zero).
+ */
+const CACHE = { cacheReadTokens: 2000, cacheWrite5mTokens: 800, cacheWrite1hTokens: 200 };
 
 async function claude(prompt: string, options: { args?: string[]; auth?: ClaudeAuth; env?: Record<string, string>; cwd?: string } = {}): Promise<ClaudeRun> {
   const run = await runClaude({ baseUrl: install.url, auth: options.auth ?? { ANTHROPIC_API_KEY: secret }, prompt, args: options.args, env: options.env, cwd: options.cwd });
@@ -99,6 +102,9 @@ describe(`Claude Code through a fresh install`, () => {
     const summary = await bill();
     expect(summary.charged).toBeGreaterThanOrEqual(1);
     expect(summary.refused).toBe(0);
+    const [event] = await usageEvents(install.db, lastEventId);
+    expect(event).toMatchObject({ cachedInputTokens: 2000, cacheWrite5mTokens: 800, cacheWrite1hTokens: 200 });
+    expect(event!.inputTokens).toBeGreaterThan(0);
     await expectChargeMatchesClaudeCode(run);
   });
 
