@@ -204,4 +204,23 @@ describe(`Claude Code through a fresh install`, () => {
     expect(install.output()).not.toContain(secret);
     expect(install.output()).not.toContain('sk-ant-upstream-secret');
   });
+
+  it('stops at once on a key whose spend limit is reached (429 spend_limit_reached, x-should-retry: false), showing why', async () => {
+    const token = await install.cli('token:create', '--email', 'claude-code@example.test', '--name', 'limits');
+    const res = await fetch(`${install.url}/trpc/keys.create`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'limited', spendLimitAud: '0.001' }),
+    });
+    const limited = ((await res.json()) as { result: { data: { secret: string } } }).result.data.secret;
+    // The request that crosses the limit is served and charged in full; the next one is refused before the upstream.
+    const first = await claude('Say hello.', { auth: { ANTHROPIC_API_KEY: limited } });
+    expect(first.json, first.stderr).toMatchObject({ is_error: false });
+    const served = fake.requests.length;
+    const second = await claude('Say hello.', { auth: { ANTHROPIC_API_KEY: limited } });
+    expect(second.json, second.stderr).toMatchObject({ is_error: true, api_error_status: 429 });
+    expect(second.json!.result).toContain('spending limit');
+    // Retrying would take Claude Code's backoff (half a second, doubling, ten times): it did not retry.
+    expect(second.ms).toBeLessThan(30_000);
+    expect(fake.requests.length, 'nothing forwarded for the refused run').toBe(served);
+    expect(await bill()).toMatchObject({ refused: 0 });
+  });
 });
