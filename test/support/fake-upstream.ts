@@ -167,6 +167,10 @@ export interface FakeUpstream {
   setMode(mode: FakeMode, model?: string): void;
   /** `retry-after` sent with error statuses (`status:<code>`, `error`), or none (the default; reset() restores it). */
   setRetryAfter(value: string | null): void;
+  /** Answer chat/messages requests with the responder's replies (null: the default replies again; reset() too). */
+  setResponder(responder: Responder | null): void;
+  /** The next requests (any endpoint, one each, in order) get these modes, before any other mode applies; reset() clears them. */
+  setModeForNext(...modes: FakeMode[]): void;
   /** Change the reply length (reset() restores opts.replyTokens). */
   setReplyTokens(n: number): void;
   /** The usage this fake will report for `body` with its current reply length. */
@@ -175,10 +179,6 @@ export interface FakeUpstream {
   setUsageDetails(details: UsageDetails): void;
   /** The tokens by kind this fake will report for `body` in `api`'s format, with its current reply length and details. */
   expectedTokens(body: unknown, api: Format): TokenKinds;
-  /** Answer chat/messages requests with the responder's replies (null: the default replies again; reset() too). */
-  setResponder(responder: Responder | null): void;
-  /** The next requests (any endpoint, one each, in order) get these modes, before any other mode applies; reset() clears them. */
-  setModeForNext(...modes: FakeMode[]): void;
   /** Clear recorded requests and `served`; restore the modes (opts.mode, default ok) and the reply length. */
   reset(): void;
   /** Stop listening and destroy every open socket. */
@@ -301,6 +301,13 @@ function errorBody(format: Format, status: number, message: string): string {
   return JSON.stringify({ error: { message, type, param: null, code } });
 }
 
+/** A streamed string in pieces of up to 8 characters, as providers split text, thinking and tool arguments. */
+function scriptedPieces(s: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < s.length; i += 8) out.push(s.slice(i, i + 8));
+  return out;
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -329,13 +336,6 @@ function embeddingVector(seed: number, dims: number): number[] {
   const v = new Array<number>(dims);
   for (let i = 0; i < dims; i++) v[i] = Math.round(Math.sin(seed * 31 + i + 1) * 1e4) / 1e4;
   return v;
-}
-
-/** A streamed string in pieces of up to 8 characters, as providers split text, thinking and tool arguments. */
-function pieces(s: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < s.length; i += 8) out.push(s.slice(i, i + 8));
-  return out;
 }
 
 export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
@@ -515,6 +515,30 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     return deliverStream(res, rec, 'anthropic', events, 3, deltas, events.length - 1);
   }
 
+  function embeddings(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
+    const { inputTokens } = expectedUsage(body, replyTokens);
+    const inputs: unknown[] = typeof body.input === 'string' || (Array.isArray(body.input) && typeof body.input[0] === 'number')
+      ? [body.input] : body.input;
+    const dims = typeof body.dimensions === 'number' && body.dimensions > 0 ? body.dimensions : cfg.embeddingDims;
+    const base64 = body.encoding_format === 'base64';
+    const data = inputs.map((_, index) => {
+      const v = embeddingVector(index, dims);
+      const embedding = base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
+      return { object: 'embedding', index, embedding };
+    });
+    return deliverJson(res, rec, 'openai', JSON.stringify({
+      object: 'list', data, model: body.model, usage: { prompt_tokens: inputTokens, total_tokens: inputTokens },
+    }));
+  }
+
+  function models(res: ServerResponse, rec: RecordedRequest, format: Format): Promise<void> {
+    const json = format === 'anthropic'
+      ? JSON.stringify({ data: cfg.models.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-01-01T00:00:00Z' })),
+        has_more: false, first_id: cfg.models[0] ?? null, last_id: cfg.models[cfg.models.length - 1] ?? null })
+      : JSON.stringify({ object: 'list', data: cfg.models.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'fake' })) });
+    return deliverJson(res, rec, format, json);
+  }
+
   /** The tokens a scripted reply reports: input as reportedTokens(), output as the reply says (see the top). */
   function scriptedTokens(body: any, api: Format, reply: ScriptedReply): TokenKinds {
     const kinds = reportedTokens(body, api, replyTokens, details);
@@ -550,14 +574,14 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     blocks.forEach((b, index) => {
       if (b.type === 'thinking') {
         events.push(ev({ type: 'content_block_start', index, content_block: { type: 'thinking', thinking: '', signature: '' } }));
-        for (const piece of pieces(b.thinking)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: piece } }));
+        for (const piece of scriptedPieces(b.thinking)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: piece } }));
         events.push(ev({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: signature(index) } }));
       } else if (b.type === 'text') {
         events.push(ev({ type: 'content_block_start', index, content_block: { type: 'text', text: '' } }));
-        for (const piece of pieces(b.text)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: piece } }));
+        for (const piece of scriptedPieces(b.text)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: piece } }));
       } else {
         events.push(ev({ type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }));
-        for (const piece of pieces(JSON.stringify(b.input))) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: piece } }));
+        for (const piece of scriptedPieces(JSON.stringify(b.input))) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: piece } }));
       }
       events.push(ev({ type: 'content_block_stop', index }));
     });
@@ -594,40 +618,16 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       id, object: 'chat.completion.chunk', created, model: body.model, system_fingerprint: 'fp_fake', choices, ...extra })}\n\n`;
     const delta = (d: object, finishReason: string | null = null) => chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finishReason }]);
     const events = [delta({ role: 'assistant', content: calls.length > 0 && text === '' ? null : '', refusal: null })];
-    for (const piece of text === '' ? [] : pieces(text)) events.push(delta({ content: piece }));
+    for (const piece of text === '' ? [] : scriptedPieces(text)) events.push(delta({ content: piece }));
     calls.forEach((c, index) => {
       events.push(delta({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }));
-      for (const piece of pieces(c.function.arguments)) events.push(delta({ tool_calls: [{ index, function: { arguments: piece } }] }));
+      for (const piece of scriptedPieces(c.function.arguments)) events.push(delta({ tool_calls: [{ index, function: { arguments: piece } }] }));
     });
     events.push(delta({}, finish));
     const afterFinish = events.length;
     if (withUsage) events.push(chunk([], { usage }));
     events.push('data: [DONE]\n\n');
     return deliverStream(res, rec, 'openai', events, 1, [], afterFinish);
-  }
-
-  function embeddings(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
-    const { inputTokens } = expectedUsage(body, replyTokens);
-    const inputs: unknown[] = typeof body.input === 'string' || (Array.isArray(body.input) && typeof body.input[0] === 'number')
-      ? [body.input] : body.input;
-    const dims = typeof body.dimensions === 'number' && body.dimensions > 0 ? body.dimensions : cfg.embeddingDims;
-    const base64 = body.encoding_format === 'base64';
-    const data = inputs.map((_, index) => {
-      const v = embeddingVector(index, dims);
-      const embedding = base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
-      return { object: 'embedding', index, embedding };
-    });
-    return deliverJson(res, rec, 'openai', JSON.stringify({
-      object: 'list', data, model: body.model, usage: { prompt_tokens: inputTokens, total_tokens: inputTokens },
-    }));
-  }
-
-  function models(res: ServerResponse, rec: RecordedRequest, format: Format): Promise<void> {
-    const json = format === 'anthropic'
-      ? JSON.stringify({ data: cfg.models.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-01-01T00:00:00Z' })),
-        has_more: false, first_id: cfg.models[0] ?? null, last_id: cfg.models[cfg.models.length - 1] ?? null })
-      : JSON.stringify({ object: 'list', data: cfg.models.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'fake' })) });
-    return deliverJson(res, rec, format, json);
   }
 
   function checkBody(path: string, body: any): string | undefined {
