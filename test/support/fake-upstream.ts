@@ -43,7 +43,8 @@
  *   reasoning tokens), text, and tool calls (Anthropic `tool_use` streamed as `input_json_delta`; OpenAI `tool_calls`
  *   streamed as argument deltas) — in each provider's real JSON and SSE shapes. The input kinds are those of
  *   reportedTokens() with the current usage details; the output is the reply's `outputTokens`, else one token per 4
- *   characters of everything the reply writes. Every answered request records the usage it reported (`reported`).
+ *   characters of everything the reply writes (a script is not cut at max_tokens). Every answered request records the
+ *   usage it reported (`reported`).
  *   setModeForNext() queues modes for the next requests (e.g. one 429, then normal answers).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
