@@ -19,6 +19,8 @@ import { catalogSeed } from '../../migrations/seed/catalog.js';
 let fake: FakeUpstream;
 let install: Installation;
 let secret: string;
+/** The key owner's management token (tRPC). */
+let token: string;
 let lastEventId = 0;
 
 /** Claude Code's prompt, its tools' results and the side requests it makes, answered like the real API would. */
@@ -72,7 +74,7 @@ async function expectChargeMatchesClaudeCode(run: ClaudeRun) {
 beforeAll(async () => {
   fake = await startFakeUpstream();
   install = await startInstallation({ anthropicBaseUrl: fake.anthropicBaseUrl, anthropicApiKey: 'sk-ant-upstream-secret' });
-  secret = await install.userWithKey('claude-code@example.test', '50');
+  ({ secret, token } = await install.userWithKey('claude-code@example.test', '50'));
   expect(secret).toMatch(/^mbk_/);
 });
 
@@ -206,16 +208,13 @@ describe(`Claude Code through a fresh install`, () => {
   });
 
   it('stops at once on a key whose spend limit is reached (429 spend_limit_reached, x-should-retry: false), showing why', async () => {
-    const token = await install.cli('token:create', '--email', 'claude-code@example.test', '--name', 'limits');
-    const res = await fetch(`${install.url}/trpc/keys.create`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'limited', spendLimitAud: '0.001' }),
-    });
-    const limited = ((await res.json()) as { result: { data: { secret: string } } }).result.data.secret;
-    // The request that crosses the limit is served and charged in full; the next one is refused before the upstream.
-    const first = await claude('Say hello.', { auth: { ANTHROPIC_API_KEY: limited } });
+    const limited = await install.createKey(token, { name: 'limited' });
+    const first = await claude('Say hello.', { auth: { ANTHROPIC_API_KEY: limited.secret } });
     expect(first.json, first.stderr).toMatchObject({ is_error: false });
+    // A limit lowered below what the key has spent takes effect at once: the next request is refused before the upstream.
+    expect(await install.trpc(token, 'keys.update', { id: limited.id, spendLimitAud: '0.000001' })).toMatchObject({ status: 'limit_reached' });
     const served = fake.requests.length;
-    const second = await claude('Say hello.', { auth: { ANTHROPIC_API_KEY: limited } });
+    const second = await claude('Say hello.', { auth: { ANTHROPIC_API_KEY: limited.secret } });
     expect(second.json, second.stderr).toMatchObject({ is_error: true, api_error_status: 429 });
     expect(second.json!.result).toContain('spending limit');
     // Retrying would take Claude Code's backoff (half a second, doubling, ten times): it did not retry.

@@ -20,8 +20,15 @@ export interface Installation {
   output(): string;
   /** `npm run cli -- <args>` against this installation; resolves to its stdout. */
   cli(...args: string[]): Promise<string>;
-  /** A user (with a prepaid top-up) and a ModelBridge key of theirs, made the way an operator would: CLI, then tRPC. */
-  userWithKey(email: string, prepaidAud: string): Promise<string>;
+  /**
+   * A user with a prepaid top-up, made the way an operator would (CLI), and a management token of theirs; then a
+   * ModelBridge key made with that token over tRPC. Resolves to the key's secret and the token.
+   */
+  userWithKey(email: string, prepaidAud: string): Promise<{ secret: string; token: string }>;
+  /** keys.create over tRPC as the owner of `token`; resolves to the new key's id and secret. */
+  createKey(token: string, input: { name: string; spendLimitAud?: string }): Promise<{ id: string; secret: string }>;
+  /** A tRPC mutation as the owner of `token` (e.g. keys.update); resolves to its result data. */
+  trpc(token: string, path: string, input: unknown): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -77,6 +84,18 @@ export async function startInstallation(provider: { anthropicBaseUrl: string; an
     return run.stdout.trim();
   };
 
+  const trpc = async (token: string, procedure: string, input: unknown) => {
+    const res = await fetch(`${url}/trpc/${procedure}`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(input),
+    });
+    if (!res.ok) throw new Error(`${procedure} answered ${res.status}: ${await res.text()}`);
+    return ((await res.json()) as { result: { data: unknown } }).result.data;
+  };
+  const createKey = async (token: string, input: { name: string; spendLimitAud?: string }) => {
+    const { key, secret } = (await trpc(token, 'keys.create', input)) as { key: { id: string }; secret: string };
+    return { id: key.id, secret };
+  };
+
   return {
     url,
     db,
@@ -86,12 +105,10 @@ export async function startInstallation(provider: { anthropicBaseUrl: string; an
       await cli('user:create', '--email', email, '--password', `pw-${randomBase62(16)}`, '--name', 'Client tier');
       await cli('credit', '--email', email, '--amount', prepaidAud, '--note', 'client tier');
       const token = await cli('token:create', '--email', email, '--name', 'client tier');
-      const res = await fetch(`${url}/trpc/keys.create`, {
-        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Claude Code' }),
-      });
-      if (!res.ok) throw new Error(`keys.create answered ${res.status}: ${await res.text()}`);
-      return ((await res.json()) as { result: { data: { secret: string } } }).result.data.secret;
+      return { secret: (await createKey(token, { name: 'Claude Code' })).secret, token };
     },
+    createKey,
+    trpc,
     async close() {
       const exited = new Promise<void>((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', () => resolve())));
       stop();
