@@ -46,6 +46,15 @@
  *   `input_json_delta` events. The usage reported stays the formula above.
  *
  * Optional auth: with opts.apiKey, requests whose `Authorization: Bearer` / `x-api-key` differ get 401.
+ *
+ * Scripted replies (setResponder()): a function that sees each chat/messages request and may answer it with content
+ *   blocks of its choosing — thinking (Anthropic `thinking` blocks with a signature; OpenAI: hidden, reported as
+ *   reasoning tokens), text, and tool calls (Anthropic `tool_use` streamed as `input_json_delta`; OpenAI `tool_calls`
+ *   streamed as argument deltas) — in each provider's real JSON and SSE shapes. The input kinds are those of
+ *   reportedTokens() with the current usage details; the output is the reply's `outputTokens`, else one token per 4
+ *   characters of everything the reply writes (a script is not cut at max_tokens). Every answered request records the
+ *   usage it reported (`reported`).
+ *   setModeForNext() queues modes for the next requests (e.g. one 429, then normal answers).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -113,7 +122,24 @@ export interface RecordedRequest {
   /** Token deltas written to the response so far (streams only). */
   tokensSent: number;
   at: number;
+  /** The tokens by kind this request's answer reported (set once a chat/messages answer with usage is produced). */
+  reported?: TokenKinds;
 }
+
+/** One content block of a scripted reply (setResponder). */
+export type ScriptedBlock =
+  | { type: 'text'; text: string }
+  | { type: 'thinking'; thinking: string }
+  | { type: 'tool_use'; name: string; input: Record<string, unknown>; id?: string };
+
+export interface ScriptedReply {
+  blocks: ScriptedBlock[];
+  /** The output tokens to report (OpenAI: reasoning added on top). Default: ceil(characters written / 4), at least 1. */
+  outputTokens?: number;
+}
+
+/** Decides the answer to a chat/messages request; undefined leaves it to the default reply. */
+export type Responder = (body: any, api: Format, rec: RecordedRequest) => ScriptedReply | undefined;
 
 export interface Usage {
   inputTokens: number;
@@ -157,6 +183,10 @@ export interface FakeUpstream {
   setMode(mode: FakeMode, model?: string): void;
   /** `retry-after` sent with error statuses (`status:<code>`, `error`), or none (the default; reset() restores it). */
   setRetryAfter(value: string | null): void;
+  /** Answer chat/messages requests with the responder's replies (null: the default replies again; reset() too). */
+  setResponder(responder: Responder | null): void;
+  /** The next requests (any endpoint, one each, in order) get these modes, before any other mode applies; reset() clears them. */
+  setModeForNext(...modes: FakeMode[]): void;
   /** Change the reply length (reset() restores opts.replyTokens). */
   setReplyTokens(n: number): void;
   /** The usage this fake will report for `body` with its current reply length. */
@@ -295,6 +325,13 @@ function errorBody(format: Format, status: number, message: string): string {
   return JSON.stringify({ error: { message, type, param: null, code } });
 }
 
+/** A streamed string in pieces of up to 8 characters, as providers split text, thinking and tool arguments. */
+function scriptedPieces(s: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < s.length; i += 8) out.push(s.slice(i, i + 8));
+  return out;
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -383,6 +420,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   const pieceChars = Math.max(1, Math.floor(opts.contentPieceChars ?? 8));
   let served = 0;
   let seq = 0;
+  let responder: Responder | null = null;
+  let nextModes: FakeMode[] = [];
   const requests: RecordedRequest[] = [];
   const open = new Set<ServerResponse>(); // responses not yet closed
   const storedResponses = new Map<string, StoredFakeResponse>();
@@ -471,6 +510,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
 
   async function chatCompletions(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
     const kinds = reportedTokens(body, 'openai', replyTokens, details);
+    rec.reported = kinds;
     const prompt = kinds.inputTokens + kinds.cachedInputTokens;
     const { outputTokens, reasoningTokens } = kinds;
     const visibleTokens = outputTokens - reasoningTokens;
@@ -507,6 +547,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
 
   async function messages(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
     const kinds = reportedTokens(body, 'anthropic', replyTokens, details);
+    rec.reported = kinds;
     const { outputTokens } = kinds;
     const stop = replyContent && 'toolCall' in replyContent ? 'tool_use' : outputTokens < replyTokens ? 'max_tokens' : 'end_turn';
     const id = `msg_fake${++seq}`;
@@ -601,6 +642,97 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     return deliverJson(res, rec, format, json);
   }
 
+  /** The tokens a scripted reply reports: input as reportedTokens(), output as the reply says (see the top). */
+  function scriptedTokens(body: any, api: Format, reply: ScriptedReply): TokenKinds {
+    const kinds = reportedTokens(body, api, replyTokens, details);
+    const written = reply.blocks.reduce((n, b) => n + (b.type === 'text' ? b.text.length : b.type === 'thinking' ? b.thinking.length : b.name.length + JSON.stringify(b.input).length), 0);
+    const visible = reply.outputTokens ?? Math.max(1, Math.ceil(written / 4));
+    const reasoning = api === 'openai' ? Math.max(0, Math.floor(details.reasoningTokens ?? 0)) : 0;
+    return { ...kinds, outputTokens: visible + reasoning, reasoningTokens: reasoning };
+  }
+
+  async function scriptedMessages(res: ServerResponse, rec: RecordedRequest, body: any, reply: ScriptedReply): Promise<void> {
+    const kinds = scriptedTokens(body, 'anthropic', reply);
+    rec.reported = kinds;
+    const id = `msg_fake${++seq}`;
+    const blocks = reply.blocks.map((b) => (b.type === 'tool_use' ? { ...b, id: b.id ?? `toolu_fake${++seq}` } : b));
+    const stop = blocks.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn';
+    const writes = kinds.cacheWrite5mTokens + kinds.cacheWrite1hTokens;
+    const input = { input_tokens: kinds.inputTokens, cache_creation_input_tokens: writes, cache_read_input_tokens: kinds.cachedInputTokens };
+    const split = details.unsplitCacheWrites ? {} : { cache_creation: { ephemeral_5m_input_tokens: kinds.cacheWrite5mTokens, ephemeral_1h_input_tokens: kinds.cacheWrite1hTokens } };
+    const usage = { ...input, ...split, output_tokens: kinds.outputTokens, service_tier: 'standard' };
+    const signature = (i: number) => Buffer.from(`fake-signature-${id}-${i}`).toString('base64');
+    const content = blocks.map((b, i) => (b.type === 'thinking' ? { type: 'thinking', thinking: b.thinking, signature: signature(i) } : b));
+    if (!body.stream) {
+      return deliverJson(res, rec, 'anthropic', JSON.stringify({
+        id, type: 'message', role: 'assistant', model: body.model, content, stop_reason: stop, stop_sequence: null, usage,
+      }));
+    }
+    const ev = (data: object) => `event: ${(data as { type: string }).type}\ndata: ${JSON.stringify(data)}\n\n`;
+    const events = [
+      ev({ type: 'message_start', message: { id, type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null,
+        stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }),
+      ev({ type: 'ping' }),
+    ];
+    blocks.forEach((b, index) => {
+      if (b.type === 'thinking') {
+        events.push(ev({ type: 'content_block_start', index, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+        for (const piece of scriptedPieces(b.thinking)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: piece } }));
+        events.push(ev({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: signature(index) } }));
+      } else if (b.type === 'text') {
+        events.push(ev({ type: 'content_block_start', index, content_block: { type: 'text', text: '' } }));
+        for (const piece of scriptedPieces(b.text)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: piece } }));
+      } else {
+        events.push(ev({ type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }));
+        for (const piece of scriptedPieces(JSON.stringify(b.input))) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: piece } }));
+      }
+      events.push(ev({ type: 'content_block_stop', index }));
+    });
+    events.push(
+      ev({ type: 'message_delta', delta: { stop_reason: stop, stop_sequence: null }, usage: { ...input, output_tokens: kinds.outputTokens } }),
+      ev({ type: 'message_stop' }),
+    );
+    return deliverStream(res, rec, 'anthropic', events, 2, [], events.length - 1);
+  }
+
+  async function scriptedChat(res: ServerResponse, rec: RecordedRequest, body: any, reply: ScriptedReply): Promise<void> {
+    const kinds = scriptedTokens(body, 'openai', reply);
+    rec.reported = kinds;
+    const prompt = kinds.inputTokens + kinds.cachedInputTokens;
+    const id = `chatcmpl-fake${++seq}`;
+    const created = Math.floor(Date.now() / 1000);
+    const text = reply.blocks.filter((b) => b.type === 'text').map((b) => (b as { text: string }).text).join('');
+    const calls = reply.blocks.filter((b): b is Extract<ScriptedBlock, { type: 'tool_use' }> => b.type === 'tool_use')
+      .map((b) => ({ id: b.id ?? `call_fake${++seq}`, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input) } }));
+    const finish = calls.length > 0 ? 'tool_calls' : 'stop';
+    const usage = { prompt_tokens: prompt, completion_tokens: kinds.outputTokens, total_tokens: prompt + kinds.outputTokens,
+      prompt_tokens_details: { cached_tokens: kinds.cachedInputTokens, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: kinds.reasoningTokens, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 } };
+    if (!body.stream) {
+      return deliverJson(res, rec, 'openai', JSON.stringify({
+        id, object: 'chat.completion', created, model: body.model, system_fingerprint: 'fp_fake', service_tier: 'default',
+        choices: [{ index: 0, message: { role: 'assistant', content: calls.length > 0 && text === '' ? null : text, refusal: null, annotations: [],
+          ...(calls.length > 0 ? { tool_calls: calls } : {}) }, logprobs: null, finish_reason: finish }],
+        usage,
+      }));
+    }
+    const withUsage = body.stream_options?.include_usage === true;
+    const chunk = (choices: object[], extra: object = withUsage ? { usage: null } : {}) => `data: ${JSON.stringify({
+      id, object: 'chat.completion.chunk', created, model: body.model, system_fingerprint: 'fp_fake', choices, ...extra })}\n\n`;
+    const delta = (d: object, finishReason: string | null = null) => chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finishReason }]);
+    const events = [delta({ role: 'assistant', content: calls.length > 0 && text === '' ? null : '', refusal: null })];
+    for (const piece of text === '' ? [] : scriptedPieces(text)) events.push(delta({ content: piece }));
+    calls.forEach((c, index) => {
+      events.push(delta({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }));
+      for (const piece of scriptedPieces(c.function.arguments)) events.push(delta({ tool_calls: [{ index, function: { arguments: piece } }] }));
+    });
+    events.push(delta({}, finish));
+    const afterFinish = events.length;
+    if (withUsage) events.push(chunk([], { usage }));
+    events.push('data: [DONE]\n\n');
+    return deliverStream(res, rec, 'openai', events, 1, [], afterFinish);
+  }
+
   function checkBody(path: string, body: any): string | undefined {
     if (!body || typeof body !== 'object' || Array.isArray(body)) return 'request body must be a JSON object';
     if (typeof body.model !== 'string') return 'model: field required';
@@ -627,7 +759,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const requested = typeof headerMode === 'string' ? parseMode(headerMode) : undefined;
     const rec: RecordedRequest = {
       method, path, url, headers: req.headers, body,
-      mode: requested ?? (typeof body?.model === 'string' ? modeByModel.get(body.model) : undefined) ?? mode,
+      mode: requested ?? nextModes.shift() ?? (typeof body?.model === 'string' ? modeByModel.get(body.model) : undefined) ?? mode,
       outcome: 'pending', tokensSent: 0, at: Date.now(),
     };
     if (record) requests.push(rec);
@@ -665,6 +797,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const problem = checkBody(path, body);
     if (problem) return sendJson(res, rec, 400, format, errorBody(format, 400, problem));
     if (path === '/v1/messages/count_tokens') return deliverJson(res, rec, 'anthropic', JSON.stringify({ input_tokens: expectedUsage(body).inputTokens }));
+    const scripted = path !== '/v1/embeddings' ? responder?.(body, format, rec) : undefined;
+    if (scripted) return path === '/v1/chat/completions' ? scriptedChat(res, rec, body, scripted) : scriptedMessages(res, rec, body, scripted);
     if (path === '/v1/chat/completions') return chatCompletions(res, rec, body);
     if (path === '/v1/embeddings') return embeddings(res, rec, body);
     return messages(res, rec, body);
@@ -719,6 +853,13 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       modeByModel = new Map();
       replyTokens = cfg.replyTokens;
       retryAfter = null;
+      responder = null;
+      nextModes = [];
+    },
+    setResponder(next: Responder | null) { responder = next; },
+    setModeForNext(...modes: FakeMode[]) {
+      for (const m of modes) if (!parseMode(m)) throw new Error(`unknown fake mode: ${m}`);
+      nextModes.push(...modes);
     },
     close() {
       // resolves once the server stopped and every pending response saw its 'close' (outcomes are final)
