@@ -7,7 +7,7 @@ import { formatAud, parseAud } from './domain/money.js';
 import { createServices, type Services } from './domain/services.js';
 import { systemClock } from './domain/clock.js';
 import { serveCluster } from './cluster.js';
-import { start } from './main.js';
+import { ListenError, start } from './main.js';
 
 /**
  * `npm run cli -- <command>`. Output contract (SPEC §7): user:create prints only the user id, token:create only
@@ -18,7 +18,7 @@ const USAGE = `Usage: npm run cli -- <command>
   migrate                                 apply database migrations
   user:create --email E --password P [--name N] [--admin] [--plan NAME]
   token:create --email E --name N [--expires ISO]
-  credit (--email E | --team ID) --amount AUD [--note T]
+  credit (--email E | --team NAME-OR-ID) --amount AUD [--note T]
   jobs:run <expire-keys|release-holds|reconcile|rollover|all>`;
 
 const cliActor: Actor = { userId: 'cli', role: 'admin', via: 'cli' };
@@ -50,8 +50,23 @@ function joinNegativeValues(args: string[]): string[] {
   return out;
 }
 
+/** `--team` takes the name an operator sees in the portal, or the id; a name two teams share must be given as an id. */
+async function teamIdByNameOrId(s: Services, nameOrId: string): Promise<string> {
+  const teams = await s.teams.listAll(cliActor);
+  const byId = teams.find((team) => team.id === nameOrId);
+  if (byId) return byId.id;
+  const byName = teams.filter((team) => team.name.toLowerCase() === nameOrId.trim().toLowerCase());
+  if (byName.length === 1) return byName[0]!.id;
+  if (byName.length > 1) fail(`${byName.length} teams are named "${nameOrId}": give one of their ids (${byName.map((t) => t.id).join(', ')})`);
+  fail(`no team named or with id "${nameOrId}"`);
+}
+
 export async function runCli(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   const { values, positionals } = parseArgs({
     // `--amount -5` would read as a flag: join option values that start with '-' to their option.
     args: joinNegativeValues(rest),
@@ -116,7 +131,7 @@ export async function runCli(argv: string[]): Promise<void> {
           const user = await s.users.findByEmail(values.email);
           if (!user) fail(`no user with e-mail ${values.email}`);
           target = { userId: user.id };
-        } else target = { teamId: values.team! };
+        } else target = { teamId: await teamIdByNameOrId(s, values.team!) };
         return s.balances.credit(target, amount, values.note ?? null, cliActor);
       });
       process.stderr.write(`credited; the ${values.email ? 'prepaid' : 'team'} balance is now ${formatAud(balance)}\n`);
@@ -134,6 +149,10 @@ export async function runCli(argv: string[]): Promise<void> {
 
 runCli(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof DomainError) fail(err.message);
+  if (err instanceof ListenError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

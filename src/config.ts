@@ -73,6 +73,11 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = result.data;
+  if (!e.DATABASE_URL && e.MODELBRIDGE_WORKERS > 1) {
+    throw new ConfigError(
+      'Invalid configuration:\n  MODELBRIDGE_WORKERS: more than 1 worker needs MySQL (DATABASE_URL); SQLite is one process — unset it or set 1',
+    );
+  }
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     sqlitePath: e.SQLITE_PATH,
@@ -87,6 +92,6 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     holdTtlMs: e.MODELBRIDGE_HOLD_TTL_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
-    workers: e.DATABASE_URL ? e.MODELBRIDGE_WORKERS : 1,
+    workers: e.MODELBRIDGE_WORKERS,
   });
 }

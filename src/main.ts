@@ -38,10 +38,7 @@ export async function start(config: Config, options: { migrate?: boolean } = {})
   const deps = wire(config);
   if (options.migrate ?? true) await migrateLatest(deps.services.db);
   const app = createApp(deps);
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
-  });
+  const server = await listen(app, config);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -62,6 +59,24 @@ export async function start(config: Config, options: { migrate?: boolean } = {})
     },
   };
 }
+
+/** Express 5 hands a listen error (EADDRINUSE, EACCES) to the callback: turn it into one that names the address. */
+function listen(app: ReturnType<typeof createApp>, config: Config): Promise<Server> {
+  return new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, (err?: Error) => {
+      if (!err) return resolve(s);
+      const code = (err as NodeJS.ErrnoException).code;
+      const where = `${config.host}:${config.port}`;
+      const why =
+        code === 'EADDRINUSE' ? `port ${config.port} is already in use (another ModelBridge?); set PORT to a free port`
+        : code === 'EACCES' ? `port ${config.port} needs privileges; use a port above 1023 behind a reverse proxy`
+        : err.message;
+      reject(new ListenError(`cannot listen on ${where}: ${why}`));
+    });
+  });
+}
+
+export class ListenError extends Error {}
 
 /** The scheduled jobs of this instance (SPEC §6); every instance runs them, the job_locks lease picks one per run. */
 export function startJobs(deps: AppDeps): Scheduler {
