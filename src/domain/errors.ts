@@ -14,13 +14,33 @@ export class DomainError extends Error {
   constructor(
     readonly code: DomainErrorCode,
     message: string,
+    /** For BAD_INPUT of a form of several fields: each field's own message (the message joins them). */
+    readonly fields?: Readonly<Record<string, string>>,
   ) {
     super(message);
     this.name = 'DomainError';
   }
 }
 
-export const badInput = (message: string) => new DomainError('BAD_INPUT', message);
+export const badInput = (message: string, fields?: Record<string, string>) => new DomainError('BAD_INPUT', message, fields);
+
+/** Runs each field's check, keeping every failure: one error naming all bad fields, not just the first. */
+export function collectFieldErrors(checks: Record<string, () => unknown>): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [field, check] of Object.entries(checks)) {
+    try {
+      check();
+    } catch (err) {
+      if (!(err instanceof DomainError) || err.code !== 'BAD_INPUT') throw err;
+      fields[field] = err.message;
+    }
+  }
+  return fields;
+}
+
+export function throwIfFieldErrors(fields: Record<string, string>): void {
+  if (Object.keys(fields).length > 0) throw badInput(Object.values(fields).join(' '), fields);
+}
 export const unauthenticated = (message = 'Sign in first.') => new DomainError('UNAUTHENTICATED', message);
 export const forbidden = (message = 'You are not allowed to do that.') => new DomainError('FORBIDDEN', message);
 /** Also used where the caller may not see the thing: "not found" rather than "forbidden" hides its existence. */

@@ -41,7 +41,7 @@ export function formBody(req: Request): FormBody {
 }
 
 /** Re-renders the page a form came from with the domain's message, when validation fails (see errors.ts). */
-export type Rerender = (message: string, status: number) => Promise<void> | void;
+export type Rerender = (message: string, status: number, fields?: Readonly<Record<string, string>>) => Promise<void> | void;
 
 export function onBadInput(res: Response, rerender: Rerender): void {
   res.locals.rerender = rerender;

@@ -52,7 +52,7 @@ export function portalErrorHandler(render: Render, logger: Logger) {
       }
       if (status === 401) return redirectToLogin(req, res);
       const rerender = res.locals.rerender as Rerender | undefined;
-      if ((status === 400 || status === 409 || status === 429) && rerender && err instanceof DomainError) return await rerender(message, status);
+      if ((status === 400 || status === 409 || status === 429) && rerender && err instanceof DomainError) return await rerender(message, status, err.fields);
       if (isHtmx(req)) {
         res.set('HX-Retarget', '#flash').set('HX-Reswap', 'innerHTML');
         return render(req, res, 'partials/_alert', { message, kind: 'error' }, { status });

@@ -35,6 +35,7 @@ export type Formatters = ReturnType<typeof formatters>;
 
 const STATUS_LABELS: Record<string, string> = {
   active: 'Active',
+  retiring: 'Retiring',
   revoked: 'Revoked',
   expired: 'Expired',
   limit_reached: 'Limit reached',

@@ -1,6 +1,6 @@
 /**
- * Ready-to-paste set-up for the tools people point at ModelBridge. Rendered only inside the show-once panel
- * (the POST response that created the key), so the secret never lands anywhere else.
+ * Ready-to-paste set-up for the tools people point at ModelBridge. With the secret only inside the show-once panel
+ * (the POST response that created the key), so it never lands anywhere else; on a key's page with a placeholder.
  */
 export interface Snippet {
   id: string;

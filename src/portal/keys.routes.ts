@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { ApiKey, KeyStatus } from '../domain/keys/key.js';
 import { MAX_GRACE_SECONDS } from '../domain/keys/keys.service.js';
 import { teamPermissions } from '../domain/teams/roles.js';
-import { badInput } from '../domain/errors.js';
+import { badInput, collectFieldErrors, throwIfFieldErrors } from '../domain/errors.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal, type Viewer } from './context.js';
 import { choice, optionalAud, optionalEndOfLocalDate, safeNext, text } from './forms.js';
 import { keySnippets } from './key-snippets.js';
@@ -43,8 +43,10 @@ export function keysRoutes(portal: Portal): Router {
         statuses: STATUSES,
         teams: myTeams,
         creatableTeams: myTeams.filter((t) => t.role && teamPermissions.createKeys(t.role)),
-        form: {},
+        // "Create a team key" on a team's page links here with ?for=<team id>: the form starts on that team.
+        form: { owner: typeof req.query.for === 'string' ? req.query.for : '' },
         createError: null,
+        fieldErrors: {},
         created: null,
         ...extra,
       },
@@ -69,14 +71,22 @@ export function keysRoutes(portal: Portal): Router {
     const v = viewer(res);
     const body = formBody(req);
     const form = { name: text(body, 'name'), limit: text(body, 'limit'), expires: text(body, 'expires'), owner: text(body, 'owner') };
-    onBadInput(res, (createError, status) => keysPage(req, res, { form, createError }, status, 'keys/_create'));
+    onBadInput(res, (createError, status, fields) =>
+      keysPage(req, res, { form, createError: fields ? null : createError, fieldErrors: formFieldErrors(fields) }, status, 'keys/_create'),
+    );
+    // Each field parsed on its own, so every bad one is marked with its own message (not only the first).
+    let spendLimitMicro: number | null = null;
+    let expiresAt: Date | null = null;
+    const parseErrors = collectFieldErrors({
+      spendLimitMicro: () => (spendLimitMicro = optionalAud(body, 'limit', 'The spending limit')),
+      expiresAt: () => (expiresAt = optionalEndOfLocalDate(body, 'expires', v.timeZone)),
+    });
+    throwIfFieldErrors({
+      ...keys.inputErrors({ name: form.name, ...(!parseErrors.spendLimitMicro && { spendLimitMicro }), ...(!parseErrors.expiresAt && { expiresAt }) }),
+      ...parseErrors,
+    });
     const created = await keys.create(
-      {
-        name: form.name,
-        spendLimitMicro: optionalAud(body, 'limit', 'The spending limit'),
-        expiresAt: optionalEndOfLocalDate(body, 'expires', v.timeZone),
-        teamId: form.owner && form.owner !== 'personal' ? form.owner : null,
-      },
+      { name: form.name, spendLimitMicro, expiresAt, teamId: form.owner && form.owner !== 'personal' ? form.owner : null },
       v.actor,
     );
     // The secret exists only in this response: rendered straight from the POST (no redirect, nothing stored),
@@ -104,6 +114,10 @@ export function keysRoutes(portal: Portal): Router {
       models,
       recent: recent.events,
       successor,
+      // The set-up snippets again, with a placeholder where the secret (shown once, not stored) goes.
+      ...(key.status === 'active' || key.status === 'limit_reached'
+        ? { keyPlaceholder: keyPlaceholder(key), snippets: keySnippets(publicBase(req, deps.config.publicUrl), keyPlaceholder(key)) }
+        : {}),
       // An installation admin may look at (and revoke) any key, but only the key's own people change it.
       manageable: visible.some((k) => k.id === key.id),
     });
@@ -156,6 +170,8 @@ export function keysRoutes(portal: Portal): Router {
   router.get('/keys/:id/rotate', async (req, res) => {
     const v = viewer(res);
     const key = await keys.get(param(req, 'id'), v.actor);
+    // Rotated already: its successor is the key to rotate; the key page says so and links it.
+    if (key.rotatedToId) return res.redirect(303, `/keys/${key.id}`);
     render(req, res, 'keys/rotate', { title: `Rotate ${key.name}`, key, graceChoices: GRACE_CHOICES, error: null });
   });
 
@@ -181,6 +197,17 @@ function graceSeconds(body: FormBody): number {
   const seconds = Number(raw);
   if (!/^\d+$/.test(raw) || seconds > MAX_GRACE_SECONDS) throw badInput('Choose how long the old key keeps working.');
   return seconds;
+}
+
+/** Stands for a key's secret in snippets: recognisably that key (its last four), not a working secret. */
+function keyPlaceholder(key: ApiKey): string {
+  return `mbk_YOUR_KEY_${key.last4}`;
+}
+
+/** The domain's field names as the create form names its inputs. */
+function formFieldErrors(fields: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const names: Record<string, string> = { name: 'name', spendLimitMicro: 'limit', expiresAt: 'expires' };
+  return Object.fromEntries(Object.entries(fields ?? {}).map(([field, message]) => [names[field] ?? field, message]));
 }
 
 function sep(back: unknown): string {

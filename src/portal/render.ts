@@ -7,6 +7,7 @@ import { viewerOf } from './context.js';
 import { formatters } from './format.js';
 import { noticeText } from './notices.js';
 import { meterSvg } from './charts.js';
+import { createUpstreams } from '../proxy/upstreams/index.js';
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views', import.meta.url));
 
@@ -29,6 +30,8 @@ export function isHtmx(req: Request): boolean {
 
 export function createRender(config: Config, clock: Clock): Render {
   const eta = new Eta({ views: VIEWS_DIR, cache: true, autoTrim: [false, 'nl'] });
+  // Providers without an API key are answered by the built-in demo: every page says so (made-up replies).
+  const demoProviders = createUpstreams(config).demoProviders;
   return (req, res, page, data, options = {}) => {
     const v = viewerOf(res);
     const timeZone = v?.timeZone ?? config.timeZone;
@@ -43,6 +46,7 @@ export function createRender(config: Config, clock: Clock): Render {
       notice: noticeText(req.query.done),
       f: formatters(timeZone, clock.now()),
       meter: meterSvg,
+      demoProviders,
       ...data,
     });
     if (options.fragment) res.vary('HX-Request');

@@ -2,6 +2,7 @@ import type { Plan } from '../domain/accounts/plans.js';
 import type { User } from '../domain/accounts/users.service.js';
 import type { AuditEvent } from '../domain/audit/audit.service.js';
 import type { PersonalBalance } from '../domain/billing/balances.service.js';
+import { retiresAt } from '../domain/keys/attention.js';
 import type { ApiKey } from '../domain/keys/key.js';
 import type { CatalogListing } from '../domain/models/models.service.js';
 import type { TokenUsage } from '../domain/models/pricing.js';
@@ -33,6 +34,9 @@ export function keyDto(k: ApiKey) {
     lastUsedAt: iso(k.lastUsedAt),
     // A rotated key retires silently at the end of its grace period; that instant is when it was revoked.
     revokedAt: iso(k.revokedAt ?? (k.status === 'revoked' ? k.retireAt : null)),
+    // Rotated: the key that replaced it; while its grace period runs, retiresAt is when it stops working.
+    successorId: k.rotatedToId,
+    retiresAt: iso(retiresAt(k)),
   };
 }
 export type KeyDto = ReturnType<typeof keyDto>;

@@ -5,7 +5,7 @@ import { generateSecret, hashSecret, lastFour } from '../../auth/secret-format.j
 import { isInstallationAdmin, type Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
-import { badInput, conflict, forbidden, notFound } from '../errors.js';
+import { badInput, collectFieldErrors, conflict, forbidden, notFound, throwIfFieldErrors } from '../errors.js';
 import { newId } from '../ids.js';
 import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
 import { teamPermissions, type TeamRole } from '../teams/roles.js';
@@ -40,7 +40,17 @@ type Access = 'view' | 'manage' | 'revoke';
 export class KeysService {
   constructor(private readonly deps: KeysDeps) {}
 
+  /** Every problem of a new key's fields at once, keyed by field (name, spendLimitMicro, expiresAt); empty when fine. */
+  inputErrors(input: Partial<Pick<CreateKeyInput, 'name' | 'spendLimitMicro' | 'expiresAt'>>): Record<string, string> {
+    return collectFieldErrors({
+      ...('name' in input && { name: () => validateName(input.name ?? '') }),
+      ...('spendLimitMicro' in input && { spendLimitMicro: () => validateLimit(input.spendLimitMicro ?? null) }),
+      ...('expiresAt' in input && { expiresAt: () => this.validateExpiry(input.expiresAt ?? null) }),
+    });
+  }
+
   async create(input: CreateKeyInput, actor: Actor): Promise<{ key: ApiKey; secret: string }> {
+    throwIfFieldErrors(this.inputErrors({ name: input.name, spendLimitMicro: input.spendLimitMicro ?? null, expiresAt: input.expiresAt ?? null }));
     const name = validateName(input.name);
     const limit = validateLimit(input.spendLimitMicro ?? null);
     const expiresAt = this.validateExpiry(input.expiresAt ?? null);
