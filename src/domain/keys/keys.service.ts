@@ -8,6 +8,7 @@ import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
+import { lockedTeamRoleOf, teamRoleOf } from '../teams/membership.js';
 import { teamPermissions, type TeamRole } from '../teams/roles.js';
 import { keyFromRow, statusForLimit, type ApiKey, type KeyStatus } from './key.js';
 
@@ -46,7 +47,9 @@ export class KeysService {
     const expiresAt = this.validateExpiry(input.expiresAt ?? null);
     return withTransaction(this.deps.db, async (tx) => {
       if (input.teamId) {
-        const role = await teamRoleOf(tx, input.teamId, actor.userId);
+        // Locked: a removal or demotion to viewer running now either finishes first (and we refuse) or waits for
+        // this key to commit (and then revokes it).
+        const role = await lockedTeamRoleOf(tx, input.teamId, actor.userId);
         if (!role) throw notFound('Team');
         if (!teamPermissions.createKeys(role)) throw forbidden('Viewers cannot create team keys.');
       }
@@ -162,21 +165,19 @@ export class KeysService {
    * Personal keys: their owner. Team keys: per the role table. Installation admins may view and revoke any key.
    */
   private async loadFor(q: Queryable, id: string, actor: Actor, access: Access, lock = false): Promise<ApiKey> {
-    let query = q('api_keys').where({ id }).first();
-    if (lock) query = query.forUpdate();
-    const row = await query;
+    let row = await q('api_keys').where({ id }).first();
     if (!row) throw notFound('Key');
+    let role: TeamRole | null = null;
+    if (row.team_id) role = lock ? await lockedTeamRoleOf(q, row.team_id as string, actor.userId) : await teamRoleOf(q, row.team_id as string, actor.userId);
+    if (lock) {
+      // Membership (above) before the key row: the order removeMember takes them in.
+      row = await q('api_keys').where({ id }).forUpdate().first();
+      if (!row) throw notFound('Key');
+    }
     const key = keyFromRow(row, this.deps.clock.now());
-    if (await this.allowed(q, key, actor)) return key;
+    if (allowed(key, role, actor)) return key;
     if (isInstallationAdmin(actor) && access !== 'manage') return key;
     throw notFound('Key');
-  }
-
-  private async allowed(q: Queryable, key: ApiKey, actor: Actor): Promise<boolean> {
-    if (!key.teamId) return key.ownerId === actor.userId;
-    const role: TeamRole | null = await teamRoleOf(q, key.teamId, actor.userId);
-    if (!role) return false;
-    return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
   }
 
   private validateExpiry(expiresAt: Date | null): Date | null {
@@ -224,9 +225,11 @@ export async function visibleKeysQuery(
   return { query };
 }
 
-export async function teamRoleOf(q: Queryable, teamId: string, userId: string): Promise<TeamRole | null> {
-  const row = await q('team_members').where({ team_id: teamId, user_id: userId }).first('role');
-  return (row?.role as TeamRole | undefined) ?? null;
+/** Whether the actor, whose role in the key's team is `role`, may see and manage the key (SPEC §4 visibility). */
+function allowed(key: ApiKey, role: TeamRole | null, actor: Actor): boolean {
+  if (!key.teamId) return key.ownerId === actor.userId;
+  if (!role) return false;
+  return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
 }
 
 function validateName(raw: string): string {
