@@ -7,6 +7,8 @@ import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, notFound } from '../errors.js';
 import { newId } from '../ids.js';
+import { validateExpiry } from '../expiry.js';
+import { validateName } from '../names.js';
 import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
 import { lockedTeamRoleOf, teamRoleOf } from '../teams/membership.js';
 import { teamPermissions, type TeamRole } from '../teams/roles.js';
@@ -42,9 +44,9 @@ export class KeysService {
   constructor(private readonly deps: KeysDeps) {}
 
   async create(input: CreateKeyInput, actor: Actor): Promise<{ key: ApiKey; secret: string }> {
-    const name = validateName(input.name);
+    const name = validateName(input.name, 'A key name', KEY_NAME_MAX);
     const limit = validateLimit(input.spendLimitMicro ?? null);
-    const expiresAt = this.validateExpiry(input.expiresAt ?? null);
+    const expiresAt = validateExpiry(input.expiresAt, this.deps.clock.now());
     return withTransaction(this.deps.db, async (tx) => {
       if (input.teamId) {
         // Locked: a removal or demotion to viewer running now either finishes first (and we refuse) or waits for
@@ -75,7 +77,7 @@ export class KeysService {
   }
 
   async update(id: string, changes: { name?: string; spendLimitMicro?: Micro | null }, actor: Actor): Promise<ApiKey> {
-    const name = changes.name === undefined ? undefined : validateName(changes.name);
+    const name = changes.name === undefined ? undefined : validateName(changes.name, 'A key name', KEY_NAME_MAX);
     const limit = changes.spendLimitMicro === undefined ? undefined : validateLimit(changes.spendLimitMicro);
     return withTransaction(this.deps.db, async (tx) => {
       // Lock the key so a concurrent settlement cannot slip between reading spend and writing the status.
@@ -179,13 +181,6 @@ export class KeysService {
     if (isInstallationAdmin(actor) && access !== 'manage') return key;
     throw notFound('Key');
   }
-
-  private validateExpiry(expiresAt: Date | null): Date | null {
-    if (expiresAt === null) return null;
-    if (Number.isNaN(expiresAt.getTime())) throw badInput('The expiry is not a valid date.');
-    if (expiresAt.getTime() <= this.deps.clock.now().getTime()) throw badInput('The expiry must be in the future.');
-    return expiresAt;
-  }
 }
 
 /**
@@ -230,12 +225,6 @@ function allowed(key: ApiKey, role: TeamRole | null, actor: Actor): boolean {
   if (!key.teamId) return key.ownerId === actor.userId;
   if (!role) return false;
   return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
-}
-
-function validateName(raw: string): string {
-  const name = raw.trim();
-  if (name.length < 1 || name.length > KEY_NAME_MAX) throw badInput(`A key name is 1 to ${KEY_NAME_MAX} characters.`);
-  return name;
 }
 
 function validateLimit(limit: Micro | null): Micro | null {

@@ -5,6 +5,7 @@ import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, isDuplicateKeyError, notFound } from '../errors.js';
 import { newId } from '../ids.js';
+import { validateName } from '../names.js';
 import { toMicro, type Micro } from '../money.js';
 import { normalizeEmail } from '../accounts/users.service.js';
 import { lockTeamMembers, revokeMemberTeamKeys, teamRoleOf } from './membership.js';
@@ -38,7 +39,7 @@ export class TeamsService {
   constructor(private readonly deps: TeamsDeps) {}
 
   async create(rawName: string, actor: Actor): Promise<Team> {
-    const name = validateName(rawName);
+    const name = validateName(rawName, 'A team name', TEAM_NAME_MAX);
     const now = this.deps.clock.now();
     return withTransaction(this.deps.db, async (tx) => {
       const id = newId();
@@ -169,10 +170,4 @@ function teamFromRow(r: Record<string, unknown>): Team {
     heldMicro: toMicro(r.held_micro),
     role: (r.role as TeamRole | null) ?? null,
   };
-}
-
-function validateName(raw: string): string {
-  const name = raw.trim();
-  if (name.length < 1 || name.length > TEAM_NAME_MAX) throw badInput(`A team name is 1 to ${TEAM_NAME_MAX} characters.`);
-  return name;
 }
