@@ -23,7 +23,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(createMisdirectedApiRouter(deps));
   app.use(createOpsRouter(deps));
   // The built-in demo upstream (reached only by the proxy itself, over HTTP): see src/proxy/upstreams/demo.
-  app.use('/demo', createDemoUpstreamRouter());
+  app.use('/demo', createDemoUpstreamRouter(deps.config.demoToken));
   app.use('/trpc', createTrpcHandler(deps));
   app.use(createPortalRouter(deps));
   return app;

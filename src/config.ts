@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { randomBase62 } from './domain/ids.js';
 import { addressEntryProblem } from './http/address-list.js';
 import { parseTrustProxy, type TrustProxy } from './http/trust-proxy.js';
 
@@ -72,6 +73,8 @@ const schema = z.object({
   MODELBRIDGE_ALLOWED_ORIGINS: list(originProblem),
   METRICS_ALLOW: list(addressEntryProblem),
   METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters (a random secret)').optional().or(z.literal('').transform(() => undefined)),
+  // Internal: the cluster primary gives its workers one demo credential (src/cluster.ts); unset, each process makes one.
+  MODELBRIDGE_DEMO_TOKEN: z.string().regex(/^demo_[0-9A-Za-z]{32}$/, 'is set by the cluster primary; leave it unset').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -107,6 +110,15 @@ export interface Config {
   readonly allowedOrigins: readonly string[];
   /** Who may scrape /metrics: client addresses / subnets, and a bearer token (docs/operations.md). */
   readonly metrics: { readonly allow: readonly string[]; readonly token: string | undefined };
+  /**
+   * The credential the proxy sends to the built-in demo upstream (src/proxy/upstreams/demo), which refuses anyone
+   * else. Shared by every worker of a cluster: the demo call may land on another worker than the one that sent it.
+   */
+  readonly demoToken: string;
+}
+
+export function newDemoToken(): string {
+  return `demo_${randomBase62(32)}`;
 }
 
 export class ConfigError extends Error {}
@@ -138,5 +150,6 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     allowedOrigins: Object.freeze(e.MODELBRIDGE_ALLOWED_ORIGINS.map((o) => new URL(o).origin)),
     metrics: Object.freeze({ allow: Object.freeze(e.METRICS_ALLOW), token: e.METRICS_TOKEN }),
+    demoToken: e.MODELBRIDGE_DEMO_TOKEN ?? newDemoToken(),
   });
 }
