@@ -62,6 +62,7 @@ describe(`bad input gets a 4xx, never a 5xx (${dialect})`, () => {
       ['chat', '/chat/completions', `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"x":${deep}}`, false],
       ['chat, stream:true', '/chat/completions', `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"x":${deep}}`, false],
       ['chat with an Anthropic model (translated)', '/chat/completions', `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"tools":${deep}}`, false],
+      ['a dated snapshot alias', '/messages', `{"model":"claude-haiku-4-5-20251001","max_tokens":8,"messages":[{"role":"user","content":${deep}}]}`, true],
       ['messages, stream:true', '/messages', `{"model":"claude-haiku-4-5","stream":true,"max_tokens":8,"messages":[{"role":"user","content":${deep}}]}`, true],
       ['count_tokens', '/messages/count_tokens', `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":${deep}}]}`, true],
     ];

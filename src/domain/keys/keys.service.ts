@@ -165,12 +165,14 @@ export class KeysService {
   /**
    * Loads a key if the actor may access it; otherwise "not found", so ids of other people's keys reveal nothing.
    * Personal keys: their owner. Team keys: per the role table. Installation admins may view and revoke any key.
+   * With `lock` (before a write) the caller's team membership and then the key are locked for the transaction.
    */
   private async loadFor(q: Queryable, id: string, actor: Actor, access: Access, lock = false): Promise<ApiKey> {
     let row = await q('api_keys').where({ id }).first();
     if (!row) throw notFound('Key');
-    let role: TeamRole | null = null;
-    if (row.team_id) role = lock ? await lockedTeamRoleOf(q, row.team_id as string, actor.userId) : await teamRoleOf(q, row.team_id as string, actor.userId);
+    const teamId = row.team_id as string | null;
+    const roleOf = lock ? lockedTeamRoleOf : teamRoleOf;
+    const role: TeamRole | null = teamId ? await roleOf(q, teamId, actor.userId) : null;
     if (lock) {
       // Membership (above) before the key row: the order removeMember takes them in.
       row = await q('api_keys').where({ id }).forUpdate().first();
