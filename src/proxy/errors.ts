@@ -1,7 +1,7 @@
 import type { Response } from 'express';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
-import { echo } from '../http/echo.js';
+import { echo, MESSAGE_MAX } from '../http/echo.js';
 import type { Logger } from '../logger.js';
 import type { ApiFormat, TokenUsage } from './upstreams/types.js';
 
@@ -32,8 +32,6 @@ export class ProxyError extends Error {
 
 export const invalidRequest = (message: string) => new ProxyError(400, 'invalid_request', message);
 
-/** Longest error message sent: bounds what any message can carry of the request (e.g. a validator's key list). */
-const MESSAGE_MAX = 500;
 
 export const requestTooLarge = (limitBytes: number) =>
   new ProxyError(413, 'request_too_large', `The request body is larger than ${Math.round(limitBytes / 1_048_576)} MB.`);

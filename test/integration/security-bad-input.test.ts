@@ -163,6 +163,12 @@ describe(`bad input gets a 4xx, never a 5xx (${dialect})`, () => {
       expect(res.text.length).toBeLessThan(1500);
     });
 
+    it('tRPC caps an unknown procedure path it quotes back', async () => {
+      const res = await rawCall(f.app, 'mutation', 'p'.repeat(5000), {}, bearer(userToken));
+      expect(res.status).toBe(404);
+      expect(res.text.length).toBeLessThan(1000);
+    });
+
     it('does not quote the Content-Encoding header back', async () => {
       const secretish = 'mbk_pretend-this-is-a-secret-header-value';
       const res = await v1('/chat/completions', { method: 'POST', body: '{}', headers: { 'content-encoding': secretish } });
