@@ -16,41 +16,49 @@ export interface BarChartOptions {
   /** Accessible summary of the whole chart. */
   label: string;
   height?: number;
+  /** Width of the drawing in SVG units: 720 for the desktop card, 360 for a phone (text stays ~11 px at both). */
+  width?: number;
 }
 
-const WIDTH = 720;
-const LEFT = 64;
+/** Axis text is 11 units high; a character is at most about 7 units wide in the system font. */
+const CHAR_W = 7;
 const BOTTOM = 26;
 const TOP = 10;
+const RIGHT = 8;
 
 export function barChartSvg(points: BarPoint[], options: BarChartOptions): string {
+  const width = options.width ?? 720;
   const height = options.height ?? 200;
-  const plotW = WIDTH - LEFT - 8;
+  const ticks = niceTicks(Math.max(0, ...points.map((p) => p.value)));
+  const max = ticks[ticks.length - 1]!;
+  const tickLabels = ticks.map((v, i) => (max === 0 && i > 0 ? '' : options.format(v)));
+  // The left margin fits the longest tick label, so "A$0.00050" is never cut.
+  const left = Math.max(36, Math.max(...tickLabels.map((l) => l.length)) * CHAR_W + 12);
+  const plotW = width - left - RIGHT;
   const plotH = height - TOP - BOTTOM;
-  const max = niceCeiling(Math.max(0, ...points.map((p) => p.value)));
   const slot = plotW / Math.max(points.length, 1);
   const barW = Math.max(2, slot * 0.7);
   const parts: string[] = [];
-  for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4;
-    const y = TOP + plotH - (plotH * i) / 4;
-    parts.push(`<line class="chart-grid" x1="${LEFT}" x2="${WIDTH - 8}" y1="${r(y)}" y2="${r(y)}"/>`);
-    parts.push(`<text class="chart-axis" x="${LEFT - 8}" y="${r(y + 4)}" text-anchor="end">${esc(max === 0 && i > 0 ? '' : options.format(v))}</text>`);
-  }
-  const labelEvery = Math.ceil(points.length / 8);
+  ticks.forEach((v, i) => {
+    const y = TOP + plotH - (max > 0 ? (plotH * v) / max : (plotH * i) / (ticks.length - 1));
+    parts.push(`<line class="chart-grid" x1="${left}" x2="${width - RIGHT}" y1="${r(y)}" y2="${r(y)}"/>`);
+    parts.push(`<text class="chart-axis" x="${left - 8}" y="${r(y + 4)}" text-anchor="end">${esc(tickLabels[i]!)}</text>`);
+  });
+  // As many day labels as fit (a label is about 6 characters wide), counted from the last day.
+  const labelEvery = Math.max(1, Math.ceil(points.length / Math.max(1, Math.floor(plotW / (CHAR_W * 8)))));
   points.forEach((p, i) => {
     const h = max > 0 ? (plotH * p.value) / max : 0;
-    const x = LEFT + i * slot + (slot - barW) / 2;
+    const x = left + i * slot + (slot - barW) / 2;
     const barH = p.value > 0 ? Math.max(h, 1.5) : 0;
     parts.push(
       `<rect class="chart-bar" x="${r(x)}" y="${r(TOP + plotH - barH)}" width="${r(barW)}" height="${r(barH)}"><title>${esc(p.title)}</title></rect>`,
     );
     // A transparent full-height target so small bars still show their tooltip.
-    parts.push(`<rect class="chart-hit" x="${r(LEFT + i * slot)}" y="${TOP}" width="${r(slot)}" height="${plotH}"><title>${esc(p.title)}</title></rect>`);
+    parts.push(`<rect class="chart-hit" x="${r(left + i * slot)}" y="${TOP}" width="${r(slot)}" height="${plotH}"><title>${esc(p.title)}</title></rect>`);
     if ((points.length - 1 - i) % labelEvery === 0)
       parts.push(`<text class="chart-axis" x="${r(x + barW / 2)}" y="${height - 8}" text-anchor="middle">${esc(p.label)}</text>`);
   });
-  return `<svg class="chart" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${esc(options.label)}" preserveAspectRatio="xMidYMid meet">${parts.join('')}</svg>`;
+  return `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(options.label)}" preserveAspectRatio="xMidYMid meet">${parts.join('')}</svg>`;
 }
 
 /** A spend-against-limit bar: an SVG so its width needs no inline style. */
@@ -65,12 +73,17 @@ export function meterSvg(value: number, max: number | null, label: string): stri
   );
 }
 
-/** 1, 2, 2.5 or 5 times a power of ten, at or above the value, so the axis reads well. */
-function niceCeiling(value: number): number {
-  if (value <= 0) return 0;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
-  return 10 * power;
+/**
+ * Round axis ticks from 0 past the largest value: a step of 1, 2 or 5 times a power of ten (in the points' unit,
+ * never below 1), at most five steps — 0, 5, 10, 15 rather than 0, 3.25, 6.5, 9.75. All zero: 0 to 4.
+ */
+export function niceTicks(maxValue: number): number[] {
+  if (maxValue <= 0) return [0, 1, 2, 3, 4];
+  const rough = maxValue / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, ([1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough) ?? 10 * power));
+  const count = Math.max(1, Math.ceil(maxValue / step));
+  return Array.from({ length: count + 1 }, (_, i) => i * step);
 }
 
 const r = (n: number) => Math.round(n * 10) / 10;

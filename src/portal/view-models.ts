@@ -21,6 +21,8 @@ export function dailyChart(days: DailySpend[], timeZone: string, label: string) 
   const requests = days.reduce((sum, d) => sum + d.requests, 0);
   return {
     svg: barChartSvg(points, { label: `${label}: ${formatAud(total)} in total`, format: axisAud }),
+    // The same chart drawn for a phone's width: CSS shows one of the two, so its text stays readable.
+    svgNarrow: barChartSvg(points, { label: `${label}: ${formatAud(total)} in total`, format: axisAud, width: 360, height: 220 }),
     points,
     total,
     requests,
@@ -35,7 +37,8 @@ function axisAud(micro: number): string {
   if (aud >= 100) return `A$${Math.round(aud).toLocaleString('en-AU')}`;
   if (aud >= 1) return `A$${aud.toFixed(aud % 1 === 0 ? 0 : 2)}`;
   if (aud >= 0.01) return `A$${aud.toFixed(2)}`;
-  return `A$${aud.toPrecision(2)}`;
+  // Round ticks below a cent: as many decimals as the value needs (A$0.0005, A$0.000015), no trailing zeros.
+  return `A$${aud.toFixed(6).replace(/0+$/, '')}`;
 }
 
 /** Team names by id, for showing which team a key belongs to. */

@@ -64,6 +64,14 @@ describe.skipIf(!chromiumAvailable)('issue #15: the portal as a team lives in it
     teamId = team.id;
     const plain = await makeKey(s, ada, { name: 'Laptop', spendLimitMicro: 5_000_000 });
     plainKeyId = plain.key.id;
+    // A little traffic through the demo upstream, so the charts have bars.
+    for (let i = 0; i < 3; i++) {
+      await fetch(`${app.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${plain.secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello there' }] }),
+      });
+    }
     await makeKey(s, ada, { name: 'A key with a rather long descriptive name for the CI pipeline', teamId: team.id });
     const old = await makeKey(s, ada, { name: 'Deploy bot' });
     const rotated = await s.keys.rotate(old.key.id, 86_400, ada.actor);
@@ -185,6 +193,26 @@ describe.skipIf(!chromiumAvailable)('issue #15: the portal as a team lives in it
   });
 
   for (const width of [1280, 390]) {
+    it(`charts are readable at ${width} px: axis text at least 10 px, labels not cut, exact values on request`, async () => {
+      const { page } = browser;
+      await page.setViewportSize({ width, height: 860 });
+      await page.goto(`${app.url}/keys/${plainKeyId}`);
+      const figure = page.locator('figure.chart-figure').first();
+      const text = await figure.evaluate((fig) => {
+        const svg = [...fig.querySelectorAll('svg.chart')].find((s) => s.getBoundingClientRect().width > 0)!;
+        const box = svg.getBoundingClientRect();
+        const labels = [...svg.querySelectorAll('text.chart-axis')].map((t) => t.getBoundingClientRect());
+        return { minHeight: Math.min(...labels.map((l) => l.height)), minLeft: Math.min(...labels.map((l) => l.left)) - box.left };
+      });
+      await page.setViewportSize({ width: 1280, height: 860 });
+      expect(text.minHeight).toBeGreaterThanOrEqual(10);
+      expect(text.minLeft).toBeGreaterThanOrEqual(0);
+      await page.setViewportSize({ width, height: 860 });
+      await figure.getByText('Exact values').click();
+      await expect(figure.locator('details table tbody tr').count()).resolves.toBe(30);
+      await page.setViewportSize({ width: 1280, height: 860 });
+    });
+
     it(`no page is wider than the viewport at ${width} px and every action can be reached (screenshots)`, async () => {
       const { page } = browser;
       await page.setViewportSize({ width, height: width === 390 ? 844 : 860 });
