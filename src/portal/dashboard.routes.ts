@@ -35,6 +35,8 @@ export function dashboardRoutes(portal: Portal): Router {
       chart: dailyChart(daily, v.timeZone, 'Daily spend of your keys over the last 30 days'),
       attention: keysNeedingAttention(allKeys, clock.now()),
       activeKeys: allKeys.filter((k) => k.status === 'active').length,
+      // A brand-new account (no key yet) is welcomed, not welcomed back.
+      returning: allKeys.length > 0,
       teams: myTeams,
     });
   });

@@ -4,6 +4,7 @@ import { microToAud } from '../domain/money.js';
 import { viewer, type Portal, type Viewer } from './context.js';
 import { localDateStart } from './forms.js';
 import { teamNames } from './view-models.js';
+import { localDateOf } from '../domain/billing/period.js';
 
 const PAGE_SIZE = 50;
 const CSV_PAGE = 500;
@@ -12,7 +13,7 @@ const CSV_MAX_ROWS = 100_000;
 
 export function usageRoutes(portal: Portal): Router {
   const { deps, render, reports } = portal;
-  const { usage, keys, teams } = deps.services;
+  const { usage, keys, teams, clock } = deps.services;
   const router = Router();
 
   /** The filters of the usage log, from the query string (dates are local days of the viewer). */
@@ -60,6 +61,8 @@ export function usageRoutes(portal: Portal): Router {
         query,
         nextUrl: page.nextCursor ? `/usage?${query}${query ? '&' : ''}cursor=${page.nextCursor}` : null,
         csvUrl: `/usage.csv${query ? `?${query}` : ''}`,
+        // A range that ends before it starts matches nothing: say so rather than show an empty log.
+        rangeError: filter.from && filter.to && filter.from.getTime() >= filter.to.getTime() ? 'The “From” date is after the “To” date, so nothing can match: swap them.' : null,
       },
       { fragment: 'usage/_table' },
     );
@@ -73,7 +76,7 @@ export function usageRoutes(portal: Portal): Router {
     const keyNames = Object.fromEntries((await keys.list({}, v.actor)).map((k) => [k.id, k.name]));
     res.set({
       'Content-Type': 'text/csv; charset=utf-8',
-      'Content-Disposition': `attachment; filename="modelbridge-usage-${new Date().toISOString().slice(0, 10)}.csv"`,
+      'Content-Disposition': `attachment; filename="modelbridge-usage-${csvDate(clock.now(), v.timeZone)}.csv"`,
       'Cache-Control': 'no-store',
     });
     res.write(`${CSV_COLUMNS.join(',')}\r\n`);
@@ -97,6 +100,12 @@ const CSV_COLUMNS = [
   'input_tokens', 'output_tokens', 'cost_aud', 'estimated', 'streamed', 'latency_ms',
   'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'reasoning_tokens',
 ];
+
+/** Today in the viewer's time zone (a file exported on the morning of 3 Dec in Sydney is dated 3 Dec, not 2 Dec UTC). */
+function csvDate(now: Date, timeZone: string): string {
+  const d = localDateOf(now, timeZone);
+  return `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
+}
 
 function csvRow(e: UsageEvent, keyName: string): string {
   return [

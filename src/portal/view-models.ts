@@ -59,7 +59,8 @@ export function rowModel(key: ApiKey, names: Record<string, string>, now: Date, 
     team: key.teamId ? (names[key.teamId] ?? 'Team') : null,
     mine: key.ownerId === viewerId,
     attention,
-    meter: meterSvg(key.spendMicro, key.spendLimitMicro, spendLabel),
+    // No limit, nothing to fill: an empty bar under "no limit" read as "nothing left".
+    meter: key.spendLimitMicro === null ? '' : meterSvg(key.spendMicro, key.spendLimitMicro, spendLabel),
     usable: key.status === 'active' || key.status === 'limit_reached',
   };
 }
