@@ -55,8 +55,12 @@ export function barChartSvg(points: BarPoint[], options: BarChartOptions): strin
     );
     // A transparent full-height target so small bars still show their tooltip.
     parts.push(`<rect class="chart-hit" x="${r(left + i * slot)}" y="${TOP}" width="${r(slot)}" height="${plotH}"><title>${esc(p.title)}</title></rect>`);
-    if ((points.length - 1 - i) % labelEvery === 0)
-      parts.push(`<text class="chart-axis" x="${r(x + barW / 2)}" y="${height - 8}" text-anchor="middle">${esc(p.label)}</text>`);
+    if ((points.length - 1 - i) % labelEvery === 0) {
+      // Centred under its bar, except where that would run past the right edge ("2 Dec" on the last day).
+      const centre = x + barW / 2;
+      const fits = centre + (p.label.length * CHAR_W) / 2 <= width;
+      parts.push(`<text class="chart-axis" x="${r(fits ? centre : width - 2)}" y="${height - 8}" text-anchor="${fits ? 'middle' : 'end'}">${esc(p.label)}</text>`);
+    }
   });
   return `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(options.label)}" preserveAspectRatio="xMidYMid meet">${parts.join('')}</svg>`;
 }
