@@ -17,7 +17,7 @@ async function race(c: ClusterDb, perNode: number, batchOnGalera: boolean): Prom
     let last: number | null = 0;
     for (let i = 0; i < perNode; i++) {
       try {
-        const guess = last === null ? null : [[{ id: 'a', n: last }]];
+        const guess: Row[][] | null = last === null ? null : [[{ id: 'a', n: last }]];
         last = (await lockedTransaction(c.nodes[node]!, [read], increment, guess, { batchOnGalera })).value;
         committed++;
       } catch (err) {
