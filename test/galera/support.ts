@@ -14,7 +14,7 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(options: { poolMax?: number } = {}): Promise<Cluster> {
+export async function startCluster(options: { poolMax?: number; ports?: readonly number[] } = {}): Promise<Cluster> {
   const c = await createClusterDb(options);
   const fake = await startFakeUpstream();
   const apps: TestApp[] = [];
