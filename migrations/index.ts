@@ -19,6 +19,8 @@ import * as addCachePricesToModels from './20261201123000_add-cache-prices-to-mo
 import * as addTokenKindsToUsageEvents from './20261201123100_add-token-kinds-to-usage-events.js';
 import * as createModelAliases from './20261202120000_create-model-aliases.js';
 import * as addCurrentModels from './20261202120100_add-current-models.js';
+import * as createLoginFailures from './20261202130000_create-login-failures.js';
+import * as createStoredResponses from './20261202130000_create-stored-responses.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -47,6 +49,8 @@ const migrations: Array<[string, Migration]> = [
   ['20261201123100_add-token-kinds-to-usage-events', addTokenKindsToUsageEvents],
   ['20261202120000_create-model-aliases', createModelAliases],
   ['20261202120100_add-current-models', addCurrentModels],
+  ['20261202130000_create-login-failures', createLoginFailures],
+  ['20261202130000_create-stored-responses', createStoredResponses],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {
