@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { requestCost, type CatalogModel } from '../../src/domain/models/models.service.js';
 import { toMicro } from '../../src/domain/money.js';
 import { actorOf, makeKey, makeTeam, makeUser } from '../support/factories.js';
-import { bodyOf, expectInvariantsOnEveryNode, expectOnly, request, startCluster, type Cluster } from './support.js';
+import { bodyOf, expectInvariantsOnEveryNode, expectOnly, request, startCluster, tally, type Cluster } from './support.js';
 
 describe('three instances on three Galera nodes', () => {
   let k: Cluster;
@@ -41,7 +41,11 @@ describe('three instances on three Galera nodes', () => {
     const spend = toMicro(final.spend_micro);
     expect(spend).toBeGreaterThanOrEqual(limit);
     expect(spend).toBeLessThanOrEqual(limit + maxCost());
-    expectOnly(statuses, [200, 429]);
+    // Three instances on three nodes fail certification against each other on the key's row; the retries keep the
+    // books exact, and a request whose retries run out (2 s) gets a 503 — a few, on a loaded machine (see
+    // docs/benchmarks.md: write to one node to have none).
+    expectOnly(statuses, [200, 429, 503]);
+    expect(statuses.filter((s) => s === 503).length, JSON.stringify(tally(statuses))).toBeLessThanOrEqual(statuses.length * 0.05);
     const charged = await chargedEvents({ key_id: key.id });
     expect(k.fake.served).toBe(charged.length);
     expect(statuses.filter((s) => s === 200)).toHaveLength(charged.length);
