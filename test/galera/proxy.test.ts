@@ -61,7 +61,7 @@ describe('three instances on three Galera nodes', () => {
     const balance = toMicro((await k.c.nodes[0]!('teams').where({ id: team.id }).first()).balance_micro);
     expect(balance).toBeLessThanOrEqual(0);
     expect(balance).toBeGreaterThanOrEqual(-maxCost());
-    expectOnly(statuses, [200, 402, 429]);
+    expectOnly(statuses, [200, 402, 429, 503]); // 503: retries that ran out, as on the hot key above
     expect(k.fake.served).toBe((await chargedEvents({ team_id: team.id })).length);
   });
 
