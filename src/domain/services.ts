@@ -2,6 +2,7 @@ import type { Db } from '../db/knex.js';
 import type { Clock } from './clock.js';
 import { AuditService } from './audit/audit.service.js';
 import { UsersService } from './accounts/users.service.js';
+import { LoginThrottle } from './accounts/login-throttle.js';
 import { KeysService } from './keys/keys.service.js';
 import { TeamsService } from './teams/teams.service.js';
 import { TokensService } from './tokens/tokens.service.js';
@@ -46,6 +47,7 @@ export function createServices(options: ServicesOptions) {
     keys,
     teams: new TeamsService({ db, clock, audit }),
     tokens: new TokensService({ db, clock, audit }),
+    loginThrottle: new LoginThrottle({ db, clock }),
     balances: new BalancesService({ db, clock, audit, timeZone }),
     metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),
     models: new ModelsService({ db, clock, audit }),

@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
+import { echo, MESSAGE_MAX } from '../http/echo.js';
 import type { Logger } from '../logger.js';
 import type { ApiFormat, TokenUsage } from './upstreams/types.js';
 
@@ -31,18 +32,24 @@ export class ProxyError extends Error {
 }
 
 export const invalidRequest = (message: string) => new ProxyError(400, 'invalid_request', message);
+
+
 export const requestTooLarge = (limitBytes: number) =>
   new ProxyError(413, 'request_too_large', `The request body is larger than ${Math.round(limitBytes / 1_048_576)} MB.`);
 export const modelNotFound = (model: string) =>
-  new ProxyError(404, 'model_not_found', `The model '${model.slice(0, 100)}' does not exist or is not enabled on this ModelBridge.`);
+  new ProxyError(404, 'model_not_found', `The model '${echo(model)}' does not exist or is not enabled on this ModelBridge.`);
 /**
  * A stored response the caller may not see: not created through ModelBridge, or by another account. Both read the
  * same, so an id of someone else's response is not confirmed to exist.
  */
 export const responseNotFound = (id: string) =>
-  new ProxyError(404, 'response_not_found', `No response with id '${id.slice(0, 100)}' was found for this API key's account.`);
-export const unsupportedEncoding = (encoding: string) =>
-  new ProxyError(415, 'invalid_request', `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send JSON plain or with gzip, deflate or br.`);
+  new ProxyError(404, 'response_not_found', `No response with id '${echo(id)}' was found for this API key's account.`);
+/** The header's value is not quoted back (header values can carry credentials): only what is accepted. */
+export const unsupportedEncoding = () =>
+  new ProxyError(415, 'invalid_request', 'This Content-Encoding is not supported; send JSON plain or with gzip, deflate or br.');
+/** `Unknown request URL: GET /v1/…` with the path (never the query string) capped. */
+export const unknownUrl = (method: string, originalUrl: string, advice = '') =>
+  new ProxyError(404, 'unknown_url', `Unknown request URL: ${method} ${echo(originalUrl.split('?')[0]!)}.${advice ? ` ${advice}` : ''}`);
 export const upstreamFailed = (timeout: boolean) =>
   timeout
     ? new ProxyError(504, 'upstream_error', 'The upstream provider did not answer in time. Nothing was charged.')
@@ -128,6 +135,10 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
     message = err.message;
     if (err.retryAfter !== undefined) headers['retry-after'] = err.retryAfter;
     else if (err.code === 'service_unavailable') headers['retry-after'] = String(UNAVAILABLE_RETRY_AFTER_SECONDS);
+  } else if (isClientHttpError(err)) {
+    // Express's own 4xx (a path parameter that is not valid percent-encoding is a URIError with status 400).
+    ({ status, code, message } = { status: err.status, code: 'invalid_request', message: err instanceof URIError ? 'The request URL is not valid percent-encoding.' : 'The request could not be read.' });
+    shape = PROXY_ERRORS.invalid_request;
   } else {
     logger.error({ err: describeError(err) }, 'proxy request failed unexpectedly');
     status = 500;
@@ -137,6 +148,7 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
   }
   if (status === 504 && format === 'anthropic') shape = { ...shape, anthropic: 'timeout_error' };
   headers['x-should-retry'] = String(shape.retry);
+  if (message.length > MESSAGE_MAX) message = `${message.slice(0, MESSAGE_MAX)}…`;
   if (res.headersSent) {
     res.destroy();
     return { status, code };
@@ -146,6 +158,11 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
     : { error: { message, type: shape.openai, code, param: null } };
   sendJson(res, status, body, headers);
   return { status, code };
+}
+
+function isClientHttpError(err: unknown): err is Error & { status: number } {
+  const status = (err as { status?: unknown } | null)?.status;
+  return err instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
 }
 
 export function sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {

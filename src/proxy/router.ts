@@ -3,7 +3,7 @@ import type { AppDeps } from '../app-deps.js';
 import type { ProxyContext } from './context.js';
 import { countTokens } from './count-tokens.js';
 import { ENDPOINTS } from './endpoints.js';
-import { ProxyError, sendProxyError } from './errors.js';
+import { sendProxyError, unknownUrl } from './errors.js';
 import { formatOf, getModel, keyStatus, listModels } from './info.js';
 import { meteredHandler } from './pipeline.js';
 import { storedResponse } from './stored-responses.js';
@@ -45,10 +45,7 @@ export function createProxyRouter(deps: AppDeps): Router {
   router.get('/models', listModels(ctx));
   router.get('/models/*id', getModel(ctx));
   router.get('/key', keyStatus(ctx));
-  router.use((req: Request, res: Response) => {
-    const url = req.originalUrl.split('?')[0]!.slice(0, 200);
-    sendProxyError(res, formatOf(req), new ProxyError(404, 'unknown_url', `Unknown request URL: ${req.method} ${url}.`), ctx.logger);
-  });
+  router.use((req: Request, res: Response) => sendProxyError(res, formatOf(req), unknownUrl(req.method, req.originalUrl), ctx.logger));
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => sendProxyError(res, formatOf(req), err, ctx.logger));
   return router;
 }

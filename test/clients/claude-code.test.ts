@@ -222,4 +222,51 @@ describe(`Claude Code through a fresh install`, () => {
     expect(fake.requests.length, 'nothing forwarded for the refused run').toBe(served);
     expect(await bill()).toMatchObject({ refused: 0 });
   });
+
+  it('runs parallel subagents on a key with a 10 AUD limit: every request admitted beside the others, served and billed', async () => {
+    // The main turn asks for three subagents at once; each subagent's own turn streams slowly, so they are in flight
+    // together. With holds for the whole worst case (max_tokens at Opus prices) a 10 AUD key held only two.
+    const AGENT_TOOLS = new Set(['Task', 'Agent']);
+    fake.setMode('drip');
+    fake.setResponder((body, api, rec) => {
+      const text = JSON.stringify(body.messages.findLast((m: { role: string }) => m.role === 'user') ?? '');
+      const job = /SUBAGENT-JOB-(\d)/.exec(text)?.[1];
+      if (job && !text.includes('tool_result')) return { blocks: [{ type: 'text', text: `${'Working on it. '.repeat(200)}Job ${job} done.` }] };
+      const agent = Array.isArray(body.tools) ? body.tools.find((t: { name: string }) => AGENT_TOOLS.has(t.name)) : undefined;
+      if (text.includes('PARALLEL-AGENTS') && !text.includes('tool_result') && agent)
+        return { blocks: [1, 2, 3].map((n) => ({ type: 'tool_use' as const, name: agent.name, input: { description: `Job ${n}`, prompt: `SUBAGENT-JOB-${n}: reply that job ${n} is done.`, subagent_type: 'general-purpose' } })) };
+      if (text.includes('PARALLEL-AGENTS')) return { blocks: [{ type: 'text', text: 'All three agents finished.' }] };
+      return claudeCodeResponder(body, api, rec);
+    });
+    const limited = await install.createKey(token, { name: 'subagents', spendLimitAud: '10' });
+    // How many requests hold part of the key's limit at once, sampled while Claude Code runs.
+    let mostHolds = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const held = await install.db('holds').where({ key_id: limited.id }).count({ n: '*' }).first();
+        mostHolds = Math.max(mostHolds, Number(held?.n ?? 0));
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    const run = await claude('PARALLEL-AGENTS: run three subagents at once, one per job, then tell me when all are done.', { auth: { ANTHROPIC_API_KEY: limited.secret } });
+    sampling = false;
+    await sampler;
+    // Claude Code 2.1.3xx runs them as background tasks and ends with a turn on their notifications.
+    expect(run.json, run.stderr).toMatchObject({ is_error: false, subagent_stats: { spawned: 3, completed: 3, failed: 0 } });
+    // A subagent's own conversation: its job, without the main conversation's prompt.
+    const jobOf = (r: (typeof fake.requests)[number]) => {
+      const text = JSON.stringify(r.body?.messages ?? '');
+      return r.path === '/v1/messages' && !text.includes('PARALLEL-AGENTS') ? /SUBAGENT-JOB-(\d)/.exec(text)?.[1] : undefined;
+    };
+    const jobs = fake.requests.filter((r) => jobOf(r) !== undefined);
+    expect(new Set(jobs.map(jobOf))).toEqual(new Set(['1', '2', '3']));
+    // All three in flight on the key at once (a hold each): with worst-case holds only two fitted in 10 AUD.
+    expect(mostHolds).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...jobs.map((r) => Number(r.body.max_tokens)))).toBeGreaterThanOrEqual(32_000);
+    const summary = await bill();
+    expect(summary.refused).toBe(0);
+    expect(summary.charged).toBeGreaterThanOrEqual(5);
+    await expectChargeMatchesClaudeCode(run);
+  }, 120_000);
 });

@@ -9,6 +9,7 @@ import { billingPeriodAt } from '../billing/period.js';
 import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, isDuplicateKeyError, notFound } from '../errors.js';
 import { newId, randomBase62 } from '../ids.js';
+import { validateName } from '../names.js';
 import { defaultPlan, findPlan, type Plan } from './plans.js';
 
 export interface User {
@@ -30,6 +31,7 @@ export interface NewUser {
   planName?: string;
 }
 
+export const USER_NAME_MAX = 100;
 export const PASSWORD_MIN = 10;
 export const PASSWORD_MAX = 200;
 /** How long an administrator's password reset link works. */
@@ -74,7 +76,7 @@ export class UsersService {
     const email = normalizeEmail(input.email);
     if (!EMAIL_PATTERN.test(email) || email.length > 254) throw badInput('Enter a valid e-mail address.');
     checkPasswordLength(input.password);
-    const name = (input.name ?? email.split('@')[0] ?? email).trim().slice(0, 100) || email;
+    const name = input.name !== undefined ? validateName(input.name, 'A name', USER_NAME_MAX) : (email.split('@')[0] ?? email).slice(0, USER_NAME_MAX) || email;
     const { db, clock, audit, timeZone } = this.deps;
     const passwordHash = await hashPassword(input.password);
     const now = clock.now();
