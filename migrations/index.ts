@@ -21,6 +21,8 @@ import * as createModelAliases from './20261202120000_create-model-aliases.js';
 import * as addCurrentModels from './20261202120100_add-current-models.js';
 import * as createLoginFailures from './20261202130000_create-login-failures.js';
 import * as createStoredResponses from './20261202130000_create-stored-responses.js';
+import * as createPasswordResets from './20261203120000_create-password-resets.js';
+import * as createKeyRefusals from './20261203120100_create-key-refusals.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -51,6 +53,8 @@ const migrations: Array<[string, Migration]> = [
   ['20261202120100_add-current-models', addCurrentModels],
   ['20261202130000_create-login-failures', createLoginFailures],
   ['20261202130000_create-stored-responses', createStoredResponses],
+  ['20261203120000_create-password-resets', createPasswordResets],
+  ['20261203120100_create-key-refusals', createKeyRefusals],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

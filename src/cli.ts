@@ -3,6 +3,7 @@ import { ConfigError, parseConfig, type Config } from './config.js';
 import { createDb, migrateLatest } from './db/knex.js';
 import type { Actor } from './domain/actor.js';
 import { DomainError } from './domain/errors.js';
+import { randomBase62 } from './domain/ids.js';
 import { formatAud, parseAud } from './domain/money.js';
 import { createServices, type Services } from './domain/services.js';
 import { systemClock } from './domain/clock.js';
@@ -17,6 +18,8 @@ const USAGE = `Usage: npm run cli -- <command>
   serve                                   migrate, then serve HTTP (what npm start runs)
   migrate                                 apply database migrations
   user:create --email E --password P [--name N] [--admin] [--plan NAME]
+  user:password --email E [--password P]  set a user's password and end their sessions (prints a generated
+                                          password when --password is not given)
   token:create --email E --name N [--expires ISO]
   credit (--email E | --team NAME-OR-ID) --amount AUD [--note T]
   jobs:run <expire-keys|release-holds|reconcile|rollover|all>`;
@@ -106,6 +109,14 @@ export async function runCli(argv: string[]): Promise<void> {
         s.users.create({ email: values.email!, password: values.password!, name: values.name, role: values.admin ? 'admin' : 'user', planName: values.plan }, cliActor),
       );
       process.stdout.write(`${user.id}\n`);
+      return;
+    }
+    case 'user:password': {
+      if (!values.email) fail('user:password needs --email');
+      const password = values.password ?? randomBase62(20);
+      await withServices(config, (s) => s.users.setPassword(values.email!, password, cliActor));
+      if (values.password) process.stderr.write('password set; the user\'s sessions have ended\n');
+      else process.stdout.write(`${password}\n`);
       return;
     }
     case 'token:create': {

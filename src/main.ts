@@ -55,6 +55,7 @@ export async function start(config: Config, options: { migrate?: boolean } = {})
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await deps.services.metering.shutdown();
+      await deps.services.refusals.shutdown().catch((err: unknown) => deps.logger.warn({ err }, 'refusal counts could not be written on shutdown'));
       await deps.services.db.destroy();
     },
   };

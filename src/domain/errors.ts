@@ -44,6 +44,14 @@ export function throwIfFieldErrors(fields: Record<string, string>): void {
 export const unauthenticated = (message = 'Sign in first.') => new DomainError('UNAUTHENTICATED', message);
 export const forbidden = (message = 'You are not allowed to do that.') => new DomainError('FORBIDDEN', message);
 /** Also used where the caller may not see the thing: "not found" rather than "forbidden" hides its existence. */
+/** No account has this e-mail address (adding a team member): a NOT_FOUND the portal shows at the e-mail field. */
+export class UnknownEmailError extends DomainError {
+  constructor(email: string) {
+    super('NOT_FOUND', `No account uses ${email.trim().slice(0, 254)}. Check the address, or invite them by e-mail.`);
+    this.name = 'UnknownEmailError';
+  }
+}
+
 export const notFound = (what: string) => new DomainError('NOT_FOUND', `${what} not found.`);
 export const conflict = (message: string) => new DomainError('CONFLICT', message);
 export const tooManyRequests = (message: string) => new DomainError('TOO_MANY_REQUESTS', message);

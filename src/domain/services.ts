@@ -13,6 +13,7 @@ import { PlansService } from './accounts/plans.js';
 import { UsageService } from './usage/usage.service.js';
 import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
+import { RefusalsService } from './keys/refusals.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
 import { StoredResponsesService } from './responses/stored-responses.service.js';
@@ -53,6 +54,7 @@ export function createServices(options: ServicesOptions) {
     plans: new PlansService({ db, clock, audit }),
     usage: new UsageService({ db, clock, timeZone, keys }),
     usageReports: new UsageReports({ db, clock, keys }),
+    refusals: new RefusalsService({ db, clock, timeZone, keys }),
     keyExpiry: new KeyExpiryService({ db, clock, audit }),
     reconcile: new ReconcileService({ db, clock, audit }),
     rollover: new RolloverService({ db, clock, timeZone }),

@@ -6,6 +6,7 @@ import { JOB_NAMES } from '../jobs/job.js';
 import type { KeyStatus } from '../domain/keys/key.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
 import { choice, optionalAud, requiredAud, text } from './forms.js';
+import { publicBase } from './view-models.js';
 
 const KEY_STATUSES: readonly KeyStatus[] = ['active', 'limit_reached', 'expired', 'revoked'];
 
@@ -29,7 +30,7 @@ export function adminRoutes(portal: Portal): Router {
   async function usersPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
     const [all, planList] = await Promise.all([users.list(), plans.list()]);
     const planNames = Object.fromEntries(planList.map((p) => [p.id, p.name]));
-    render(req, res, 'admin/users', { title: 'Users', section: 'users', users: all, plans: planList, planNames, form: {}, error: null, ...extra }, { status });
+    render(req, res, 'admin/users', { title: 'Users', section: 'users', users: all, plans: planList, planNames, form: {}, error: null, ...extra }, { status, noStore: !!extra.resetLink });
   }
 
   router.get('/users', (req, res) => usersPage(req, res));
@@ -57,6 +58,15 @@ export function adminRoutes(portal: Portal): Router {
     onBadInput(res, (error, status) => usersPage(req, res, { error }, status));
     await users.setDisabled(param(req, 'id'), true, viewer(res).actor);
     back(res, 'users', 'user_updated');
+  });
+
+  // A one-time reset link, shown once straight in the POST response (never redirected with, never stored).
+  router.post('/users/:id/reset-link', async (req, res) => {
+    onBadInput(res, (error, status) => usersPage(req, res, { error }, status));
+    const user = await users.get(param(req, 'id'));
+    const { token, expiresAt } = await users.issuePasswordReset(param(req, 'id'), viewer(res).actor);
+    const url = `${publicBase(req, deps.config.publicUrl)}/reset/${token}`;
+    await usersPage(req, res, { resetLink: { email: user?.email ?? '', url, expiresAt } }, 201);
   });
 
   router.post('/users/:id/enable', async (req, res) => {

@@ -99,13 +99,14 @@ export function keysRoutes(portal: Portal): Router {
     const key = await keys.get(param(req, 'id'), v.actor);
     const scope = await reports.scope({ keyId: key.id }, v.actor);
     const since = new Date(clock.now().getTime() - 30 * 86_400_000);
-    const [daily, models, recent, myTeams, successor, visible] = await Promise.all([
+    const [daily, models, recent, myTeams, successor, visible, refused] = await Promise.all([
       reports.daily(scope, 30, v.timeZone),
       reports.byModel(scope, since),
       usage.list({ keyId: key.id, limit: 25 }, v.actor),
       teams.list(v.actor),
       key.rotatedToId ? keys.get(key.rotatedToId, v.actor).catch(() => null) : Promise.resolve(null),
       keys.list({}, v.actor),
+      deps.services.refusals.forKey(key.id, v.actor),
     ]);
     render(req, res, 'keys/show', {
       title: key.name,
@@ -113,6 +114,7 @@ export function keysRoutes(portal: Portal): Router {
       chart: dailyChart(daily, v.timeZone, `Daily spend of ${key.name} over the last 30 days`),
       models,
       recent: recent.events,
+      refused,
       successor,
       // The set-up snippets again, with a placeholder where the secret (shown once, not stored) goes.
       ...(key.status === 'active' || key.status === 'limit_reached'

@@ -17,6 +17,8 @@ const NOTICES: Record<string, string> = {
   model_saved: 'Model saved.',
   plan_saved: 'Plan saved.',
   signed_out: 'You are signed out.',
+  password_changed: 'Password changed. Your other sessions were signed out.',
+  password_reset: 'Your password was set. Sign in with it now.',
 };
 
 export function noticeText(code: unknown): string | null {

@@ -14,6 +14,7 @@ import { teamsRoutes } from './teams.routes.js';
 import { usageRoutes } from './usage.routes.js';
 import { tokensRoutes } from './tokens.routes.js';
 import { adminRoutes } from './admin.routes.js';
+import { accountRoutes, passwordResetRoutes } from './account.routes.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../../public', import.meta.url));
 const HTMX_FILE = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js');
@@ -64,7 +65,9 @@ export function createPortalRouter(deps: AppDeps): Router {
   router.use(loadSession(deps));
 
   router.use(authRoutes(portal));
+  router.use(passwordResetRoutes(portal));
   router.use(requireUser);
+  router.use(accountRoutes(portal));
   router.use(dashboardRoutes(portal));
   router.use(keysRoutes(portal));
   router.use(teamsRoutes(portal));

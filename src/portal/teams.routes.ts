@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { billingPeriodAt } from '../domain/billing/period.js';
 import { TEAM_ROLES, teamPermissions, type TeamRole } from '../domain/teams/roles.js';
-import { badInput } from '../domain/errors.js';
+import { badInput, UnknownEmailError } from '../domain/errors.js';
 import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
 import { choice, text } from './forms.js';
 import { rowModel, teamNames } from './view-models.js';
@@ -71,6 +71,7 @@ export function teamsRoutes(portal: Portal): Router {
         usage: { byUser, byKey, total, periodStart: period.start },
         memberForm: {},
         memberError: null,
+        emailError: null,
         ...extra,
       },
       { status, fragment: 'teams/_members' },
@@ -85,7 +86,13 @@ export function teamsRoutes(portal: Portal): Router {
     const teamId = param(req, 'id');
     const memberForm = { email: text(body, 'email'), role: text(body, 'role') };
     onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberForm, memberError }, status));
-    await teams.addMember(teamId, memberForm.email, roleFrom(memberForm.role), v.actor);
+    try {
+      await teams.addMember(teamId, memberForm.email, roleFrom(memberForm.role), v.actor);
+    } catch (err) {
+      // An address nobody uses is a mistake in the form (400 at the field), not a missing page.
+      if (err instanceof UnknownEmailError) return teamPage(req, res, teamId, { memberForm, emailError: err.message }, 400);
+      throw err;
+    }
     res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_added`);
   });
 

@@ -1,3 +1,4 @@
+import type { RefusalsService } from '../domain/keys/refusals.js';
 import type { MeteringService } from '../domain/billing/metering.service.js';
 import type { ModelsService } from '../domain/models/models.service.js';
 import type { StoredResponsesService } from '../domain/responses/stored-responses.service.js';
@@ -11,6 +12,7 @@ export interface ProxyContext {
   metering: MeteringService;
   models: ModelsService;
   storedResponses: StoredResponsesService;
+  refusals: RefusalsService;
   upstreams: Upstreams;
   http: UpstreamClient;
   metrics: Metrics;

@@ -110,7 +110,8 @@ const PROXY_ERRORS: Record<ProxyErrorCode, Omit<Shape, 'status'>> = {
  * THE place where a refusal or failure becomes an HTTP response, in the endpoint's own error format. Messages are
  * written by us and never contain the key. Anything unexpected is logged (without request data) and answered 500.
  */
-export function sendProxyError(res: Response, format: ApiFormat, err: unknown, logger: Logger): void {
+/** Answers a refused or failed request in the endpoint's format; returns the status and code it answered with. */
+export function sendProxyError(res: Response, format: ApiFormat, err: unknown, logger: Logger): { status: number; code: string } {
   let status: number;
   let code: string;
   let shape: Omit<Shape, 'status'>;
@@ -150,12 +151,13 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
   if (message.length > MESSAGE_MAX) message = `${message.slice(0, MESSAGE_MAX)}…`;
   if (res.headersSent) {
     res.destroy();
-    return;
+    return { status, code };
   }
   const body = format === 'anthropic'
     ? { type: 'error', error: { type: shape.anthropic, message } }
     : { error: { message, type: shape.openai, code, param: null } };
   sendJson(res, status, body, headers);
+  return { status, code };
 }
 
 function isClientHttpError(err: unknown): err is Error & { status: number } {

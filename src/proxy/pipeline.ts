@@ -24,13 +24,16 @@ import { PROVIDERS } from './upstreams/index.js';
 export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): RequestHandler {
   return async function handleMetered(req: Request, res: Response): Promise<void> {
     const startedAt = performance.now();
+    const refused: { keyId?: string; model?: unknown } = {};
     try {
       const secret = readApiKey(req);
       PROVIDERS[endpoint.provider].checkHeaders?.(req.headers);
       const keyLookup = identifyKey(ctx.metering, secret);
       const body = await readJsonBody(req, endpoint.maxBodyBytes);
+      refused.model = body.json.model;
       const modelLookup = findModel(ctx, body.json.model);
       const key = await keyLookup;
+      refused.keyId = key.id;
       const request = endpoint.parse(body.json);
       const storedContextTokens = await checkChain(ctx, key, request);
       const { model, translation, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json, headers: req.headers, storedContextTokens }, await modelLookup);
@@ -38,7 +41,9 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
       ctx.metrics.proxyRequests.inc({ endpoint: endpoint.name, outcome });
     } catch (err) {
       ctx.metrics.proxyRequests.inc({ endpoint: endpoint.name, outcome: refusalLabel(err) });
-      sendProxyError(res, endpoint.format, err, ctx.logger);
+      const { status, code } = sendProxyError(res, endpoint.format, err, ctx.logger);
+      const keyId = refused.keyId ?? (err instanceof MeteringRefusal ? err.details.keyId : undefined);
+      if (keyId) ctx.refusals.note({ keyId, status, code, model: typeof refused.model === 'string' ? refused.model : null });
     }
   };
 }

@@ -20,6 +20,7 @@ export function createProxyRouter(deps: AppDeps): Router {
     metering: deps.services.metering,
     models: deps.services.models,
     storedResponses: deps.services.storedResponses,
+    refusals: deps.services.refusals,
     upstreams: createUpstreams(deps.config),
     http: createUpstreamClient({ timeoutMs: deps.config.upstreamTimeoutMs }),
     metrics: deps.metrics,

@@ -9,6 +9,8 @@ export interface TrpcContext {
   deps: AppDeps;
   user: User | null;
   via: 'session' | 'token' | null;
+  /** The browser session the call came with (only when via is 'session'). */
+  sessionId?: string | null;
   /**
    * Why a credential the request carried cannot be used here (a proxy key, an unknown, revoked or expired token).
    * A bad credential is refused outright, even on public procedures, rather than quietly treated as anonymous.
@@ -35,5 +37,5 @@ export async function createContext(deps: AppDeps, req: Request, res: Response):
   }
   if (req.get('authorization')) return { ...base, user: null, via: null, credentialProblem: 'Use `Authorization: Bearer mbm_…`.' };
   const session = await sessionUser(req, res, deps);
-  return session ? { ...base, user: session.user, via: 'session', credentialProblem: null } : { ...base, user: null, via: null, credentialProblem: null };
+  return session ? { ...base, user: session.user, via: 'session', sessionId: session.sessionId, credentialProblem: null } : { ...base, user: null, via: null, credentialProblem: null };
 }

@@ -110,4 +110,22 @@ describe(`CLI: jobs:run and credit (${dialect})`, { timeout: 120_000 }, () => {
     });
     expect(await t.db('ledger_entries').count({ n: '*' }).first()).toEqual(before);
   });
+
+  it('user:password sets a locked-out user\'s password, ends their sessions and is audited as cli', async () => {
+    const admin = await makeUser(services, { admin: true });
+    await t.db('sessions').insert({ id: 'x'.repeat(64), user_id: admin.user.id, expires_at: new Date(Date.now() + 60_000), created_at: new Date() });
+    const generated = await cli('user:password', '--email', admin.email.toUpperCase());
+    expect(generated.code).toBe(0);
+    const password = generated.stdout.trim();
+    expect(password).toMatch(/^[0-9A-Za-z]{20}$/);
+    expect(await services.users.verifyCredentials(admin.email, password)).not.toBeNull();
+    expect(await t.db('sessions').where({ user_id: admin.user.id })).toHaveLength(0);
+    const given = await cli('user:password', '--email', admin.email, '--password', 'operator chosen passphrase');
+    expect(given).toMatchObject({ code: 0, stdout: '' });
+    expect(await services.users.verifyCredentials(admin.email, 'operator chosen passphrase')).not.toBeNull();
+    const audit = await t.db('audit_events').where({ action: 'user.password_set', target_id: admin.user.id });
+    expect(audit.map((e) => e.actor_kind)).toEqual(['cli', 'cli']);
+    expect((await cli('user:password', '--email', 'nobody@example.test')).code).toBe(2);
+    expect((await cli('user:password', '--email', admin.email, '--password', 'short')).code).toBe(2);
+  });
 });

@@ -123,7 +123,7 @@ describe('team pages follow the role table', () => {
     expect(fragment.text).toContain('erin@teams.test');
 
     const missing = await clients.admin.post(`/teams/${teamId}/members`, { email: 'nobody@teams.test', role: 'member' }, htmx);
-    expect(missing.status).toBe(404);
+    expect(missing.status).toBe(400); // shown at the e-mail field (issue #15, point 14)
     const dup = await clients.admin.post(`/teams/${teamId}/members`, { email: erin.email, role: 'member' }, htmx);
     expect(dup.status).toBe(409);
     expect(dup.text).toContain('already a member');
@@ -159,5 +159,15 @@ describe('team pages follow the role table', () => {
     const empty = await clients.outsider.post('/teams', { name: ' ' });
     expect(empty.status).toBe(400);
     expect(empty.text).toContain('A team name is 1 to 100 characters.');
+  });
+
+  it('an unknown e-mail when adding a member is shown at the field, form kept, page or fragment', async () => {
+    for (const headers of [{}, htmx]) {
+      const res = await clients.owner.post(`/teams/${teamId}/members`, { email: 'nobody@teams.test', role: 'member' }, headers);
+      expect(res.status).toBe(400);
+      expect(res.text).toMatch(/<input id="member-email"[^>]*value="nobody@teams.test"[^>]*aria-invalid="true"[^>]*aria-describedby="member-email-error"/);
+      expect(res.text).toContain('id="member-email-error"');
+      expect(res.text).toContain('No account uses nobody@teams.test');
+    }
   });
 });

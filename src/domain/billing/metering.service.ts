@@ -81,7 +81,7 @@ export class MeteringService {
     const row = await this.keyLookups.submit(keyHash);
     if (!row) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
     const key = keyFromRow(row, this.deps.clock.now());
-    refuseUnusableKey(key.status, toBool(row.owner_disabled));
+    refuseUnusableKey(key.status, toBool(row.owner_disabled), key.id);
     return key;
   }
 

@@ -14,7 +14,7 @@ export class MeteringRefusal extends Error {
   constructor(
     readonly reason: RefusalReason,
     message: string,
-    readonly details: { spentMicro?: number; limitMicro?: number | null; retryAfterSeconds?: number } = {},
+    readonly details: { spentMicro?: number; limitMicro?: number | null; retryAfterSeconds?: number; keyId?: string } = {},
   ) {
     super(message);
     this.name = 'MeteringRefusal';
@@ -22,8 +22,9 @@ export class MeteringRefusal extends Error {
 }
 
 /** Refuses a key that can no longer be used: revoked (rotation retirement included), expired, or owner disabled. */
-export function refuseUnusableKey(status: 'active' | 'revoked' | 'expired' | 'limit_reached', ownerDisabled = false): void {
-  if (status === 'revoked') throw new MeteringRefusal('key_revoked', 'This API key has been revoked.');
-  if (status === 'expired') throw new MeteringRefusal('key_expired', 'This API key has expired.');
-  if (ownerDisabled) throw new MeteringRefusal('invalid_api_key', 'The account that owns this API key is disabled.');
+export function refuseUnusableKey(status: 'active' | 'revoked' | 'expired' | 'limit_reached', ownerDisabled = false, keyId?: string): void {
+  const details = keyId ? { keyId } : {};
+  if (status === 'revoked') throw new MeteringRefusal('key_revoked', 'This API key has been revoked.', details);
+  if (status === 'expired') throw new MeteringRefusal('key_expired', 'This API key has expired.', details);
+  if (ownerDisabled) throw new MeteringRefusal('invalid_api_key', 'The account that owns this API key is disabled.', details);
 }

@@ -3,7 +3,7 @@ import { withTransaction } from '../../db/transaction.js';
 import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
-import { badInput, conflict, forbidden, isDuplicateKeyError, notFound } from '../errors.js';
+import { badInput, conflict, forbidden, isDuplicateKeyError, notFound, UnknownEmailError } from '../errors.js';
 import { newId } from '../ids.js';
 import { validateName } from '../names.js';
 import { toMicro, type Micro } from '../money.js';
@@ -85,7 +85,7 @@ export class TeamsService {
       const members = await lockTeamMembers(tx, teamId);
       requireMemberManager(members, actor, role);
       const user = await tx('users').where({ email: normalizeEmail(email) }).first();
-      if (!user) throw notFound('User with that e-mail address');
+      if (!user) throw new UnknownEmailError(email);
       if (members.has(user.id)) throw conflict('That user is already a member of this team.');
       try {
         await tx('team_members').insert({ team_id: teamId, user_id: user.id, role, created_at: this.deps.clock.now() });

@@ -20,6 +20,16 @@ const usersRouter = router({
     .input(z.object({ userId: id, planId: id }).strict())
     .mutation(async ({ ctx, input }) => userDto(await ctx.deps.services.users.setPlan(input.userId, input.planId, ctx.actor))),
 
+  /**
+   * A one-time password reset link for a user, shown once: valid for 24 hours, for one use, voiding earlier
+   * links. The portal path is returned with the installation's public URL when it has one.
+   */
+  resetLink: adminProcedure.input(z.object({ userId: id }).strict()).mutation(async ({ ctx, input }) => {
+    const { token, expiresAt } = await ctx.deps.services.users.issuePasswordReset(input.userId, ctx.actor);
+    const path = `/reset/${token}`;
+    return { url: ctx.deps.config.publicUrl ? new URL(path, ctx.deps.config.publicUrl).toString() : path, expiresAt: expiresAt.toISOString() };
+  }),
+
   /** Disabling ends the user's sessions and stops their tokens; `disabled: false` re-enables. */
   disable: adminProcedure
     .input(z.object({ userId: id, disabled: z.boolean().default(true) }).strict())

@@ -18,6 +18,15 @@ export const keysRouter = router({
     .input(z.object({ id, from: isoDate.optional(), to: isoDate.optional() }).strict())
     .query(async ({ ctx, input }) => keyUsageDto(await ctx.deps.services.usage.keyUsage(input.id, input, ctx.actor))),
 
+  /**
+   * Requests with the key that were refused or failed: counts per local day, status and code over the last 30
+   * days, and the latest refusals (time, status, code, model), newest first.
+   */
+  refusals: authedProcedure.input(z.object({ id }).strict()).query(async ({ ctx, input }) => {
+    const { byDay, recent } = await ctx.deps.services.refusals.forKey(input.id, ctx.actor);
+    return { byDay, recent: recent.map((r) => ({ ...r, at: r.at.toISOString() })) };
+  }),
+
   /** The secret is in this response and nowhere else, ever. */
   create: authedProcedure
     .input(z.object({ name: text, spendLimitAud: aud.nullish(), expiresAt: isoDate.nullish(), teamId: id.nullish() }).strict())

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { authedProcedure, router } from '../init.js';
 import { balanceDto, planDto, teamDto, userDto } from '../presenters.js';
 
@@ -8,4 +9,12 @@ export const meRouter = router({
     const [balance, teams] = await Promise.all([services.balances.personal(ctx.user.id), services.teams.list(ctx.actor)]);
     return { user: userDto(ctx.user), plan: planDto(balance.plan), balance: balanceDto(balance), teams: teams.map(teamDto) };
   }),
+
+  /** Changes the caller's password (the current one is required); every other session of the user ends. */
+  changePassword: authedProcedure
+    .input(z.object({ currentPassword: z.string().max(1000), newPassword: z.string().max(1000) }).strict())
+    .mutation(async ({ ctx, input }) => {
+      await ctx.deps.services.users.changePassword(ctx.actor, input.currentPassword, input.newPassword, ctx.sessionId ?? null);
+      return { ok: true as const };
+    }),
 });
