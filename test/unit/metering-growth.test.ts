@@ -182,7 +182,7 @@ describe('holds that grow with the stream (pure planner)', () => {
         else expect(rows.balances.get(USER)!.prepaidMicro, 'prepaid').toBeGreaterThanOrEqual(-bound(USER));
         expect(rows.teams.get(TEAM)!.heldMicro + rows.balances.get(USER)!.heldMicro).toBe(0);
       }),
-      { numRuns: 1_000 },
+      { numRuns: 500 },
     );
   });
 
