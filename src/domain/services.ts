@@ -34,7 +34,8 @@ export interface ServicesOptions {
 export function createServices(options: ServicesOptions) {
   const { db, clock, timeZone } = options;
   const audit = new AuditService(clock);
-  const keys = new KeysService({ db, clock, audit });
+  const models = new ModelsService({ db, clock, audit });
+  const keys = new KeysService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) });
   return {
     db,
     clock,
@@ -46,7 +47,7 @@ export function createServices(options: ServicesOptions) {
     tokens: new TokensService({ db, clock, audit }),
     balances: new BalancesService({ db, clock, audit, timeZone }),
     metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),
-    models: new ModelsService({ db, clock, audit }),
+    models,
     plans: new PlansService({ db, clock, audit }),
     usage: new UsageService({ db, clock, timeZone, keys }),
     usageReports: new UsageReports({ db, clock, keys }),

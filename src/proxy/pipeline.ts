@@ -8,7 +8,7 @@ import { identifyKey, readApiKey } from './authenticate.js';
 import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
 import { ENDPOINT_OF_PROVIDER, type EndpointSpec, type MeteredRequest } from './endpoints.js';
-import { invalidRequest, modelNotFound, ProxyError, sendProxyError } from './errors.js';
+import { invalidRequest, modelNotFound, ProxyError, rateLimitHeaders, sendProxyError } from './errors.js';
 import { estimateRequest, type Estimate } from './estimate.js';
 import { forward } from './forward.js';
 import { PROVIDERS } from './upstreams/index.js';
@@ -30,6 +30,7 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
       const key = await keyLookup;
       const request = endpoint.parse(body.json);
       const { model, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json }, await modelLookup);
+      if (hold.rate) for (const [name, value] of Object.entries(rateLimitHeaders(hold.rate))) res.setHeader(name, value);
       const outcome = await forward(ctx, { req, res, endpoint, request, body, model, estimate, hold, startedAt });
       ctx.metrics.proxyRequests.inc({ endpoint: endpoint.name, outcome });
     } catch (err) {
@@ -99,6 +100,7 @@ async function admit(
       ownerId: a.key.ownerId,
       teamId: a.key.teamId,
       estimateMicro: a.estimate.costMicro,
+      estimatedTokens: a.estimate.inputTokenBound + a.estimate.outputTokenBound,
       unbounded: a.estimate.unbounded,
       model: a.model.id,
       provider: a.model.provider,
