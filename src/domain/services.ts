@@ -3,6 +3,7 @@ import type { Clock } from './clock.js';
 import { AuditService } from './audit/audit.service.js';
 import { UsersService } from './accounts/users.service.js';
 import { KeysService } from './keys/keys.service.js';
+import { TeamControlsService } from './teams/team-controls.service.js';
 import { TeamsService } from './teams/teams.service.js';
 import { TokensService } from './tokens/tokens.service.js';
 import { BalancesService } from './billing/balances.service.js';
@@ -44,6 +45,7 @@ export function createServices(options: ServicesOptions) {
     users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
     keys,
     teams: new TeamsService({ db, clock, audit }),
+    teamControls: new TeamControlsService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) }),
     tokens: new TokensService({ db, clock, audit }),
     balances: new BalancesService({ db, clock, audit, timeZone }),
     metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),

@@ -149,9 +149,9 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
  * OpenAI's x-ratelimit-* headers for a key's rate status: limits and what is left of them, and when the window
  * resets as a duration ("12s", "1m0s" style, as OpenAI sends it). Only the limits the key has are sent.
  */
-export function rateLimitHeaders(rate: RateStatus, now = Date.now()): Record<string, string> {
+export function rateLimitHeaders(rate: RateStatus): Record<string, string> {
   const headers: Record<string, string> = {};
-  const reset = `${Math.max(0, Math.ceil((rate.resetAt.getTime() - now) / 1000))}s`;
+  const reset = `${rate.resetSeconds}s`;
   if (rate.limits.rpmLimit !== null && rate.remainingRequests !== null) {
     headers['x-ratelimit-limit-requests'] = String(rate.limits.rpmLimit);
     headers['x-ratelimit-remaining-requests'] = String(rate.remainingRequests);

@@ -67,6 +67,8 @@ export interface RateStatus {
   remainingRequests: number | null;
   remainingTokens: number | null;
   resetAt: Date;
+  /** Seconds from the admission to resetAt (by the metering clock, not the sender's). */
+  resetSeconds: number;
 }
 
 // ---- Model allow-lists --------------------------------------------------------------------------------------------

@@ -168,6 +168,7 @@ function rateStatus(key: KeyRow, ctx: PlanContext): RateStatus {
     remainingRequests: rpmLimit === null ? null : Math.max(0, rpmLimit - window.requests),
     remainingTokens: tpmLimit === null ? null : Math.max(0, tpmLimit - window.tokens),
     resetAt: new Date(window.start.getTime() + RATE_WINDOW_MS),
+    resetSeconds: Math.max(0, Math.ceil((window.start.getTime() + RATE_WINDOW_MS - ctx.now.getTime()) / 1000)),
   };
 }
 
