@@ -99,6 +99,8 @@ async function startModelBridge(port: number, fakePort: number): Promise<void> {
         ANTHROPIC_BASE_URL: `http://127.0.0.1:${fakePort}`,
         ANTHROPIC_API_KEY: UPSTREAM_KEY,
         MODELBRIDGE_JOBS: '0',
+        // The bench reads the metering counters from /metrics, which is opt-in.
+        METRICS_ALLOW: 'loopback',
         LOG_LEVEL: 'warn',
         NODE_ENV: 'production',
       },

@@ -18,8 +18,10 @@ import * as addPayerAmountToHolds from './20261201120000_add-payer-amount-to-hol
 import * as addCachePricesToModels from './20261201123000_add-cache-prices-to-models.js';
 import * as addTokenKindsToUsageEvents from './20261201123100_add-token-kinds-to-usage-events.js';
 import * as createModelAliases from './20261202120000_create-model-aliases.js';
-import * as addKeyControls from './20261202130000_add-key-controls.js';
+import * as addKeyControls from './20261202140000_add-key-controls.js';
 import * as addCurrentModels from './20261202120100_add-current-models.js';
+import * as createLoginFailures from './20261202130000_create-login-failures.js';
+import * as createStoredResponses from './20261202130000_create-stored-responses.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -48,7 +50,9 @@ const migrations: Array<[string, Migration]> = [
   ['20261201123100_add-token-kinds-to-usage-events', addTokenKindsToUsageEvents],
   ['20261202120000_create-model-aliases', createModelAliases],
   ['20261202120100_add-current-models', addCurrentModels],
-  ['20261202130000_add-key-controls', addKeyControls],
+  ['20261202130000_create-login-failures', createLoginFailures],
+  ['20261202130000_create-stored-responses', createStoredResponses],
+  ['20261202140000_add-key-controls', addKeyControls],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

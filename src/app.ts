@@ -14,7 +14,8 @@ import { createOpsRouter } from './ops/router.js';
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  // Whose X-Forwarded-For to believe (req.ip, the login throttle, /metrics access, audit rows): TRUST_PROXY.
+  app.set('trust proxy', deps.config.trustProxy);
   app.set('etag', false);
   // The proxy first: it carries nearly all the traffic, so it should not walk other routers' routes.
   app.use('/v1', createProxyRouter(deps));
@@ -22,7 +23,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(createMisdirectedApiRouter(deps));
   app.use(createOpsRouter(deps));
   // The built-in demo upstream (reached only by the proxy itself, over HTTP): see src/proxy/upstreams/demo.
-  app.use('/demo', createDemoUpstreamRouter());
+  app.use('/demo', createDemoUpstreamRouter(deps.config.demoToken));
   app.use('/trpc', createTrpcHandler(deps));
   app.use(createPortalRouter(deps));
   return app;

@@ -8,7 +8,7 @@ import { start } from './main.js';
  * Workers are ordinary instances — metering is exact across them for the same reason it is across machines: row
  * locks in MySQL decide. What an instance remembers (the rows it last wrote, key identities, catalog entries) is
  * only ever a guess checked under those locks, and the holds it renews are its own requests in flight. Each runs the
- * scheduled jobs, whose lease picks one per run. A worker that dies is replaced; SIGTERM/SIGINT stop them all.
+ * scheduled jobs, whose lease picks one per run. They share the primary's demo credential (Config.demoToken). A worker that dies is replaced; SIGTERM/SIGINT stop them all.
  */
 export async function serveCluster(config: Config): Promise<void> {
   if (cluster.isWorker) {
@@ -21,11 +21,14 @@ export async function serveCluster(config: Config): Promise<void> {
   await migrateLatest(db);
   await db.destroy();
   let stopping = false;
-  for (let i = 0; i < config.workers; i++) cluster.fork();
+  // One demo credential for all workers (and their replacements): a demo call sent by one worker may be accepted by
+  // another, since they share the port.
+  const workerEnv = { MODELBRIDGE_DEMO_TOKEN: config.demoToken };
+  for (let i = 0; i < config.workers; i++) cluster.fork(workerEnv);
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
     process.stderr.write(`worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
-    cluster.fork();
+    cluster.fork(workerEnv);
   });
   const stop = () => {
     stopping = true;

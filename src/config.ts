@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { randomBase62 } from './domain/ids.js';
+import { addressEntryProblem } from './http/address-list.js';
+import { parseTrustProxy, type TrustProxy } from './http/trust-proxy.js';
 
 /**
  * The one place that reads process.env. Parsed once at start-up; a bad value stops the process with a message
@@ -9,6 +12,31 @@ const optionalUrl = z
   .url()
   .optional()
   .or(z.literal('').transform(() => undefined));
+
+/** A comma-separated list, each entry checked by `problem` (null = fine). */
+const list = (problem: (entry: string) => string | null) =>
+  z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      const entries = value.split(',').map((e) => e.trim()).filter(Boolean);
+      for (const entry of entries) {
+        const issue = problem(entry);
+        if (issue) ctx.addIssue({ code: z.ZodIssueCode.custom, message: issue });
+      }
+      return entries;
+    });
+
+/** An origin as browsers send it: scheme, host and port, nothing else (https://portal.example.com). */
+function originProblem(entry: string): string | null {
+  try {
+    const url = new URL(entry);
+    if ((url.protocol === 'http:' || url.protocol === 'https:') && url.origin === entry.replace(/\/$/, '')) return null;
+  } catch {
+    // fall through
+  }
+  return `"${entry}" is not an origin such as https://portal.example.com (scheme, host and port only)`;
+}
 
 const schema = z.object({
   DATABASE_URL: z
@@ -33,6 +61,20 @@ const schema = z.object({
   MODELBRIDGE_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(600_000),
   MODELBRIDGE_HOLD_TTL_SECONDS: z.coerce.number().int().min(1).max(3_600).default(45),
+  TRUST_PROXY: z
+    .string()
+    .default('loopback')
+    .transform((value, ctx): TrustProxy => {
+      const parsed = parseTrustProxy(value);
+      if (Array.isArray(parsed) || typeof parsed !== 'object') return parsed;
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.error });
+      return z.NEVER;
+    }),
+  MODELBRIDGE_ALLOWED_ORIGINS: list(originProblem),
+  METRICS_ALLOW: list(addressEntryProblem),
+  METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters (a random secret)').optional().or(z.literal('').transform(() => undefined)),
+  // Internal: the cluster primary gives its workers one demo credential (src/cluster.ts); unset, each process makes one.
+  MODELBRIDGE_DEMO_TOKEN: z.string().regex(/^demo_[0-9A-Za-z]{32}$/, 'is set by the cluster primary; leave it unset').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -62,6 +104,21 @@ export interface Config {
   readonly workers: number;
   /** How long a hold lives unless its instance renews it (MeteringDeps.holdTtlMs). */
   readonly holdTtlMs: number;
+  /** Express's `trust proxy`: which peers' X-Forwarded-For is believed (docs/operations.md). */
+  readonly trustProxy: TrustProxy;
+  /** Origins besides PUBLIC_URL's that may make state changes with a session cookie (needs PUBLIC_URL). */
+  readonly allowedOrigins: readonly string[];
+  /** Who may scrape /metrics: client addresses / subnets, and a bearer token (docs/operations.md). */
+  readonly metrics: { readonly allow: readonly string[]; readonly token: string | undefined };
+  /**
+   * The credential the proxy sends to the built-in demo upstream (src/proxy/upstreams/demo), which refuses anyone
+   * else. Shared by every worker of a cluster: the demo call may land on another worker than the one that sent it.
+   */
+  readonly demoToken: string;
+}
+
+export function newDemoToken(): string {
+  return `demo_${randomBase62(32)}`;
 }
 
 export class ConfigError extends Error {}
@@ -73,6 +130,8 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = result.data;
+  if (e.MODELBRIDGE_ALLOWED_ORIGINS.length > 0 && !e.PUBLIC_URL)
+    throw new ConfigError('Invalid configuration:\n  MODELBRIDGE_ALLOWED_ORIGINS: needs PUBLIC_URL (without it only loopback host names are trusted)');
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     sqlitePath: e.SQLITE_PATH,
@@ -88,5 +147,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     holdTtlMs: e.MODELBRIDGE_HOLD_TTL_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
     workers: e.DATABASE_URL ? e.MODELBRIDGE_WORKERS : 1,
+    trustProxy: e.TRUST_PROXY,
+    allowedOrigins: Object.freeze(e.MODELBRIDGE_ALLOWED_ORIGINS.map((o) => new URL(o).origin)),
+    metrics: Object.freeze({ allow: Object.freeze(e.METRICS_ALLOW), token: e.METRICS_TOKEN }),
+    demoToken: e.MODELBRIDGE_DEMO_TOKEN ?? newDemoToken(),
   });
 }

@@ -2,6 +2,7 @@ import type { Db } from '../db/knex.js';
 import type { Clock } from './clock.js';
 import { AuditService } from './audit/audit.service.js';
 import { UsersService } from './accounts/users.service.js';
+import { LoginThrottle } from './accounts/login-throttle.js';
 import { KeysService } from './keys/keys.service.js';
 import { TeamControlsService } from './teams/team-controls.service.js';
 import { TeamsService } from './teams/teams.service.js';
@@ -15,6 +16,7 @@ import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
+import { StoredResponsesService } from './responses/stored-responses.service.js';
 
 /**
  * A hold nobody renews is released after this + the release job's minute: under 2 minutes for the holds of a dead
@@ -47,6 +49,7 @@ export function createServices(options: ServicesOptions) {
     teams: new TeamsService({ db, clock, audit }),
     teamControls: new TeamControlsService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) }),
     tokens: new TokensService({ db, clock, audit }),
+    loginThrottle: new LoginThrottle({ db, clock }),
     balances: new BalancesService({ db, clock, audit, timeZone }),
     metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),
     models,
@@ -56,6 +59,7 @@ export function createServices(options: ServicesOptions) {
     keyExpiry: new KeyExpiryService({ db, clock, audit }),
     reconcile: new ReconcileService({ db, clock, audit }),
     rollover: new RolloverService({ db, clock, timeZone }),
+    storedResponses: new StoredResponsesService({ db, clock }),
   };
 }
 

@@ -29,14 +29,29 @@ export function actorFor(user: User, via: Actor['via'], req: Request): Actor {
 }
 
 /**
- * CSRF defence for cookie-authenticated state changes: the browser's Origin (or, failing that, Referer) must be
- * this installation. SameSite=Lax cookies already stop most cross-site posts; this closes the rest.
+ * CSRF and DNS-rebinding defence for cookie-authenticated state changes (and /setup): the browser's Origin (or,
+ * failing that, Referer) must be this installation. With PUBLIC_URL set that is its origin, plus the documented
+ * MODELBRIDGE_ALLOWED_ORIGINS; without it, the origin of the request's own Host — but only for a loopback host
+ * name, because a page on an attacker's name that resolves to 127.0.0.1 sends a matching Host and Origin.
+ * SameSite=Lax cookies already stop most cross-site posts; this closes the rest.
  */
-export function isSameOrigin(req: Request, config: Pick<Config, 'publicUrl'>): boolean {
+export function isSameOrigin(req: Request, config: Pick<Config, 'publicUrl' | 'allowedOrigins'>): boolean {
   const origin = req.get('origin') ?? refererOrigin(req.get('referer'));
   if (!origin) return false;
-  const allowed = config.publicUrl ? new URL(config.publicUrl).origin : `${req.protocol}://${req.get('host')}`;
-  return origin === allowed;
+  if (config.publicUrl) return origin === new URL(config.publicUrl).origin || config.allowedOrigins.includes(origin);
+  const own = `${req.protocol}://${req.get('host')}`;
+  return origin === own && isLoopbackOrigin(own);
+}
+
+/** http(s)://localhost, 127.0.0.0/8 or [::1], any port: names no outside DNS answer can point elsewhere. */
+export function isLoopbackOrigin(origin: string): boolean {
+  let host: string;
+  try {
+    host = new URL(origin).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function refererOrigin(referer: string | undefined): string | undefined {

@@ -1,7 +1,8 @@
-import { Router, type Request, type RequestHandler } from 'express';
+import { timingSafeEqual } from 'node:crypto';
+import { Router, type RequestHandler } from 'express';
 import type { AppDeps } from '../app-deps.js';
 import { bearerToken } from '../http/request-auth.js';
-import { isPrivateAddress } from './private-address.js';
+import { AddressList } from '../http/address-list.js';
 import { refreshScrapeGauges } from './scrape-gauges.js';
 
 /** How long /healthz waits for the database before answering 503: a load balancer must get an answer quickly. */
@@ -13,7 +14,7 @@ const HEALTH_DB_TIMEOUT_MS = 2000;
  *   nothing but "up" or "down", and load balancers cannot log in.
  * - GET /metrics — Prometheus text. Every series is an aggregate (labels are endpoints, outcomes, phases, job names,
  *   drift kinds: never a key, user or team), yet volumes and balances-in-flight are still business data, so it
- *   answers only scrapers on a private network or an installation admin's management token (docs/operations.md).
+ *   answers only the scrapers the operator opted in (see metricsAccess).
  */
 export function createOpsRouter(deps: AppDeps): Router {
   const router = Router();
@@ -44,22 +45,27 @@ export function createOpsRouter(deps: AppDeps): Router {
 }
 
 /**
- * Who may scrape: a direct peer on a loopback or private address (req.ip is the forwarded client when a loopback
- * reverse proxy sits in front, so the public internet behind that proxy is refused), or a bearer management token
- * of an installation admin, for scrapers that come from elsewhere.
+ * Who may scrape — opt-in, nobody by default (docs/operations.md): a client address in METRICS_ALLOW (req.ip, so
+ * the forwarded client when a proxy trusted by TRUST_PROXY sits in front), a bearer METRICS_TOKEN, or a bearer
+ * management token of an installation admin. Being on the same private network is not enough: behind a load
+ * balancer that is everyone on that network.
  */
 function metricsAccess(deps: AppDeps): RequestHandler {
+  const allowed = new AddressList(deps.config.metrics.allow);
+  const scrapeToken = deps.config.metrics.token ? Buffer.from(deps.config.metrics.token) : null;
   return async (req, res, next) => {
-    if (isPrivateAddress(clientAddress(req))) return next();
+    if (allowed.has(req.ip ?? req.socket.remoteAddress ?? '')) return next();
     const token = bearerToken(req);
-    const user = token ? await deps.services.tokens.authenticate(token).catch(() => null) : null;
+    if (token && scrapeToken && sameSecret(Buffer.from(token), scrapeToken)) return next();
+    const user = token?.startsWith('mbm_') ? await deps.services.tokens.authenticate(token).catch(() => null) : null;
     if (user?.role === 'admin') return next();
-    res.status(token ? 403 : 401).set('Cache-Control', 'no-store').type('text/plain').send('Metrics are for private-network scrapers or an admin management token.\n');
+    res.status(token ? 403 : 401).set('Cache-Control', 'no-store').type('text/plain')
+      .send('Metrics need METRICS_ALLOW to list this address, METRICS_TOKEN, or an admin management token.\n');
   };
 }
 
-function clientAddress(req: Request): string {
-  return req.ip ?? req.socket.remoteAddress ?? '';
+function sameSecret(given: Buffer, expected: Buffer): boolean {
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

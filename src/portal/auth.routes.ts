@@ -8,8 +8,8 @@ import { safeNext, text } from './forms.js';
 
 /** Sign-in, sign-up, first-run set-up and sign-out: the only portal pages open without a session. */
 export function authRoutes(portal: Portal): Router {
-  const { deps, render, throttle } = portal;
-  const { users } = deps.services;
+  const { deps, render } = portal;
+  const { users, loginThrottle } = deps.services;
   const router = Router();
 
   /** Starts a brand-new session (never reusing one the browser brought along) and sends the user on. */
@@ -32,18 +32,19 @@ export function authRoutes(portal: Portal): Router {
     const email = text(body, 'email').trim();
     const next = safeNext(body.next);
     const page = (error: string, status: number) => render(req, res, 'auth/login', { title: 'Sign in', email, next, error }, { status });
-    const wait = throttle.retryAfterSeconds(email, req.ip);
+    const subject = await loginThrottle.subject(email, req.ip);
+    const wait = await loginThrottle.retryAfterSeconds(subject);
     if (wait > 0) {
       res.set('Retry-After', String(wait));
       return page(`Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minute${wait > 60 ? 's' : ''}.`, 429);
     }
     const user = await users.verifyCredentials(email, text(body, 'password'));
     if (!user) {
-      throttle.recordFailure(email, req.ip);
+      await loginThrottle.recordFailure(subject);
       // One answer for unknown e-mail, wrong password and disabled account: nothing to learn about who exists.
       return page('That e-mail and password do not match an account.', 401);
     }
-    throttle.recordSuccess(email);
+    await loginThrottle.recordSuccess(subject);
     await signIn(req, res, user, next);
   });
 

@@ -2,7 +2,6 @@ import type { Request, Response } from 'express';
 import type { AppDeps } from '../app-deps.js';
 import type { User } from '../domain/accounts/users.service.js';
 import type { Actor } from '../domain/actor.js';
-import type { LoginThrottle } from '../domain/accounts/login-throttle.js';
 import type { UsageReports } from '../domain/usage/usage-reports.js';
 import { unauthenticated } from '../domain/errors.js';
 import type { Render } from './render.js';
@@ -12,7 +11,6 @@ export interface Portal {
   deps: AppDeps;
   render: Render;
   reports: UsageReports;
-  throttle: LoginThrottle;
 }
 
 /** The signed-in user of a request, set by loadSession (res.locals.viewer). */

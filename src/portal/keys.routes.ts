@@ -4,7 +4,7 @@ import { MAX_GRACE_SECONDS } from '../domain/keys/keys.service.js';
 import { teamPermissions } from '../domain/teams/roles.js';
 import { badInput } from '../domain/errors.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal, type Viewer } from './context.js';
-import { choice, optionalAud, optionalEndOfLocalDate, safeNext, text } from './forms.js';
+import { backWithNotice, choice, optionalAud, optionalEndOfLocalDate, safeNext, text } from './forms.js';
 import { keySnippets } from './key-snippets.js';
 import { isHtmx } from './render.js';
 import { dailyChart, publicBase, rowModel, teamNames } from './view-models.js';
@@ -134,7 +134,7 @@ export function keysRoutes(portal: Portal): Router {
     onBadInput(res, (error, status) => limitPage(req, res, id, error, status, text(body, 'limit')));
     const key = await keys.update(id, { spendLimitMicro: optionalAud(body, 'limit', 'The spending limit') }, v.actor);
     if (isHtmx(req)) return render(req, res, 'keys/_row', { row: await rowFor(key, v), flash: 'Limit updated.' });
-    res.redirect(303, `${safeNext(body.back) === '/' ? '/keys' : safeNext(body.back)}${sep(body.back)}done=limit`);
+    res.redirect(303, backWithNotice(body.back, '/keys', 'done=limit'));
   });
 
   // Revoke: a confirmation page without JavaScript; with htmx, the browser's confirm() and the row swapped in place.
@@ -149,8 +149,7 @@ export function keysRoutes(portal: Portal): Router {
     const body = formBody(req);
     const key = await keys.revoke(param(req, 'id'), v.actor);
     if (isHtmx(req)) return render(req, res, 'keys/_row', { row: await rowFor(key, v), flash: 'Key revoked.' });
-    const back = safeNext(body.back);
-    res.redirect(303, `${back === '/' ? '/keys' : back}${sep(body.back)}done=revoked`);
+    res.redirect(303, backWithNotice(body.back, '/keys', 'done=revoked'));
   });
 
   router.get('/keys/:id/rotate', async (req, res) => {
@@ -181,10 +180,6 @@ function graceSeconds(body: FormBody): number {
   const seconds = Number(raw);
   if (!/^\d+$/.test(raw) || seconds > MAX_GRACE_SECONDS) throw badInput('Choose how long the old key keeps working.');
   return seconds;
-}
-
-function sep(back: unknown): string {
-  return typeof back === 'string' && back.includes('?') ? '&' : '?';
 }
 
 function microToInput(micro: number): string {

@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import express, { Router } from 'express';
 import helmet from 'helmet';
 import type { AppDeps } from '../app-deps.js';
-import { LoginThrottle } from '../domain/accounts/login-throttle.js';
 import type { Portal } from './context.js';
 import { loadSession, requireAdmin, requireUser, sameOriginOnly } from './guards.js';
 import { createRender } from './render.js';
@@ -31,7 +30,6 @@ export function createPortalRouter(deps: AppDeps): Router {
     deps,
     render,
     reports: services.usageReports,
-    throttle: new LoginThrottle({ clock: services.clock }),
   };
   const secure = config.publicUrl?.startsWith('https:') ?? false;
   const router = Router();

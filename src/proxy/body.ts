@@ -18,16 +18,52 @@ const DECODERS: Record<string, () => Transform> = {
 };
 
 /**
+ * Deepest nesting of objects and arrays a request body may have. Real requests (messages, content blocks, tool
+ * JSON schemas) stay far below it; a body nested thousands of levels deep parses, but then overflows the stack of
+ * every recursive walk after it (JSON.stringify when forwarding, the translators), which surfaced as a 502.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * Whether JSON text nests deeper than `max`, by one pass over its bytes that skips string contents (UTF-8
+ * continuation bytes are all ≥ 0x80, so none is mistaken for a bracket or a quote). Checked before parsing, so
+ * nothing recursive ever sees such a body.
+ */
+export function nestingExceeds(raw: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i]!;
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) inString = true;
+    else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
+      if (++depth > max) return true;
+    } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) depth--;
+  }
+  return false;
+}
+
+/**
  * Reads and parses a JSON object body of at most `limit` bytes (the endpoint's: see EndpointSpec.maxBodyBytes).
  * Every failure is a 4xx ProxyError, never a 500.
  */
 export async function readJsonBody(req: Request, limit: number): Promise<JsonBody> {
   const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   const decoder = encoding === 'identity' || encoding === '' ? null : DECODERS[encoding];
-  if (decoder === undefined) throw unsupportedEncoding(encoding);
+  if (decoder === undefined) throw unsupportedEncoding();
   // The declared length counts the bytes on the wire: for a compressed body it bounds the input, not the output.
   if (Number(req.headers['content-length']) > limit) throw requestTooLarge(limit);
   const raw = await readBounded(req, limit, decoder && { name: encoding, decoder: decoder() });
+  if (nestingExceeds(raw, MAX_JSON_DEPTH)) throw invalidRequest(`The request body is nested more than ${MAX_JSON_DEPTH} levels deep.`);
   let json: unknown;
   try {
     json = JSON.parse(raw.toString('utf8'));

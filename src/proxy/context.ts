@@ -1,5 +1,6 @@
 import type { MeteringService } from '../domain/billing/metering.service.js';
 import type { ModelsService } from '../domain/models/models.service.js';
+import type { StoredResponsesService } from '../domain/responses/stored-responses.service.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { UpstreamClient } from './upstreams/http.js';
@@ -9,6 +10,7 @@ import type { Upstreams } from './upstreams/index.js';
 export interface ProxyContext {
   metering: MeteringService;
   models: ModelsService;
+  storedResponses: StoredResponsesService;
   upstreams: Upstreams;
   http: UpstreamClient;
   metrics: Metrics;

@@ -5,7 +5,8 @@ import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
 import { COUNT_TOKENS_MAX_BODY_BYTES, ENDPOINTS } from './endpoints.js';
 import { collect, header, MAX_ERROR_BODY_BYTES } from './exchange.js';
-import { describeError, invalidRequest, modelNotFound, sendProxyError, upstreamFailed } from './errors.js';
+import { describeError, invalidRequest, modelNotFound, sendJson, sendProxyError, upstreamFailed } from './errors.js';
+import { translatorFor } from './translate/index.js';
 import { passedErrorHeaders, upstreamErrorAnswer } from './upstream-errors.js';
 import { isUpstreamTimeout, type UpstreamResponse } from './upstreams/http.js';
 import { PROVIDERS } from './upstreams/index.js';
@@ -15,7 +16,8 @@ const COUNT_TIMEOUT_MS = 30_000;
 
 /**
  * POST /v1/messages/count_tokens (Anthropic; Claude Code calls it): forwarded to the configured Anthropic upstream
- * and answered as it answers. Counting is free upstream, so nothing is held or charged; it still needs a usable
+ * and answered as it answers; for an OpenAI model (served on /v1/messages translated), counted here with its
+ * tokenizer. Counting is free upstream, so nothing is held or charged; it still needs a usable
  * key (revoked and expired keys get 401), like every /v1 route, and a model of the catalog.
  */
 export function countTokens(ctx: ProxyContext): RequestHandler {
@@ -31,9 +33,17 @@ export function countTokens(ctx: ProxyContext): RequestHandler {
       if (!Array.isArray(body.json.messages)) throw invalidRequest('Invalid request: messages: an array is required.');
       const model = await ctx.models.lookup(id);
       if (!model || !model.enabled) throw modelNotFound(id);
-      if (model.provider !== ENDPOINTS.messages.provider)
-        throw invalidRequest(`The model '${model.id}' is served in the ${model.provider} format: token counting is for anthropic models.`);
-      body.json.model = upstreamModelFor(model, id);
+      const upstreamModel = upstreamModelFor(model, id);
+      body.json.model = upstreamModel;
+      if (model.provider !== ENDPOINTS.messages.provider) {
+        // A model of another provider, served on /v1/messages translated: counted here, as its upstream has no
+        // counting endpoint (a parameter that cannot be translated is refused as /v1/messages would refuse it).
+        const translator = translatorFor('messages', model.provider);
+        if (!translator?.countInputTokens) throw invalidRequest(`The model '${model.id}' is served in the ${model.provider} format: token counting is for anthropic models.`);
+        const { body: translated } = translator.request(body.json, { defaultMaxTokens: 0 });
+        sendJson(res, 200, { input_tokens: await translator.countInputTokens(translated, upstreamModel) });
+        return;
+      }
       const target = ctx.upstreams.resolve('anthropic', req.socket);
       let upstream: UpstreamResponse;
       let answer: Buffer;

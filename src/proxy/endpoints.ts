@@ -13,6 +13,13 @@ export interface MeteredRequest {
   maxOutputTokens: number | null;
   /** How many completions the request asks for (OpenAI `n`): each may use the whole output cap. */
   choices: number;
+  /**
+   * Responses API: the stored response this one chains on (`previous_response_id`). Only one its key's own account
+   * created through ModelBridge may be named (pipeline: checkChain), and the context it adds is held for.
+   */
+  previousResponseId?: string;
+  /** Responses API: the upstream stores the response (`store`, default true), so its id is recorded for its owner. */
+  storesResponse?: boolean;
 }
 
 export interface EndpointSpec {
@@ -24,6 +31,8 @@ export interface EndpointSpec {
   /** The largest request body accepted (decompressed): the provider's own limit for this endpoint, see below. */
   maxBodyBytes: number;
   parse(body: Record<string, unknown>): MeteredRequest;
+  /** The id the upstream gave a non-streamed response, from its JSON (endpoints whose responses are stored). */
+  responseIdOfJson?(text: string): string | null;
 }
 
 const MiB = 1024 * 1024;
@@ -74,6 +83,51 @@ const messagesSchema = z
   })
   .passthrough();
 
+/**
+ * The Responses API (create and compact). `background` is refused: a background response is answered at once and
+ * generated later, its usage known only to whoever polls it, after the request and its hold have ended — it could
+ * not be metered before its cost is spent. `conversation` is refused: the Conversations API is not served, so no
+ * conversation can have been created through ModelBridge, and one from elsewhere in the operator's account is not
+ * the caller's to read.
+ */
+const responsesSchema = z
+  .object({
+    model: modelId,
+    input: z.union([z.string(), z.array(z.unknown())]).nullish(),
+    instructions: z.string().nullish(),
+    stream: z.boolean().nullish(),
+    max_output_tokens: tokenCap.nullish(),
+    previous_response_id: z.string().min(1).max(191).nullish(),
+    store: z.boolean().nullish(),
+    background: z.boolean().nullish().refine((v): boolean => v !== true, 'background mode is not supported by ModelBridge (a background response cannot be metered before it is generated); send the request without it'),
+    conversation: z.unknown().refine((v): boolean => v === undefined || v === null, 'conversations are not supported by ModelBridge; chain responses with previous_response_id or send the whole input'),
+  })
+  .passthrough();
+
+const compactSchema = responsesSchema.extend({ stream: z.boolean().nullish().refine((v): boolean => v !== true, 'compaction is not streamed') });
+
+function responsesRequest(b: z.infer<typeof responsesSchema>): MeteredRequest {
+  return {
+    model: b.model,
+    stream: b.stream === true,
+    clientWantsUsage: true,
+    maxOutputTokens: b.max_output_tokens ?? null,
+    choices: 1,
+    ...(b.previous_response_id ? { previousResponseId: b.previous_response_id } : {}),
+    storesResponse: b.store !== false,
+  };
+}
+
+/** The top-level `id` of a Responses API JSON answer. */
+function responseIdOfJson(text: string): string | null {
+  try {
+    const id: unknown = (JSON.parse(text) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' ? id : null;
+  } catch {
+    return null;
+  }
+}
+
 function check<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
@@ -123,10 +177,28 @@ export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
       return { model: b.model, stream: b.stream === true, clientWantsUsage: true, maxOutputTokens: b.max_tokens, choices: 1 };
     },
   },
+  responses: {
+    name: 'responses',
+    path: '/v1/responses',
+    format: 'openai',
+    provider: 'openai',
+    maxBodyBytes: OPENAI_MAX_BODY_BYTES,
+    parse: (body) => responsesRequest(check(responsesSchema, body)),
+    responseIdOfJson,
+  },
+  compact: {
+    name: 'compact',
+    path: '/v1/responses/compact',
+    format: 'openai',
+    provider: 'openai',
+    maxBodyBytes: OPENAI_MAX_BODY_BYTES,
+    // A compaction is returned, not stored: there is no id to record.
+    parse: (body) => ({ ...responsesRequest(check(compactSchema, body)), storesResponse: false }),
+  },
 };
 
 /** Where a provider's models are served, for the 400 that names the right endpoint. */
 export const ENDPOINT_OF_PROVIDER: Record<Provider, string> = {
-  openai: 'POST /v1/chat/completions (or /v1/embeddings)',
+  openai: 'POST /v1/chat/completions or /v1/responses (or /v1/embeddings)',
   anthropic: 'POST /v1/messages',
 };

@@ -2,6 +2,7 @@ import type { Response } from 'express';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
 import type { RateStatus } from '../domain/keys/controls.js';
+import { echo, MESSAGE_MAX } from '../http/echo.js';
 import type { Logger } from '../logger.js';
 import type { ApiFormat, TokenUsage } from './upstreams/types.js';
 
@@ -10,6 +11,7 @@ export type ProxyErrorCode =
   | 'invalid_request'
   | 'request_too_large'
   | 'model_not_found'
+  | 'response_not_found'
   | 'unknown_url'
   | 'upstream_error'
   | 'upstream_overloaded'
@@ -31,12 +33,24 @@ export class ProxyError extends Error {
 }
 
 export const invalidRequest = (message: string) => new ProxyError(400, 'invalid_request', message);
+
+
 export const requestTooLarge = (limitBytes: number) =>
   new ProxyError(413, 'request_too_large', `The request body is larger than ${Math.round(limitBytes / 1_048_576)} MB.`);
 export const modelNotFound = (model: string) =>
-  new ProxyError(404, 'model_not_found', `The model '${model.slice(0, 100)}' does not exist or is not enabled on this ModelBridge.`);
-export const unsupportedEncoding = (encoding: string) =>
-  new ProxyError(415, 'invalid_request', `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send JSON plain or with gzip, deflate or br.`);
+  new ProxyError(404, 'model_not_found', `The model '${echo(model)}' does not exist or is not enabled on this ModelBridge.`);
+/**
+ * A stored response the caller may not see: not created through ModelBridge, or by another account. Both read the
+ * same, so an id of someone else's response is not confirmed to exist.
+ */
+export const responseNotFound = (id: string) =>
+  new ProxyError(404, 'response_not_found', `No response with id '${echo(id)}' was found for this API key's account.`);
+/** The header's value is not quoted back (header values can carry credentials): only what is accepted. */
+export const unsupportedEncoding = () =>
+  new ProxyError(415, 'invalid_request', 'This Content-Encoding is not supported; send JSON plain or with gzip, deflate or br.');
+/** `Unknown request URL: GET /v1/…` with the path (never the query string) capped. */
+export const unknownUrl = (method: string, originalUrl: string, advice = '') =>
+  new ProxyError(404, 'unknown_url', `Unknown request URL: ${method} ${echo(originalUrl.split('?')[0]!)}.${advice ? ` ${advice}` : ''}`);
 export const upstreamFailed = (timeout: boolean) =>
   timeout
     ? new ProxyError(504, 'upstream_error', 'The upstream provider did not answer in time. Nothing was charged.')
@@ -88,6 +102,7 @@ const PROXY_ERRORS: Record<ProxyErrorCode, Omit<Shape, 'status'>> = {
   invalid_request: { openai: 'invalid_request_error', anthropic: 'invalid_request_error', retry: false },
   request_too_large: { openai: 'invalid_request_error', anthropic: 'request_too_large', retry: false },
   model_not_found: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
+  response_not_found: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   unknown_url: { openai: 'invalid_request_error', anthropic: 'not_found_error', retry: false },
   upstream_error: { openai: 'server_error', anthropic: 'api_error', retry: true },
   upstream_overloaded: { openai: 'server_error', anthropic: 'overloaded_error', retry: true },
@@ -126,6 +141,10 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
     message = err.message;
     if (err.retryAfter !== undefined) headers['retry-after'] = err.retryAfter;
     else if (err.code === 'service_unavailable') headers['retry-after'] = String(UNAVAILABLE_RETRY_AFTER_SECONDS);
+  } else if (isClientHttpError(err)) {
+    // Express's own 4xx (a path parameter that is not valid percent-encoding is a URIError with status 400).
+    ({ status, code, message } = { status: err.status, code: 'invalid_request', message: err instanceof URIError ? 'The request URL is not valid percent-encoding.' : 'The request could not be read.' });
+    shape = PROXY_ERRORS.invalid_request;
   } else {
     logger.error({ err: describeError(err) }, 'proxy request failed unexpectedly');
     status = 500;
@@ -135,6 +154,7 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
   }
   if (status === 504 && format === 'anthropic') shape = { ...shape, anthropic: 'timeout_error' };
   headers['x-should-retry'] = String(shape.retry);
+  if (message.length > MESSAGE_MAX) message = `${message.slice(0, MESSAGE_MAX)}…`;
   if (res.headersSent) {
     res.destroy();
     return;
@@ -163,6 +183,11 @@ export function rateLimitHeaders(rate: RateStatus): Record<string, string> {
     headers['x-ratelimit-reset-tokens'] = reset;
   }
   return headers;
+}
+
+function isClientHttpError(err: unknown): err is Error & { status: number } {
+  const status = (err as { status?: unknown } | null)?.status;
+  return err instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
 }
 
 export function sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {

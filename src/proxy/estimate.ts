@@ -32,7 +32,8 @@ const SERVER_TOOL_TYPE = /^(web_search|web_fetch|code_execution|code_interpreter
 /** The input bound, and whether the body holds input whose size it does not show (see UNSIZED_PART_TYPES). */
 function walkInput(body: Record<string, unknown>): { tokens: number; unsized: boolean } {
   let tokens = PRIMING_TOKENS;
-  let unsized = body.web_search_options !== undefined || (Array.isArray(body.mcp_servers) && body.mcp_servers.length > 0);
+  // A stored prompt template (Responses API `prompt: {id}`) is text the provider adds from the operator's account.
+  let unsized = body.web_search_options !== undefined || (Array.isArray(body.mcp_servers) && body.mcp_servers.length > 0) || isObject(body.prompt);
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     tokens += TOOLS_OVERHEAD_TOKENS;
     unsized ||= body.tools.some((t) => typeof (t as { type?: unknown })?.type === 'string' && SERVER_TOOL_TYPE.test((t as { type: string }).type));
@@ -45,7 +46,9 @@ function walkInput(body: Record<string, unknown>): { tokens: number; unsized: bo
     else if (typeof value === 'number') tokens += 1;
     else if (Array.isArray(value)) for (const item of value) stack.push(item);
     else if (value && typeof value === 'object') {
-      const part = value as { type?: unknown; source?: { type?: unknown }; image_url?: unknown };
+      const part = value as { type?: unknown; source?: { type?: unknown }; image_url?: unknown; file_id?: unknown };
+      // Content by file id (a Responses `input_image` or `input_file` with `file_id`): stored upstream, size unknown.
+      if (typeof part.file_id === 'string') unsized = true;
       if (typeof part.type === 'string') {
         if (UNSIZED_PART_TYPES.has(part.type) || (part.type === 'document' && part.source?.type !== 'text')) unsized = true;
         if (part.source?.type === 'url' || part.source?.type === 'file') unsized = true;
@@ -64,6 +67,10 @@ function walkInput(body: Record<string, unknown>): { tokens: number; unsized: bo
     }
   }
   return { tokens, unsized };
+}
+
+function isObject(value: unknown): boolean {
+  return !!value && typeof value === 'object';
 }
 
 export function inputTokenBound(body: Record<string, unknown>): number {
@@ -105,8 +112,13 @@ export interface Estimate {
   unbounded: boolean;
 }
 
-export function estimateRequest(model: CatalogModel, request: MeteredRequest, body: Record<string, unknown>): Estimate {
-  const input = walkInput(body);
+/**
+ * `storedContextTokens`: what the provider adds from a stored response the request chains on (previous_response_id):
+ * that response's whole input and output, as settled (see StoredResponse.contextTokens), which bounds it.
+ */
+export function estimateRequest(model: CatalogModel, request: MeteredRequest, body: Record<string, unknown>, storedContextTokens = 0): Estimate {
+  const walked = walkInput(body);
+  const input = { ...walked, tokens: walked.tokens + storedContextTokens };
   const output = outputTokenBound(request, model);
   const outputUncapped = request.maxOutputTokens === null && model.maxOutputTokens <= 0;
   const { heldOutputTokens, growth } = request.stream ? streamHold(output, model.outputMicroPerMTok) : { heldOutputTokens: output, growth: null };

@@ -7,6 +7,7 @@ import type { JsonBody } from './body.js';
 import type { EndpointSpec, MeteredRequest } from './endpoints.js';
 import { describeError } from './errors.js';
 import type { Estimate } from './estimate.js';
+import type { Translator } from './translate/index.js';
 import type { UpstreamResponse } from './upstreams/http.js';
 import type { StreamMeter, TokenUsage } from './upstreams/types.js';
 
@@ -18,9 +19,18 @@ export interface Exchange {
   request: MeteredRequest;
   body: JsonBody;
   model: CatalogModel;
+  /** The request as translated for an upstream of another format, or null when it goes as the client wrote it. */
+  translation: Translation | null;
   estimate: Estimate;
   hold: Hold;
   startedAt: number;
+}
+
+export interface Translation {
+  translator: Translator;
+  /** The upstream's request body. */
+  body: Record<string, unknown>;
+  maxOutputTokens: number | null;
 }
 
 export interface Charge {
@@ -28,6 +38,8 @@ export interface Charge {
   outcome: UsageOutcome;
   estimated: boolean;
   httpStatus: number;
+  /** The id the upstream gave a response it stores (Responses API), recorded for the key's account once settled. */
+  responseId?: string | null;
 }
 
 /** The status recorded for a request whose client went away (nginx's convention; never sent). */

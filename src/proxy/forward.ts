@@ -7,6 +7,7 @@ import { relayJson, relayUpstreamError } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
 import { Settler } from './settler.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
+import type { MeteredEndpointName } from './upstreams/types.js';
 
 export type { Exchange } from './exchange.js';
 
@@ -28,7 +29,7 @@ export async function forward(ctx: ProxyContext, x: Exchange): Promise<UsageOutc
 
     let upstream: UpstreamResponse;
     try {
-      upstream = await ctx.http.send(target, x.endpoint.name, { body: upstreamBody(x, target), clientHeaders: x.req.headers, signal: abort.signal });
+      upstream = await ctx.http.send(target, upstreamEndpoint(x), { body: upstreamBody(x, target), clientHeaders: x.req.headers, signal: abort.signal });
     } catch (err) {
       if (client.gone) return await settlement.charge(await earlyEnd(x, null, 'client_aborted', CLIENT_CLOSED));
       await settlement.charge({ usage: NOTHING, outcome: 'upstream_error', estimated: false, httpStatus: isUpstreamTimeout(err) ? 504 : 502 });
@@ -45,10 +46,18 @@ export async function forward(ctx: ProxyContext, x: Exchange): Promise<UsageOutc
   }
 }
 
-/** The client's body, as received unless metering needs a change (stream usage, the upstream's model name). */
+/** The upstream endpoint: the client's, or the one its request was translated for. */
+function upstreamEndpoint(x: Exchange): MeteredEndpointName {
+  return x.translation?.translator.upstreamEndpoint ?? x.endpoint.name;
+}
+
+/**
+ * The client's body, as received unless metering needs a change (stream usage, the upstream's model name); a
+ * translated request's body as translated.
+ */
 function upstreamBody(x: Exchange, target: UpstreamTarget): string | Buffer {
-  const body = x.body.json;
-  let changed = target.provider.adaptBody(x.endpoint.name, body);
+  const body = x.translation?.body ?? x.body.json;
+  let changed = target.provider.adaptBody(upstreamEndpoint(x), body) || x.translation !== null;
   const upstreamModel = upstreamModelFor(x.model, x.request.model);
   if (body.model !== upstreamModel) {
     body.model = upstreamModel;

@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../app-deps.js';
 import { publicBase } from '../http/public-base.js';
-import { ProxyError, sendProxyError } from './errors.js';
+import { sendProxyError, unknownUrl } from './errors.js';
 import type { ApiFormat } from './upstreams/types.js';
 
 const ANTHROPIC_PATHS = ['/messages', '/messages/*rest'];
@@ -17,11 +17,10 @@ export function createMisdirectedApiRouter(deps: Pick<AppDeps, 'config' | 'logge
   const router = Router();
   const answer = (format: ApiFormat) => (req: Request, res: Response) => {
     const base = publicBase(req, deps.config.publicUrl);
-    const url = `${req.method} ${req.originalUrl.split('?')[0]!.slice(0, 200)}`;
     const advice = format === 'anthropic'
       ? `The Anthropic API is under ${base}/v1: give the Anthropic SDKs and ANTHROPIC_BASE_URL the base URL ${base} (they add /v1 themselves), and clients that post to <base URL>/messages (such as the AI SDK's createAnthropic) ${base}/v1.`
       : `The OpenAI-compatible API is under /v1: set the base URL (OPENAI_BASE_URL, baseURL) to ${base}/v1.`;
-    sendProxyError(res, format, new ProxyError(404, 'unknown_url', `Unknown request URL: ${url}. ${advice}`), deps.logger);
+    sendProxyError(res, format, unknownUrl(req.method, req.originalUrl, advice), deps.logger);
   };
   router.all(ANTHROPIC_PATHS, answer('anthropic'));
   router.all(OPENAI_PATHS, answer('openai'));

@@ -3,6 +3,7 @@ import type { ProxyContext } from './context.js';
 import { upstreamFailed } from './errors.js';
 import { CLIENT_CLOSED, collect, earlyEnd, header, logUpstreamFailure, MAX_ERROR_BODY_BYTES, NOTHING, passedHeaders, type Charge, type ClientWatch, type Exchange } from './exchange.js';
 import type { Settler } from './settler.js';
+import type { Translator } from './translate/index.js';
 import { passedErrorHeaders, upstreamErrorAnswer } from './upstream-errors.js';
 import { isUpstreamTimeout, type UpstreamResponse, type UpstreamTarget } from './upstreams/http.js';
 import type { TokenUsage } from './upstreams/types.js';
@@ -29,16 +30,33 @@ export async function relayJson(ctx: ProxyContext, x: Exchange, settlement: Sett
         estimated: true,
         httpStatus: client.gone ? CLIENT_CLOSED : upstream.statusCode,
       };
+  charge.responseId = x.endpoint.responseIdOfJson?.(raw.toString('utf8')) ?? null;
   const outcome = await settlement.charge(charge);
   if (!client.gone) {
+    const answer = x.translation ? translatedJson(x.translation.translator, raw) : raw;
     x.res.writeHead(upstream.statusCode, {
       ...passedHeaders(upstream, x),
-      'content-type': header(upstream, 'content-type') ?? 'application/json',
-      'content-length': raw.length,
+      'content-type': x.translation ? 'application/json' : (header(upstream, 'content-type') ?? 'application/json'),
+      'content-length': answer.length,
     });
-    x.res.end(raw);
+    x.res.end(answer);
   }
   return outcome;
+}
+
+/**
+ * An upstream answer in the client's format. It was charged by the upstream's usage already: an answer that is not
+ * JSON (never from the providers) is our 502, the charge stands (the provider billed it).
+ */
+function translatedJson(translator: Translator, raw: Buffer): Buffer {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw upstreamFailed(false);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw upstreamFailed(false);
+  return Buffer.from(JSON.stringify(translator.response(json as Record<string, unknown>)));
 }
 
 /**
@@ -62,10 +80,12 @@ export async function relayUpstreamError(ctx: ProxyContext, x: Exchange, settlem
     ctx.logger.warn({ provider: target.provider.name, status, requestId: x.hold.requestId }, 'upstream error');
   }
   if (answer || !body) throw answer ?? upstreamFailed(false);
+  // A translated request's error speaks the client's format: its message as the provider wrote it.
+  if (x.translation) body = Buffer.from(JSON.stringify(x.translation.translator.error(status, body)));
   x.res.writeHead(status, {
     ...passedHeaders(upstream, x),
     ...passedErrorHeaders(upstream),
-    'content-type': header(upstream, 'content-type') ?? 'application/json',
+    'content-type': x.translation ? 'application/json' : (header(upstream, 'content-type') ?? 'application/json'),
     'content-length': body.length,
   });
   x.res.end(body);

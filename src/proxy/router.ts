@@ -3,9 +3,10 @@ import type { AppDeps } from '../app-deps.js';
 import type { ProxyContext } from './context.js';
 import { countTokens } from './count-tokens.js';
 import { ENDPOINTS } from './endpoints.js';
-import { ProxyError, sendProxyError } from './errors.js';
+import { sendProxyError, unknownUrl } from './errors.js';
 import { formatOf, getModel, keyStatus, listModels } from './info.js';
 import { meteredHandler } from './pipeline.js';
+import { storedResponse } from './stored-responses.js';
 import { createUpstreamClient } from './upstreams/http.js';
 import { createUpstreams } from './upstreams/index.js';
 
@@ -18,6 +19,7 @@ export function createProxyRouter(deps: AppDeps): Router {
   const ctx: ProxyContext = {
     metering: deps.services.metering,
     models: deps.services.models,
+    storedResponses: deps.services.storedResponses,
     upstreams: createUpstreams(deps.config),
     http: createUpstreamClient({ timeoutMs: deps.config.upstreamTimeoutMs }),
     metrics: deps.metrics,
@@ -34,13 +36,15 @@ export function createProxyRouter(deps: AppDeps): Router {
   router.post('/embeddings', meteredHandler(ctx, ENDPOINTS.embeddings));
   router.post('/messages', meteredHandler(ctx, ENDPOINTS.messages));
   router.post('/messages/count_tokens', countTokens(ctx));
+  router.post('/responses', meteredHandler(ctx, ENDPOINTS.responses));
+  router.post('/responses/compact', meteredHandler(ctx, ENDPOINTS.compact));
+  router.get('/responses/:id', storedResponse(ctx, 'retrieve'));
+  router.delete('/responses/:id', storedResponse(ctx, 'delete'));
+  router.get('/responses/:id/input_items', storedResponse(ctx, 'inputItems'));
   router.get('/models', listModels(ctx));
   router.get('/models/*id', getModel(ctx));
   router.get('/key', keyStatus(ctx));
-  router.use((req: Request, res: Response) => {
-    const url = req.originalUrl.split('?')[0]!.slice(0, 200);
-    sendProxyError(res, formatOf(req), new ProxyError(404, 'unknown_url', `Unknown request URL: ${req.method} ${url}.`), ctx.logger);
-  });
+  router.use((req: Request, res: Response) => sendProxyError(res, formatOf(req), unknownUrl(req.method, req.originalUrl), ctx.logger));
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => sendProxyError(res, formatOf(req), err, ctx.logger));
   return router;
 }

@@ -46,7 +46,11 @@ export class Settler {
         ctx.logger.error({ requestId: x.hold.requestId, keyId: x.hold.keyId, err: describeError(err) }, 'settlement refused');
         return null;
       })
-      .finally(() => end());
+      .finally(() => end())
+      .then(async (result) => {
+        if (result) await this.recordResponse(c);
+        return result;
+      });
     let timer: NodeJS.Timeout | undefined;
     const waited = await Promise.race([
       settled.then(() => true),
@@ -58,5 +62,26 @@ export class Settler {
       ctx.logger.warn({ requestId: x.hold.requestId, keyId: x.hold.keyId }, 'settlement is taking long; it is retried until it commits while the answer completes');
     }
     return c.outcome;
+  }
+
+  /**
+   * A response the upstream stores is recorded for the account that paid for it, before the answer completes, so
+   * that its id works at once on GET/DELETE /v1/responses/{id} and as a previous_response_id — and only for that
+   * account. A failed record is logged, not retried: the response is then merely unreadable through ModelBridge.
+   */
+  private async recordResponse(c: Charge): Promise<void> {
+    const { ctx, x } = this;
+    if (!c.responseId || !x.request.storesResponse) return;
+    try {
+      await ctx.storedResponses.record({
+        responseId: c.responseId,
+        requestId: x.hold.requestId,
+        key: { id: x.hold.keyId, ownerId: x.hold.userId, teamId: x.hold.teamId },
+        model: x.model.id,
+        contextTokens: c.usage.inputTokens + c.usage.cachedInputTokens + c.usage.cacheWrite5mTokens + c.usage.cacheWrite1hTokens + c.usage.outputTokens,
+      });
+    } catch (err) {
+      ctx.logger.error({ requestId: x.hold.requestId, err: describeError(err) }, 'could not record the stored response id');
+    }
   }
 }

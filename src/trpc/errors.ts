@@ -3,6 +3,7 @@ import { ZodError } from 'zod';
 import type { Logger } from '../logger.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
+import { echo } from '../http/echo.js';
 
 /**
  * The one place domain errors become tRPC errors (the Express error handlers are the other door's place).
@@ -36,10 +37,20 @@ export function toTrpcError(error: TRPCError): TRPCError {
 function describeZodError(error: ZodError): string {
   const first = error.issues.slice(0, 3).map((issue) => {
     // Zod's enum message quotes the received value; a mistaken paste of a secret must not come back in a response.
-    const rule = issue.code === 'invalid_enum_value' ? `Expected one of ${issue.options.join(', ')}` : issue.message.replace(/,? received '[\s\S]*'$/, '');
+    const rule = issue.code === 'invalid_enum_value' ? `Expected one of ${issue.options.join(', ')}`
+      // Zod lists every unknown key in full: a few, each capped, say enough.
+      : issue.code === 'unrecognized_keys' ? `Unrecognized key(s) in object: ${unknownKeys(issue.keys)}`
+      : issue.message.replace(/,? received '[\s\S]*'$/, '');
     return issue.path.length ? `${issue.path.join('.')}: ${rule}` : rule;
   });
   return `Invalid input. ${first.join('; ')}`;
+}
+
+const UNKNOWN_KEYS_SHOWN = 3;
+
+function unknownKeys(keys: string[]): string {
+  const shown = keys.slice(0, UNKNOWN_KEYS_SHOWN).map((k) => `'${echo(k, 40)}'`).join(', ');
+  return keys.length > UNKNOWN_KEYS_SHOWN ? `${shown} and ${keys.length - UNKNOWN_KEYS_SHOWN} more` : shown;
 }
 
 /**

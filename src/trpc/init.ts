@@ -1,4 +1,5 @@
 import { initTRPC, TRPCError } from '@trpc/server';
+import { echo, MESSAGE_MAX } from '../http/echo.js';
 import { actorFor } from '../http/request-auth.js';
 import type { TrpcContext } from './context.js';
 import { INTERNAL_MESSAGE, toTrpcError } from './errors.js';
@@ -9,7 +10,11 @@ const t = initTRPC.context<TrpcContext>().create({
   isDev: false,
   errorFormatter({ shape, error }) {
     const internal = error.code === 'INTERNAL_SERVER_ERROR';
-    return { ...shape, message: internal ? INTERNAL_MESSAGE : shape.message, data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path: shape.data.path } };
+    // Messages and the path are capped: an unknown path of thousands of characters is not reflected whole (tRPC's
+    // own "No procedure found on path …" quotes it).
+    const message = internal ? INTERNAL_MESSAGE : echo(shape.message, MESSAGE_MAX);
+    const path = shape.data.path === undefined ? undefined : echo(shape.data.path);
+    return { ...shape, message, data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path } };
   },
 });
 

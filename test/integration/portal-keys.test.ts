@@ -21,7 +21,7 @@ describe('API keys pages', () => {
   afterAll(() => app.close());
 
   it('creates a key and shows its secret once, in the POST response only, uncacheable', async () => {
-    const res = await client.post('/keys', { name: '  Cursor laptop  ', limit: '12.50', expires: '2099-06-30', owner: 'personal' });
+    const res = await client.post('/keys', { name: '  Cursor laptop  ', limit: '12.50', expires: '2029-06-30', owner: 'personal' });
     expect(res.status).toBe(201);
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.headers.location).toBeUndefined();
@@ -37,8 +37,8 @@ describe('API keys pages', () => {
     expect(res.text).toContain('Override Base URL');
     const [key] = await app.services.keys.list({}, ann.actor);
     expect(key).toMatchObject({ name: 'Cursor laptop', spendLimitMicro: 12_500_000, last4: secret.slice(-4) });
-    // Through the end of 30 June 2099 in the installation's zone (Sydney, UTC+10 in winter).
-    expect(key!.expiresAt?.toISOString()).toBe('2099-06-30T14:00:00.000Z');
+    // Through the end of 30 June 2029 in the installation's zone (Sydney, UTC+10 in winter).
+    expect(key!.expiresAt?.toISOString()).toBe('2029-06-30T14:00:00.000Z');
     const row = await app.t.db('api_keys').where({ id: key!.id }).first();
     expect(row.key_hash).toBe(hashSecret(secret));
     // Never again: not on the list, not on the detail page, not in any session row.

@@ -38,6 +38,20 @@ describe(`the built-in demo upstream, with no provider configured (${dialect})`,
     expect(events.every((e) => toMicro(e.cost_micro) > 0 && !e.estimated)).toBe(true);
   });
 
+  it('answers the Responses API (JSON, stream and compaction) with labelled demo replies, metered', async () => {
+    const openai = new OpenAI({ apiKey: secret, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    const before = (await app.t.db('usage_events').where({ key_id: keyId })).length;
+    const res = await openai.responses.create({ model: 'gpt-4o-mini', input: 'Hi!' });
+    expect(res.output_text).toMatch(/^\[ModelBridge demo\].*OPENAI_API_KEY/);
+    const final = await openai.responses.stream({ model: 'gpt-4o-mini', input: 'Hi!', max_output_tokens: 4 }).finalResponse();
+    expect(final.status).toBe('incomplete');
+    expect(final.usage?.output_tokens).toBe(4);
+    expect((await openai.responses.compact({ model: 'gpt-4o-mini', input: 'Hi!' })).output[0]).toMatchObject({ type: 'compaction' });
+    const events = (await app.t.db('usage_events').where({ key_id: keyId }).orderBy('id')).slice(before);
+    expect(events.map((e) => [e.endpoint, e.outcome, Boolean(e.estimated)])).toEqual([['/v1/responses', 'ok', false], ['/v1/responses', 'ok', false], ['/v1/responses/compact', 'ok', false]]);
+    expect(events[1].output_tokens).toBe(4);
+  });
+
   it('answers Anthropic requests too, streaming included', async () => {
     const anthropic = new Anthropic({ apiKey: secret, baseURL: app.url, maxRetries: 0 });
     const res = await anthropic.messages.create({ model: 'claude-haiku-4-5', max_tokens: 200, messages: [{ role: 'user', content: 'Hi!' }] });

@@ -165,4 +165,16 @@ describe(`holds that grow with the stream (${dialect})`, () => {
     expect((await anthropic.messages.stream(turn(4)).finalMessage()).stop_reason).toBe('end_turn');
     await f.app.services.metering.settle(other, { ...NO_TOKENS, costMicro: 0, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 });
   });
+
+  it('cuts a Responses API stream at its hold after its last whole event, and the SDK stream helper finalizes it', async () => {
+    f.fake.setReplyTokens(20_000);
+    const { key, openai } = await keyWith(400_000);
+    const stream = openai.responses.stream({ model: 'gpt-5.5', input: 'Write a long story.', max_output_tokens: 100_000 });
+    const final = await stream.finalResponse();
+    expect(final.output_text.length).toBeGreaterThan(0);
+    const [e] = await events(key.id);
+    expect(e.outcome).toBe('cut_at_limit');
+    const m = await f.app.services.models.lookup('gpt-5.5');
+    expect((await keyRow(key.id)).spend).toBeLessThanOrEqual(400_000 + tokenCost(OUTPUT_INCREMENT_TOKENS, m!.outputMicroPerMTok));
+  }, 30_000);
 });

@@ -188,15 +188,12 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
       ({ secret } = await makeKey(app.services, owner, { name: 'request checks' }));
     });
 
-    it('sends a model to its own provider’s endpoint only, naming the right one', async () => {
-      const r = await post('/v1/chat/completions', { ...chat, model: 'claude-haiku-4-5' }, { authorization: `Bearer ${secret}` });
+    it('refuses a model on an endpoint that cannot be translated to its format, naming the right one', async () => {
+      // Chat and Messages are translated both ways (proxy-translate-*.test.ts); embeddings have no Anthropic form.
+      const r = await post('/v1/embeddings', { model: 'claude-haiku-4-5', input: 'x' }, { authorization: `Bearer ${secret}` });
       expect(r.status).toBe(400);
       expect(r.json.error).toMatchObject({ code: 'invalid_request', type: 'invalid_request_error' });
       expect(r.json.error.message).toContain('POST /v1/messages');
-      const a = await post('/v1/messages', { ...message, model: 'gpt-4o-mini' }, { 'x-api-key': secret });
-      expect(a.status).toBe(400);
-      expect(a.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
-      expect(a.json.error.message).toContain('POST /v1/chat/completions');
       expect(fake.requests).toHaveLength(0);
     });
 
@@ -233,16 +230,22 @@ describe(`refusals, each in its endpoint's format (${dialect})`, () => {
       // A refusal is never judged from memory: enabled again elsewhere, it serves the very next request.
       await app.t.db('models').where({ id: 'gpt-repriced' }).update({ enabled: true });
       await expect(client.chat.completions.create({ ...chat, model: 'gpt-repriced' })).resolves.toBeTruthy();
-      // Moved to the other provider elsewhere: refused with 400 naming the right endpoint…
+      // Moved to the other provider elsewhere: the very next chat request goes there, translated; an embeddings
+      // request, which cannot be, is refused with 400 naming the right endpoint…
       await client.chat.completions.create({ ...chat, model: 'gpt-repriced' });
       await app.t.db('models').where({ id: 'gpt-repriced' }).update({ provider: 'anthropic' });
-      const moved = await client.chat.completions.create({ ...chat, model: 'gpt-repriced' }).catch((e: unknown) => e);
+      await expect(client.chat.completions.create({ ...chat, model: 'gpt-repriced' })).resolves.toMatchObject({ object: 'chat.completion' });
+      expect(fake.requests.at(-1)!.path).toBe('/v1/messages');
+      await app.t.db('models').where({ id: 'gpt-repriced' }).update({ provider: 'openai' });
+      await client.embeddings.create({ model: 'gpt-repriced', input: 'x' });
+      await app.t.db('models').where({ id: 'gpt-repriced' }).update({ provider: 'anthropic' });
+      const moved = await client.embeddings.create({ model: 'gpt-repriced', input: 'x' }).catch((e: unknown) => e);
       expect(moved).toMatchObject({ status: 400 });
       expect(String((moved as Error).message)).toContain('/v1/messages');
       // …and moved back: the entry remembered from that refusal is not what refuses the next request.
       await app.t.db('models').where({ id: 'gpt-repriced' }).update({ provider: 'openai' });
       await expect(client.chat.completions.create({ ...chat, model: 'gpt-repriced' })).resolves.toBeTruthy();
-      expect(fake.requests).toHaveLength(5);
+      expect(fake.requests).toHaveLength(7);
     });
 
     it('answers invalid bodies with 400 invalid_request and huge ones with 413, never 5xx', async () => {

@@ -8,6 +8,7 @@ import { type TestApp } from '../support/app.js';
 import { dialect } from '../support/db.js';
 import { type FakeUpstream } from '../support/fake-upstream.js';
 import { proxyFixture } from '../support/proxy-fixture.js';
+import { keyEvents } from '../support/usage-events.js';
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Tell me something' }], max_tokens: 50, stream: true as const };
 const message = { model: 'claude-haiku-4-5', max_tokens: 50, messages: [{ role: 'user' as const, content: 'Tell me something' }], stream: true as const };
@@ -23,20 +24,10 @@ describe(`a client that closes its stream (${dialect})`, () => {
   // Several tokens per delta, as real providers send at times: one delta is not one token.
   const f = proxyFixture({ fake: { dripMs: 40, lateUsageMs: 400, tokensPerDelta: TOKENS_PER_DELTA }, nothingHeld: true });
   beforeAll(() => void ({ fake, app, keyId, openai, anthropic } = f));
-  let seen = 0;
-  beforeEach(async () => {
-    seen = (await app.t.db('usage_events').where({ key_id: keyId })).length;
-  });
-
+  const events = keyEvents(() => app, () => keyId);
+  beforeEach(() => events.mark());
   /** The one usage event of the request just made, once it is settled. */
-  async function settledEvent(): Promise<Record<string, any>> {
-    let fresh: Record<string, any>[] = [];
-    await vi.waitFor(async () => {
-      fresh = (await app.t.db('usage_events').where({ key_id: keyId }).orderBy('id')).slice(seen);
-      expect(fresh).toHaveLength(1);
-    }, { timeout: 5_000 });
-    return fresh[0]!;
-  }
+  const settledEvent = () => events.settled();
   const upstreamOutcome = async (outcome: string) =>
     vi.waitFor(() => expect(fake.requests[0]?.outcome).toBe(outcome), { timeout: 5_000 });
 

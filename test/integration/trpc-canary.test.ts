@@ -61,7 +61,7 @@ describe(`no secret anywhere after creation (${dialect})`, () => {
     const personal = (await call('mutation', 'keys.create', { name: 'canary personal', spendLimitAud: '5' }, A, true)).body.result.data.key;
     const team = (await call('mutation', 'teams.create', { name: 'Canary team' }, A)).body.result.data;
     await call('mutation', 'teams.addMember', { teamId: team.id, email: bob.email, role: 'member' }, A);
-    const teamKey = (await call('mutation', 'keys.create', { name: 'canary team', teamId: team.id, expiresAt: '2099-01-01T00:00:00Z' }, A, true)).body.result.data.key;
+    const teamKey = (await call('mutation', 'keys.create', { name: 'canary team', teamId: team.id, expiresAt: '2029-01-01T00:00:00Z' }, A, true)).body.result.data.key;
     await insertUsageEvent(app, personal);
     await call('mutation', 'keys.update', { id: personal.id, spendLimitAud: '6', name: 'renamed' }, A);
     const rotated = (await call('mutation', 'keys.rotate', { id: personal.id, gracePeriodSeconds: 30 }, A, true)).body.result.data;

@@ -9,6 +9,10 @@
  *   GET  /v1/models                    OpenAI list, or Anthropic list when the request has `anthropic-version`
  *   POST /v1/messages                  Anthropic; JSON, or the real event sequence when `stream: true`
  *   POST /v1/messages/count_tokens     Anthropic; {input_tokens}
+ *   POST /v1/responses                 OpenAI Responses API; JSON, or its event sequence when `stream: true`
+ *                                      (see fake-responses.ts; stored unless `store: false`)
+ *   POST /v1/responses/compact         OpenAI; a `response.compaction` with usage
+ *   GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items   the stored responses
  *
  * Token accounting (deterministic, see expectedUsage()):
  *   chars        = total string length (UTF-16 code units) of all text content in the request:
@@ -36,10 +40,25 @@
  *   Each recorded request says how it ended (`outcome`: 'client-closed' when the proxy went away first, e.g.
  *   because it aborted the upstream request) and how many token deltas were written (`tokensSent`).
  *
+ * Reply content (setReplyContent()): instead of "tok " words, a given text (e.g. JSON for a structured-output test) or a
+ *   call of a tool (OpenAI `tool_calls`, finish_reason "tool_calls"; Anthropic a `tool_use` block, stop_reason
+ *   "tool_use"), streamed in pieces of opts.contentPieceChars (8) characters — arguments as `tool_calls` deltas or
+ *   `input_json_delta` events. The usage reported stays the formula above.
+ *
  * Optional auth: with opts.apiKey, requests whose `Authorization: Bearer` / `x-api-key` differ get 401.
+ *
+ * Scripted replies (setResponder()): a function that sees each chat/messages request and may answer it with content
+ *   blocks of its choosing — thinking (Anthropic `thinking` blocks with a signature; OpenAI: hidden, reported as
+ *   reasoning tokens), text, and tool calls (Anthropic `tool_use` streamed as `input_json_delta`; OpenAI `tool_calls`
+ *   streamed as argument deltas) — in each provider's real JSON and SSE shapes. The input kinds are those of
+ *   reportedTokens() with the current usage details; the output is the reply's `outputTokens`, else one token per 4
+ *   characters of everything the reply writes (a script is not cut at max_tokens). Every answered request records the
+ *   usage it reported (`reported`).
+ *   setModeForNext() queues modes for the next requests (e.g. one 429, then normal answers).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buildResponse, compaction, failedEvent, inputItems, responsesTokens, toolCallFor, type FakeToolCall, type StoredFakeResponse } from './fake-responses.js';
 
 /**
  * - `ok`: answer normally.
@@ -81,7 +100,12 @@ export interface FakeUpstreamOptions {
   embeddingDims?: number;
   /** Record requests in `requests` (default true; benchmarks may turn it off to keep memory flat). */
   record?: boolean;
+  /** Characters per streamed delta of a reply set with setReplyContent. Default 8. */
+  contentPieceChars?: number;
 }
+
+/** What the reply says instead of "tok " words (setReplyContent): a text, or a call of a tool. */
+export type ReplyContent = { text: string } | { toolCall: { id: string; name: string; arguments: string } };
 
 export interface RecordedRequest {
   method: string;
@@ -98,7 +122,24 @@ export interface RecordedRequest {
   /** Token deltas written to the response so far (streams only). */
   tokensSent: number;
   at: number;
+  /** The tokens by kind this request's answer reported (set once a chat/messages answer with usage is produced). */
+  reported?: TokenKinds;
 }
+
+/** One content block of a scripted reply (setResponder). */
+export type ScriptedBlock =
+  | { type: 'text'; text: string }
+  | { type: 'thinking'; thinking: string }
+  | { type: 'tool_use'; name: string; input: Record<string, unknown>; id?: string };
+
+export interface ScriptedReply {
+  blocks: ScriptedBlock[];
+  /** The output tokens to report (OpenAI: reasoning added on top). Default: ceil(characters written / 4), at least 1. */
+  outputTokens?: number;
+}
+
+/** Decides the answer to a chat/messages request; undefined leaves it to the default reply. */
+export type Responder = (body: any, api: Format, rec: RecordedRequest) => ScriptedReply | undefined;
 
 export interface Usage {
   inputTokens: number;
@@ -142,6 +183,10 @@ export interface FakeUpstream {
   setMode(mode: FakeMode, model?: string): void;
   /** `retry-after` sent with error statuses (`status:<code>`, `error`), or none (the default; reset() restores it). */
   setRetryAfter(value: string | null): void;
+  /** Answer chat/messages requests with the responder's replies (null: the default replies again; reset() too). */
+  setResponder(responder: Responder | null): void;
+  /** The next requests (any endpoint, one each, in order) get these modes, before any other mode applies; reset() clears them. */
+  setModeForNext(...modes: FakeMode[]): void;
   /** Change the reply length (reset() restores opts.replyTokens). */
   setReplyTokens(n: number): void;
   /** The usage this fake will report for `body` with its current reply length. */
@@ -150,6 +195,14 @@ export interface FakeUpstream {
   setUsageDetails(details: UsageDetails): void;
   /** The tokens by kind this fake will report for `body` in `api`'s format, with its current reply length and details. */
   expectedTokens(body: unknown, api: Format): TokenKinds;
+  /** Reply with this content from now on instead of "tok " words (null: the words again; reset() restores them). */
+  setReplyContent(content: ReplyContent | null): void;
+  /** Responses API: reply with this tool call to a request that offers it and has no output for it (reset() clears it). */
+  setResponsesToolCall(call: FakeToolCall | null): void;
+  /** Responses API: the tokens by kind this fake will report for `body` (its previous response's context included). */
+  expectedResponseTokens(body: unknown): TokenKinds;
+  /** Responses API: the responses stored so far, by id (reset() clears them). */
+  readonly storedResponses: Map<string, StoredFakeResponse>;
   /** Clear recorded requests and `served`; restore the modes (opts.mode, default ok) and the reply length. */
   reset(): void;
   /** Stop listening and destroy every open socket. */
@@ -272,6 +325,13 @@ function errorBody(format: Format, status: number, message: string): string {
   return JSON.stringify({ error: { message, type, param: null, code } });
 }
 
+/** A streamed string in pieces of up to 8 characters, as providers split text, thinking and tool arguments. */
+function scriptedPieces(s: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < s.length; i += 8) out.push(s.slice(i, i + 8));
+  return out;
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -302,6 +362,40 @@ function embeddingVector(seed: number, dims: number): number[] {
   return v;
 }
 
+/** `text` in pieces of `size` characters (at least one piece). */
+function pieces(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out.length > 0 ? out : [''];
+}
+
+function openaiReplyMessage(reply: ReplyContent): Record<string, unknown> {
+  if ('text' in reply) return { role: 'assistant', content: reply.text, refusal: null, annotations: [] };
+  const { id, name, arguments: args } = reply.toolCall;
+  return { role: 'assistant', content: null, refusal: null, annotations: [], tool_calls: [{ id, type: 'function', function: { name, arguments: args } }] };
+}
+
+/** The deltas of a reply: text pieces as `content`, a tool call as its first delta (id, name) and `arguments` pieces. */
+function openaiReplyDeltas(reply: ReplyContent, size: number): Record<string, unknown>[] {
+  if ('text' in reply) return pieces(reply.text, size).map((content) => ({ content }));
+  const { id, name, arguments: args } = reply.toolCall;
+  return [
+    { tool_calls: [{ index: 0, id, type: 'function', function: { name, arguments: '' } }] },
+    ...pieces(args, size).map((part) => ({ tool_calls: [{ index: 0, function: { arguments: part } }] })),
+  ];
+}
+
+function anthropicReplyBlock(reply: ReplyContent): Record<string, unknown> {
+  if ('text' in reply) return { type: 'text', text: reply.text };
+  const { id, name, arguments: args } = reply.toolCall;
+  return { type: 'tool_use', id, name, input: JSON.parse(args || '{}') };
+}
+
+function anthropicReplyDeltas(reply: ReplyContent, size: number): Record<string, unknown>[] {
+  if ('text' in reply) return pieces(reply.text, size).map((text) => ({ type: 'text_delta', text }));
+  return pieces(reply.toolCall.arguments, size).map((partial_json) => ({ type: 'input_json_delta', partial_json }));
+}
+
 export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const cfg = {
     replyTokens: opts.replyTokens ?? DEFAULT_REPLY_TOKENS,
@@ -322,10 +416,16 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   let replyTokens = cfg.replyTokens;
   let retryAfter: string | null = null;
   let details: UsageDetails = {};
+  let replyContent: ReplyContent | null = null;
+  const pieceChars = Math.max(1, Math.floor(opts.contentPieceChars ?? 8));
   let served = 0;
   let seq = 0;
+  let responder: Responder | null = null;
+  let nextModes: FakeMode[] = [];
   const requests: RecordedRequest[] = [];
   const open = new Set<ServerResponse>(); // responses not yet closed
+  const storedResponses = new Map<string, StoredFakeResponse>();
+  let toolCall: FakeToolCall | null = null;
 
   function sendJson(res: ServerResponse, rec: RecordedRequest, status: number, format: Format, json: string): void {
     res.writeHead(status, {
@@ -372,7 +472,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
    * in rec.tokensSent; abort-mid-stream stops after opts.abortAfterTokens of them), then the rest; the events from
    * index `afterFinish` on follow the end of generation (the pause of late-usage).
    */
-  async function deliverStream(res: ServerResponse, rec: RecordedRequest, format: Format, events: string[], firstToken: number, deltaTokens: number[], afterFinish: number): Promise<void> {
+  async function deliverStream(res: ServerResponse, rec: RecordedRequest, format: Format, events: string[], firstToken: number, deltaTokens: number[], afterFinish: number, failure?: string): Promise<void> {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
@@ -393,9 +493,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     if (res.destroyed) return;
     if (rec.mode === 'error-mid-stream') {
       rec.outcome = 'completed';
-      res.end(format === 'anthropic'
+      res.end(failure ?? (format === 'anthropic'
         ? 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded (fake)"}}\n\n'
-        : 'data: {"error":{"message":"The server had an error while processing your request (fake).","type":"server_error","param":null,"code":null}}\n\n');
+        : 'data: {"error":{"message":"The server had an error while processing your request (fake).","type":"server_error","param":null,"code":null}}\n\n'));
       return;
     }
     if (aborting) {
@@ -410,10 +510,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
 
   async function chatCompletions(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
     const kinds = reportedTokens(body, 'openai', replyTokens, details);
+    rec.reported = kinds;
     const prompt = kinds.inputTokens + kinds.cachedInputTokens;
     const { outputTokens, reasoningTokens } = kinds;
     const visibleTokens = outputTokens - reasoningTokens;
-    const finish = outputTokens < replyTokens + (details.reasoningTokens ?? 0) ? 'length' : 'stop';
+    const finish = replyContent && 'toolCall' in replyContent ? 'tool_calls' : outputTokens < replyTokens + (details.reasoningTokens ?? 0) ? 'length' : 'stop';
     const id = `chatcmpl-fake${++seq}`;
     const created = Math.floor(Date.now() / 1000);
     const model = body.model;
@@ -423,7 +524,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     if (!body.stream) {
       return deliverJson(res, rec, 'openai', JSON.stringify({
         id, object: 'chat.completion', created, model, system_fingerprint: 'fp_fake', service_tier: 'default',
-        choices: [{ index: 0, message: { role: 'assistant', content: TOKEN.repeat(visibleTokens), refusal: null, annotations: [] },
+        choices: [{ index: 0, message: replyContent ? openaiReplyMessage(replyContent) : { role: 'assistant', content: TOKEN.repeat(visibleTokens), refusal: null, annotations: [] },
           logprobs: null, finish_reason: finish }],
         ...(rec.mode === 'no-usage' ? {} : { usage }),
       }));
@@ -434,8 +535,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const chunk = (delta: string, finishReason: string | null) =>
       `data: ${head}[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finishReason ? `"${finishReason}"` : 'null'}}]${tail}\n\n`;
     const events = [chunk('{"role":"assistant","content":"","refusal":null}', null)];
-    const deltas = deltaSizes(visibleTokens);
+    const deltas = replyContent ? [] : deltaSizes(visibleTokens);
     for (const n of deltas) events.push(chunk(`{"content":"${TOKEN.repeat(n)}"}`, null));
+    if (replyContent) for (const delta of openaiReplyDeltas(replyContent, pieceChars)) events.push(chunk(JSON.stringify(delta), null));
     events.push(chunk('{}', finish));
     const afterFinish = events.length;
     if (withUsage) events.push(`data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`);
@@ -445,8 +547,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
 
   async function messages(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
     const kinds = reportedTokens(body, 'anthropic', replyTokens, details);
+    rec.reported = kinds;
     const { outputTokens } = kinds;
-    const stop = outputTokens < replyTokens ? 'max_tokens' : 'end_turn';
+    const stop = replyContent && 'toolCall' in replyContent ? 'tool_use' : outputTokens < replyTokens ? 'max_tokens' : 'end_turn';
     const id = `msg_fake${++seq}`;
     const writes = kinds.cacheWrite5mTokens + kinds.cacheWrite1hTokens;
     const input = { input_tokens: kinds.inputTokens, cache_creation_input_tokens: writes, cache_read_input_tokens: kinds.cachedInputTokens };
@@ -454,7 +557,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const usage = { ...input, ...split, output_tokens: outputTokens, service_tier: 'standard' };
     if (!body.stream) {
       return deliverJson(res, rec, 'anthropic', JSON.stringify({
-        id, type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text: TOKEN.repeat(outputTokens) }],
+        id, type: 'message', role: 'assistant', model: body.model, content: [replyContent ? anthropicReplyBlock(replyContent) : { type: 'text', text: TOKEN.repeat(outputTokens) }],
         stop_reason: stop, stop_sequence: null, usage,
       }));
     }
@@ -462,10 +565,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const events = [
       ev('message_start', JSON.stringify({ type: 'message_start', message: { id, type: 'message', role: 'assistant', model: body.model,
         content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: Math.min(1, outputTokens) } } })),
-      ev('content_block_start', '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'),
+      ev('content_block_start', JSON.stringify({ type: 'content_block_start', index: 0, content_block: replyContent ? { ...anthropicReplyBlock(replyContent), ...('toolCall' in replyContent ? { input: {} } : { text: '' }) } : { type: 'text', text: '' } })),
       ev('ping', '{"type": "ping"}'),
     ];
-    const deltas = deltaSizes(outputTokens);
+    const deltas = replyContent ? [] : deltaSizes(outputTokens);
+    if (replyContent) for (const delta of anthropicReplyDeltas(replyContent, pieceChars)) events.push(ev('content_block_delta', JSON.stringify({ type: 'content_block_delta', index: 0, delta })));
     for (const n of deltas) events.push(ev('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${TOKEN.repeat(n)}"}}`));
     events.push(
       ev('content_block_stop', '{"type":"content_block_stop","index":0}'),
@@ -473,6 +577,45 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       ev('message_stop', '{"type":"message_stop"}'),
     );
     return deliverStream(res, rec, 'anthropic', events, 3, deltas, events.length - 1);
+  }
+
+  function previousContext(body: any): number {
+    const usage = typeof body?.previous_response_id === 'string' ? storedResponses.get(body.previous_response_id)?.response.usage : undefined;
+    return usage ? usage.input_tokens + usage.output_tokens : 0;
+  }
+
+  function responseTokens(body: any) {
+    return responsesTokens(body, replyTokens, details, previousContext(body));
+  }
+
+  async function responses(res: ServerResponse, rec: RecordedRequest, method: string, path: string, body: any): Promise<void> {
+    const notFound = (what: string) => sendJson(res, rec, 404, 'openai', errorBody('openai', 404, what));
+    const stored = /^\/v1\/responses\/([^/]+)(\/input_items)?$/.exec(path);
+    if (method === 'POST' && path === '/v1/responses/compact') {
+      return deliverJson(res, rec, 'openai', JSON.stringify(compaction(body, responseTokens(body), ++seq)));
+    }
+    if (method === 'POST' && path === '/v1/responses') {
+      if (body.previous_response_id !== undefined && !storedResponses.has(body.previous_response_id))
+        return sendJson(res, rec, 400, 'openai', errorBody('openai', 400, `Previous response with id '${body.previous_response_id}' not found.`));
+      const n = ++seq;
+      const built = buildResponse(body, responseTokens(body), replyTokens, details, toolCallFor(body, toolCall), n, deltaSizes);
+      if (body.store !== false) storedResponses.set(built.response.id, { response: built.response, inputItems: inputItems(body, n) });
+      if (!body.stream) return deliverJson(res, rec, 'openai', JSON.stringify(built.response));
+      // late-usage: the pause comes after the terminal event (which carries the usage), before the stream ends.
+      return deliverStream(res, rec, 'openai', [...built.events, ''], built.firstDelta, built.deltaTokens, built.terminal + 1, failedEvent(built.response.id));
+    }
+    const found = stored && storedResponses.get(decodeURIComponent(stored[1]!));
+    if (!stored || !found) return notFound(stored ? `Response with id '${stored[1]}' not found.` : `Unknown request URL: ${method} ${path}`);
+    if (method === 'GET' && stored[2]) {
+      const data = found.inputItems;
+      return deliverJson(res, rec, 'openai', JSON.stringify({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null, has_more: false }));
+    }
+    if (method === 'GET') return deliverJson(res, rec, 'openai', JSON.stringify(found.response));
+    if (method === 'DELETE' && !stored[2]) {
+      storedResponses.delete(found.response.id);
+      return deliverJson(res, rec, 'openai', JSON.stringify({ id: found.response.id, object: 'response', deleted: true }));
+    }
+    return notFound(`Unknown request URL: ${method} ${path}`);
   }
 
   function embeddings(res: ServerResponse, rec: RecordedRequest, body: any): Promise<void> {
@@ -497,6 +640,97 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
         has_more: false, first_id: cfg.models[0] ?? null, last_id: cfg.models[cfg.models.length - 1] ?? null })
       : JSON.stringify({ object: 'list', data: cfg.models.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'fake' })) });
     return deliverJson(res, rec, format, json);
+  }
+
+  /** The tokens a scripted reply reports: input as reportedTokens(), output as the reply says (see the top). */
+  function scriptedTokens(body: any, api: Format, reply: ScriptedReply): TokenKinds {
+    const kinds = reportedTokens(body, api, replyTokens, details);
+    const written = reply.blocks.reduce((n, b) => n + (b.type === 'text' ? b.text.length : b.type === 'thinking' ? b.thinking.length : b.name.length + JSON.stringify(b.input).length), 0);
+    const visible = reply.outputTokens ?? Math.max(1, Math.ceil(written / 4));
+    const reasoning = api === 'openai' ? Math.max(0, Math.floor(details.reasoningTokens ?? 0)) : 0;
+    return { ...kinds, outputTokens: visible + reasoning, reasoningTokens: reasoning };
+  }
+
+  async function scriptedMessages(res: ServerResponse, rec: RecordedRequest, body: any, reply: ScriptedReply): Promise<void> {
+    const kinds = scriptedTokens(body, 'anthropic', reply);
+    rec.reported = kinds;
+    const id = `msg_fake${++seq}`;
+    const blocks = reply.blocks.map((b) => (b.type === 'tool_use' ? { ...b, id: b.id ?? `toolu_fake${++seq}` } : b));
+    const stop = blocks.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn';
+    const writes = kinds.cacheWrite5mTokens + kinds.cacheWrite1hTokens;
+    const input = { input_tokens: kinds.inputTokens, cache_creation_input_tokens: writes, cache_read_input_tokens: kinds.cachedInputTokens };
+    const split = details.unsplitCacheWrites ? {} : { cache_creation: { ephemeral_5m_input_tokens: kinds.cacheWrite5mTokens, ephemeral_1h_input_tokens: kinds.cacheWrite1hTokens } };
+    const usage = { ...input, ...split, output_tokens: kinds.outputTokens, service_tier: 'standard' };
+    const signature = (i: number) => Buffer.from(`fake-signature-${id}-${i}`).toString('base64');
+    const content = blocks.map((b, i) => (b.type === 'thinking' ? { type: 'thinking', thinking: b.thinking, signature: signature(i) } : b));
+    if (!body.stream) {
+      return deliverJson(res, rec, 'anthropic', JSON.stringify({
+        id, type: 'message', role: 'assistant', model: body.model, content, stop_reason: stop, stop_sequence: null, usage,
+      }));
+    }
+    const ev = (data: object) => `event: ${(data as { type: string }).type}\ndata: ${JSON.stringify(data)}\n\n`;
+    const events = [
+      ev({ type: 'message_start', message: { id, type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null,
+        stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }),
+      ev({ type: 'ping' }),
+    ];
+    blocks.forEach((b, index) => {
+      if (b.type === 'thinking') {
+        events.push(ev({ type: 'content_block_start', index, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+        for (const piece of scriptedPieces(b.thinking)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: piece } }));
+        events.push(ev({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: signature(index) } }));
+      } else if (b.type === 'text') {
+        events.push(ev({ type: 'content_block_start', index, content_block: { type: 'text', text: '' } }));
+        for (const piece of scriptedPieces(b.text)) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: piece } }));
+      } else {
+        events.push(ev({ type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }));
+        for (const piece of scriptedPieces(JSON.stringify(b.input))) events.push(ev({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: piece } }));
+      }
+      events.push(ev({ type: 'content_block_stop', index }));
+    });
+    events.push(
+      ev({ type: 'message_delta', delta: { stop_reason: stop, stop_sequence: null }, usage: { ...input, output_tokens: kinds.outputTokens } }),
+      ev({ type: 'message_stop' }),
+    );
+    return deliverStream(res, rec, 'anthropic', events, 2, [], events.length - 1);
+  }
+
+  async function scriptedChat(res: ServerResponse, rec: RecordedRequest, body: any, reply: ScriptedReply): Promise<void> {
+    const kinds = scriptedTokens(body, 'openai', reply);
+    rec.reported = kinds;
+    const prompt = kinds.inputTokens + kinds.cachedInputTokens;
+    const id = `chatcmpl-fake${++seq}`;
+    const created = Math.floor(Date.now() / 1000);
+    const text = reply.blocks.filter((b) => b.type === 'text').map((b) => (b as { text: string }).text).join('');
+    const calls = reply.blocks.filter((b): b is Extract<ScriptedBlock, { type: 'tool_use' }> => b.type === 'tool_use')
+      .map((b) => ({ id: b.id ?? `call_fake${++seq}`, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input) } }));
+    const finish = calls.length > 0 ? 'tool_calls' : 'stop';
+    const usage = { prompt_tokens: prompt, completion_tokens: kinds.outputTokens, total_tokens: prompt + kinds.outputTokens,
+      prompt_tokens_details: { cached_tokens: kinds.cachedInputTokens, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: kinds.reasoningTokens, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 } };
+    if (!body.stream) {
+      return deliverJson(res, rec, 'openai', JSON.stringify({
+        id, object: 'chat.completion', created, model: body.model, system_fingerprint: 'fp_fake', service_tier: 'default',
+        choices: [{ index: 0, message: { role: 'assistant', content: calls.length > 0 && text === '' ? null : text, refusal: null, annotations: [],
+          ...(calls.length > 0 ? { tool_calls: calls } : {}) }, logprobs: null, finish_reason: finish }],
+        usage,
+      }));
+    }
+    const withUsage = body.stream_options?.include_usage === true;
+    const chunk = (choices: object[], extra: object = withUsage ? { usage: null } : {}) => `data: ${JSON.stringify({
+      id, object: 'chat.completion.chunk', created, model: body.model, system_fingerprint: 'fp_fake', choices, ...extra })}\n\n`;
+    const delta = (d: object, finishReason: string | null = null) => chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finishReason }]);
+    const events = [delta({ role: 'assistant', content: calls.length > 0 && text === '' ? null : '', refusal: null })];
+    for (const piece of text === '' ? [] : scriptedPieces(text)) events.push(delta({ content: piece }));
+    calls.forEach((c, index) => {
+      events.push(delta({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }));
+      for (const piece of scriptedPieces(c.function.arguments)) events.push(delta({ tool_calls: [{ index, function: { arguments: piece } }] }));
+    });
+    events.push(delta({}, finish));
+    const afterFinish = events.length;
+    if (withUsage) events.push(chunk([], { usage }));
+    events.push('data: [DONE]\n\n');
+    return deliverStream(res, rec, 'openai', events, 1, [], afterFinish);
   }
 
   function checkBody(path: string, body: any): string | undefined {
@@ -525,7 +759,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const requested = typeof headerMode === 'string' ? parseMode(headerMode) : undefined;
     const rec: RecordedRequest = {
       method, path, url, headers: req.headers, body,
-      mode: requested ?? (typeof body?.model === 'string' ? modeByModel.get(body.model) : undefined) ?? mode,
+      mode: requested ?? nextModes.shift() ?? (typeof body?.model === 'string' ? modeByModel.get(body.model) : undefined) ?? mode,
       outcome: 'pending', tokensSent: 0, at: Date.now(),
     };
     if (record) requests.push(rec);
@@ -550,6 +784,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       return sendJson(res, rec, status, format, errorBody(format, status, `Fake upstream error with status ${status}`));
     }
 
+    if (path === '/v1/responses' || path.startsWith('/v1/responses/')) {
+      if (badJson) return sendJson(res, rec, 400, 'openai', errorBody('openai', 400, 'We could not parse the JSON body of your request.'));
+      if (method === 'POST' && typeof body?.model !== 'string') return sendJson(res, rec, 400, 'openai', errorBody('openai', 400, 'model: field required'));
+      return responses(res, rec, method, path, body);
+    }
     const route = `${method} ${path}`;
     if (route === 'GET /v1/models') return models(res, rec, format);
     const known = route === 'POST /v1/chat/completions' || route === 'POST /v1/embeddings' || route === 'POST /v1/messages' || route === 'POST /v1/messages/count_tokens';
@@ -558,6 +797,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const problem = checkBody(path, body);
     if (problem) return sendJson(res, rec, 400, format, errorBody(format, 400, problem));
     if (path === '/v1/messages/count_tokens') return deliverJson(res, rec, 'anthropic', JSON.stringify({ input_tokens: expectedUsage(body).inputTokens }));
+    const scripted = path !== '/v1/embeddings' ? responder?.(body, format, rec) : undefined;
+    if (scripted) return path === '/v1/chat/completions' ? scriptedChat(res, rec, body, scripted) : scriptedMessages(res, rec, body, scripted);
     if (path === '/v1/chat/completions') return chatCompletions(res, rec, body);
     if (path === '/v1/embeddings') return embeddings(res, rec, body);
     return messages(res, rec, body);
@@ -596,15 +837,29 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     setRetryAfter(value: string | null) { retryAfter = value; },
     expectedUsage(body: unknown) { return expectedUsage(body, replyTokens); },
     setUsageDetails(next: UsageDetails) { details = { ...next }; },
+    setReplyContent(next: ReplyContent | null) { replyContent = next; },
     expectedTokens(body: unknown, api: Format) { return reportedTokens(body, api, replyTokens, details); },
+    setResponsesToolCall(call: FakeToolCall | null) { toolCall = call; },
+    expectedResponseTokens(body: unknown) { return responseTokens(body); },
+    storedResponses,
     reset() {
       details = {};
+      replyContent = null;
+      storedResponses.clear();
+      toolCall = null;
       requests.length = 0;
       served = 0;
       mode = initialMode;
       modeByModel = new Map();
       replyTokens = cfg.replyTokens;
       retryAfter = null;
+      responder = null;
+      nextModes = [];
+    },
+    setResponder(next: Responder | null) { responder = next; },
+    setModeForNext(...modes: FakeMode[]) {
+      for (const m of modes) if (!parseMode(m)) throw new Error(`unknown fake mode: ${m}`);
+      nextModes.push(...modes);
     },
     close() {
       // resolves once the server stopped and every pending response saw its 'close' (outcomes are final)

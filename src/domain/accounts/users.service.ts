@@ -8,6 +8,7 @@ import { billingPeriodAt } from '../billing/period.js';
 import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, isDuplicateKeyError, notFound } from '../errors.js';
 import { newId } from '../ids.js';
+import { validateName } from '../names.js';
 import { defaultPlan, findPlan, type Plan } from './plans.js';
 
 export interface User {
@@ -29,6 +30,7 @@ export interface NewUser {
   planName?: string;
 }
 
+export const USER_NAME_MAX = 100;
 export const PASSWORD_MIN = 10;
 export const PASSWORD_MAX = 200;
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -67,7 +69,7 @@ export class UsersService {
     if (!EMAIL_PATTERN.test(email) || email.length > 254) throw badInput('Enter a valid e-mail address.');
     if (input.password.length < PASSWORD_MIN || input.password.length > PASSWORD_MAX)
       throw badInput(`Passwords are ${PASSWORD_MIN} to ${PASSWORD_MAX} characters long.`);
-    const name = (input.name ?? email.split('@')[0] ?? email).trim().slice(0, 100) || email;
+    const name = input.name !== undefined ? validateName(input.name, 'A name', USER_NAME_MAX) : (email.split('@')[0] ?? email).slice(0, USER_NAME_MAX) || email;
     const { db, clock, audit, timeZone } = this.deps;
     const passwordHash = await hashPassword(input.password);
     const now = clock.now();

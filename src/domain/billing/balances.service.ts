@@ -4,11 +4,17 @@ import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, forbidden, notFound } from '../errors.js';
-import { MAX_AMOUNT_MICRO, toMicro, type Micro } from '../money.js';
+import { formatAud, MAX_AMOUNT_MICRO, toMicro, type Micro } from '../money.js';
 import { planFromRow, type Plan } from '../accounts/plans.js';
 import { appendLedger } from './ledger.js';
 import { billingPeriodAt } from './period.js';
 import { countersInPeriod } from './rollover.js';
+
+/**
+ * The largest prepaid or team balance a top-up may produce: 8 billion AUD in micro-AUD, below 2^53 (about 9.007e15)
+ * so a balance stays an exact JavaScript integer on every read, with room for the one request that may overrun it.
+ */
+export const MAX_BALANCE_MICRO: Micro = 8 * MAX_AMOUNT_MICRO;
 
 export interface PersonalBalance {
   plan: Plan;
@@ -61,16 +67,20 @@ export class BalancesService {
     if (!Number.isSafeInteger(amountMicro) || amountMicro <= 0 || amountMicro > MAX_AMOUNT_MICRO)
       throw badInput('A top-up is a positive AUD amount.');
     const now = this.deps.clock.now();
+    // One conditional UPDATE: the balance grows only while it stays within MAX_BALANCE_MICRO, so concurrent top-ups
+    // cannot pass it either.
+    const headroom = MAX_BALANCE_MICRO - amountMicro;
+    const tooMuch = () => badInput(`That top-up would take the balance past the maximum of ${formatAud(MAX_BALANCE_MICRO)}.`);
     return withTransaction(this.deps.db, async (tx) => {
       if ('userId' in target) {
-        const changed = await tx('personal_balances').where({ user_id: target.userId }).increment('prepaid_micro', amountMicro);
-        if (!changed) throw notFound('User');
+        const changed = await tx('personal_balances').where({ user_id: target.userId }).where('prepaid_micro', '<=', headroom).increment('prepaid_micro', amountMicro);
+        if (!changed) throw (await tx('personal_balances').where({ user_id: target.userId }).first('user_id')) ? tooMuch() : notFound('User');
         await appendLedger(tx, [{ account: 'user_prepaid', userId: target.userId, amountMicro, kind: 'topup', note, createdBy: actor.userId }], now);
         await this.deps.audit.record(tx, actor, 'balance.credit', { type: 'user', id: target.userId }, { amountMicro, note });
         return toMicro((await tx('personal_balances').where({ user_id: target.userId }).first('prepaid_micro'))!.prepaid_micro);
       }
-      const changed = await tx('teams').where({ id: target.teamId }).increment('balance_micro', amountMicro);
-      if (!changed) throw notFound('Team');
+      const changed = await tx('teams').where({ id: target.teamId }).where('balance_micro', '<=', headroom).increment('balance_micro', amountMicro);
+      if (!changed) throw (await tx('teams').where({ id: target.teamId }).first('id')) ? tooMuch() : notFound('Team');
       await appendLedger(tx, [{ account: 'team', teamId: target.teamId, amountMicro, kind: 'topup', note, createdBy: actor.userId }], now);
       await this.deps.audit.record(tx, actor, 'balance.credit', { type: 'team', id: target.teamId }, { amountMicro, note });
       return toMicro((await tx('teams').where({ id: target.teamId }).first('balance_micro'))!.balance_micro);

@@ -7,7 +7,10 @@ import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, notFound } from '../errors.js';
 import { newId } from '../ids.js';
+import { validateExpiry } from '../expiry.js';
+import { validateName } from '../names.js';
 import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
+import { lockedTeamRoleOf, teamRoleOf } from '../teams/membership.js';
 import { teamPermissions, type TeamRole } from '../teams/roles.js';
 import { keyFromRow, statusForLimit, type ApiKey, type KeyStatus } from './key.js';
 import { controlColumns, replaceTags, tagsOf, type KeyControlsInput, type ResolveModel } from './key-settings.js';
@@ -46,13 +49,15 @@ export class KeysService {
   constructor(private readonly deps: KeysDeps) {}
 
   async create(input: CreateKeyInput, actor: Actor): Promise<{ key: ApiKey; secret: string }> {
-    const name = validateName(input.name);
+    const name = validateName(input.name, 'A key name', KEY_NAME_MAX);
     const limit = validateLimit(input.spendLimitMicro ?? null);
-    const expiresAt = this.validateExpiry(input.expiresAt ?? null);
+    const expiresAt = validateExpiry(input.expiresAt, this.deps.clock.now());
     const controls = await controlColumns(input, this.deps.resolveModel);
     return withTransaction(this.deps.db, async (tx) => {
       if (input.teamId) {
-        const role = await teamRoleOf(tx, input.teamId, actor.userId);
+        // Locked: a removal or demotion to viewer running now either finishes first (and we refuse) or waits for
+        // this key to commit (and then revokes it).
+        const role = await lockedTeamRoleOf(tx, input.teamId, actor.userId);
         if (!role) throw notFound('Team');
         if (!teamPermissions.createKeys(role)) throw forbidden('Viewers cannot create team keys.');
       }
@@ -81,7 +86,7 @@ export class KeysService {
   }
 
   async update(id: string, changes: KeyControlsInput & { name?: string; spendLimitMicro?: Micro | null }, actor: Actor): Promise<ApiKey> {
-    const name = changes.name === undefined ? undefined : validateName(changes.name);
+    const name = changes.name === undefined ? undefined : validateName(changes.name, 'A key name', KEY_NAME_MAX);
     const limit = changes.spendLimitMicro === undefined ? undefined : validateLimit(changes.spendLimitMicro);
     const controls = await controlColumns(changes, this.deps.resolveModel);
     return withTransaction(this.deps.db, async (tx) => {
@@ -216,30 +221,23 @@ export class KeysService {
   /**
    * Loads a key if the actor may access it; otherwise "not found", so ids of other people's keys reveal nothing.
    * Personal keys: their owner. Team keys: per the role table. Installation admins may view and revoke any key.
+   * With `lock` (before a write) the caller's team membership and then the key are locked for the transaction.
    */
   private async loadFor(q: Queryable, id: string, actor: Actor, access: Access, lock = false): Promise<ApiKey> {
-    let query = q('api_keys').where({ id }).first();
-    if (lock) query = query.forUpdate();
-    const row = await query;
+    let row = await q('api_keys').where({ id }).first();
     if (!row) throw notFound('Key');
+    const teamId = row.team_id as string | null;
+    const roleOf = lock ? lockedTeamRoleOf : teamRoleOf;
+    const role: TeamRole | null = teamId ? await roleOf(q, teamId, actor.userId) : null;
+    if (lock) {
+      // Membership (above) before the key row: the order removeMember takes them in.
+      row = await q('api_keys').where({ id }).forUpdate().first();
+      if (!row) throw notFound('Key');
+    }
     const key = await this.fromRow(q, row);
-    if (await this.allowed(q, key, actor)) return key;
+    if (allowed(key, role, actor)) return key;
     if (isInstallationAdmin(actor) && access !== 'manage') return key;
     throw notFound('Key');
-  }
-
-  private async allowed(q: Queryable, key: ApiKey, actor: Actor): Promise<boolean> {
-    if (!key.teamId) return key.ownerId === actor.userId;
-    const role: TeamRole | null = await teamRoleOf(q, key.teamId, actor.userId);
-    if (!role) return false;
-    return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
-  }
-
-  private validateExpiry(expiresAt: Date | null): Date | null {
-    if (expiresAt === null) return null;
-    if (Number.isNaN(expiresAt.getTime())) throw badInput('The expiry is not a valid date.');
-    if (expiresAt.getTime() <= this.deps.clock.now().getTime()) throw badInput('The expiry must be in the future.');
-    return expiresAt;
   }
 }
 
@@ -280,15 +278,11 @@ export async function visibleKeysQuery(
   return { query };
 }
 
-export async function teamRoleOf(q: Queryable, teamId: string, userId: string): Promise<TeamRole | null> {
-  const row = await q('team_members').where({ team_id: teamId, user_id: userId }).first('role');
-  return (row?.role as TeamRole | undefined) ?? null;
-}
-
-function validateName(raw: string): string {
-  const name = raw.trim();
-  if (name.length < 1 || name.length > KEY_NAME_MAX) throw badInput(`A key name is 1 to ${KEY_NAME_MAX} characters.`);
-  return name;
+/** Whether the actor, whose role in the key's team is `role`, may see and manage the key (SPEC §4 visibility). */
+function allowed(key: ApiKey, role: TeamRole | null, actor: Actor): boolean {
+  if (!key.teamId) return key.ownerId === actor.userId;
+  if (!role) return false;
+  return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
 }
 
 function auditedControls(c: { columns: Record<string, unknown>; tags?: string[] }): Record<string, unknown> {

@@ -5,9 +5,10 @@ import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, conflict, forbidden, isDuplicateKeyError, notFound } from '../errors.js';
 import { newId } from '../ids.js';
+import { validateName } from '../names.js';
 import { toMicro, type Micro } from '../money.js';
 import { normalizeEmail } from '../accounts/users.service.js';
-import { teamRoleOf } from '../keys/keys.service.js';
+import { lockTeamMembers, revokeMemberTeamKeys, teamRoleOf } from './membership.js';
 import { teamPermissions, type TeamRole } from './roles.js';
 import { memberRowId } from '../keys/controls.js';
 
@@ -39,7 +40,7 @@ export class TeamsService {
   constructor(private readonly deps: TeamsDeps) {}
 
   async create(rawName: string, actor: Actor): Promise<Team> {
-    const name = validateName(rawName);
+    const name = validateName(rawName, 'A team name', TEAM_NAME_MAX);
     const now = this.deps.clock.now();
     return withTransaction(this.deps.db, async (tx) => {
       const id = newId();
@@ -82,9 +83,11 @@ export class TeamsService {
 
   async addMember(teamId: string, email: string, role: TeamRole, actor: Actor): Promise<TeamMember> {
     return withTransaction(this.deps.db, async (tx) => {
-      await this.requireMemberManager(tx, teamId, actor, role);
+      const members = await lockTeamMembers(tx, teamId);
+      requireMemberManager(members, actor, role);
       const user = await tx('users').where({ email: normalizeEmail(email) }).first();
       if (!user) throw notFound('User with that e-mail address');
+      if (members.has(user.id)) throw conflict('That user is already a member of this team.');
       try {
         await tx('team_members').insert({ id: memberRowId(teamId, user.id), team_id: teamId, user_id: user.id, role, created_at: this.deps.clock.now() });
       } catch (err) {
@@ -96,14 +99,19 @@ export class TeamsService {
     });
   }
 
+  /** Changes a member's role. Demotion to viewer revokes their team keys in the same transaction (viewers hold none). */
   async setRole(teamId: string, userId: string, role: TeamRole, actor: Actor): Promise<TeamMember> {
     return withTransaction(this.deps.db, async (tx) => {
-      const actorRole = await this.requireMemberManager(tx, teamId, actor, role);
+      const members = await lockTeamMembers(tx, teamId);
+      const actorRole = requireMemberManager(members, actor, role);
       const current = await this.memberRow(tx, teamId, userId);
       if (!teamPermissions.canManageRole(actorRole, current.role)) throw forbidden('Only owners can change an owner.');
-      if (current.role === 'owner' && role !== 'owner') await this.ensureAnotherOwner(tx, teamId, userId);
+      if (current.role === 'owner' && role !== 'owner') ensureAnotherOwner(members, userId);
       await tx('team_members').where({ team_id: teamId, user_id: userId }).update({ role });
-      await this.deps.audit.record(tx, actor, 'team.member_role', { type: 'team', id: teamId }, { userId, from: current.role, to: role });
+      const keysRevoked = !teamPermissions.createKeys(role) ? await revokeMemberTeamKeys(tx, teamId, userId, this.deps.clock.now()) : 0;
+      await this.deps.audit.record(tx, actor, 'team.member_role', { type: 'team', id: teamId }, {
+        userId, from: current.role, to: role, ...(keysRevoked > 0 && { keysRevoked }),
+      });
       return { ...current, role };
     });
   }
@@ -114,31 +122,20 @@ export class TeamsService {
    */
   async removeMember(teamId: string, userId: string, actor: Actor): Promise<void> {
     await withTransaction(this.deps.db, async (tx) => {
+      const members = await lockTeamMembers(tx, teamId);
       // The caller's own membership first: otherwise "member not found" vs "team not found" would tell an
       // outsider who is in the team.
-      if (!(await teamRoleOf(tx, teamId, actor.userId))) throw notFound('Team');
+      if (!members.has(actor.userId)) throw notFound('Team');
       const current = await this.memberRow(tx, teamId, userId);
       if (userId !== actor.userId) {
-        const actorRole = await this.requireMemberManager(tx, teamId, actor, current.role);
+        const actorRole = requireMemberManager(members, actor, current.role);
         if (!teamPermissions.canManageRole(actorRole, current.role)) throw forbidden('Only owners can remove an owner.');
       }
-      if (current.role === 'owner') await this.ensureAnotherOwner(tx, teamId, userId);
+      if (current.role === 'owner') ensureAnotherOwner(members, userId);
       await tx('team_members').where({ team_id: teamId, user_id: userId }).delete();
-      const now = this.deps.clock.now();
-      const revoked = await tx('api_keys')
-        .where({ team_id: teamId, owner_id: userId })
-        .whereNot('status', 'revoked')
-        .update({ status: 'revoked', revoked_at: now, updated_at: now });
-      await this.deps.audit.record(tx, actor, 'team.member_remove', { type: 'team', id: teamId }, { userId, keysRevoked: revoked });
+      const keysRevoked = await revokeMemberTeamKeys(tx, teamId, userId, this.deps.clock.now());
+      await this.deps.audit.record(tx, actor, 'team.member_remove', { type: 'team', id: teamId }, { userId, keysRevoked });
     });
-  }
-
-  private async requireMemberManager(q: Queryable, teamId: string, actor: Actor, targetRole: TeamRole): Promise<TeamRole> {
-    const role = await teamRoleOf(q, teamId, actor.userId);
-    if (!role) throw notFound('Team');
-    if (!teamPermissions.manageMembers(role)) throw forbidden('Only team owners and admins manage members.');
-    if (!teamPermissions.canManageRole(role, targetRole)) throw forbidden('Only owners can grant or manage the owner role.');
-    return role;
   }
 
   private async memberRow(q: Queryable, teamId: string, userId: string): Promise<TeamMember> {
@@ -149,11 +146,21 @@ export class TeamsService {
     if (!row) throw notFound('Member');
     return row as TeamMember;
   }
+}
 
-  private async ensureAnotherOwner(q: Queryable, teamId: string, leavingUserId: string): Promise<void> {
-    const others = await q('team_members').where({ team_id: teamId, role: 'owner' }).whereNot('user_id', leavingUserId).count({ n: '*' }).first();
-    if (Number(others?.n ?? 0) === 0) throw conflict('A team needs at least one owner; make someone else owner first.');
-  }
+/** The caller's role from the team's locked membership rows, if it lets them manage a member of `targetRole`. */
+function requireMemberManager(members: Map<string, TeamRole>, actor: Actor, targetRole: TeamRole): TeamRole {
+  const role = members.get(actor.userId);
+  if (!role) throw notFound('Team');
+  if (!teamPermissions.manageMembers(role)) throw forbidden('Only team owners and admins manage members.');
+  if (!teamPermissions.canManageRole(role, targetRole)) throw forbidden('Only owners can grant or manage the owner role.');
+  return role;
+}
+
+/** A team always has an owner: asked of the locked membership rows, so two owners leaving at once cannot both pass. */
+function ensureAnotherOwner(members: Map<string, TeamRole>, leavingUserId: string): void {
+  const others = [...members].filter(([userId, role]) => role === 'owner' && userId !== leavingUserId);
+  if (others.length === 0) throw conflict('A team needs at least one owner; make someone else owner first.');
 }
 
 function teamFromRow(r: Record<string, unknown>): Team {
@@ -164,10 +171,4 @@ function teamFromRow(r: Record<string, unknown>): Team {
     heldMicro: toMicro(r.held_micro),
     role: (r.role as TeamRole | null) ?? null,
   };
-}
-
-function validateName(raw: string): string {
-  const name = raw.trim();
-  if (name.length < 1 || name.length > TEAM_NAME_MAX) throw badInput(`A team name is 1 to ${TEAM_NAME_MAX} characters.`);
-  return name;
 }

@@ -5,8 +5,10 @@ import { generateSecret, hashSecret, isWellFormedSecret, lastFour } from '../../
 import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
-import { badInput, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
+import { validateExpiry } from '../expiry.js';
 import { newId } from '../ids.js';
+import { validateName } from '../names.js';
 import { userFromRow, type User } from '../accounts/users.service.js';
 
 export interface ManagementToken {
@@ -20,6 +22,8 @@ export interface ManagementToken {
   status: 'active' | 'revoked' | 'expired';
 }
 
+export const TOKEN_NAME_MAX = 100;
+
 export interface TokensDeps {
   db: Db;
   clock: Clock;
@@ -31,16 +35,15 @@ export class TokensService {
   constructor(private readonly deps: TokensDeps) {}
 
   async create(input: { name: string; expiresAt?: Date | null }, actor: Actor): Promise<{ token: ManagementToken; secret: string }> {
-    const name = input.name.trim();
-    if (name.length < 1 || name.length > 100) throw badInput('A token name is 1 to 100 characters.');
+    const name = validateName(input.name, 'A token name', TOKEN_NAME_MAX);
     const now = this.deps.clock.now();
-    if (input.expiresAt && !(input.expiresAt.getTime() > now.getTime())) throw badInput('The expiry must be in the future.');
+    const expiresAt = validateExpiry(input.expiresAt, now);
     const secret = generateSecret('mbm_');
     const id = newId();
     return withTransaction(this.deps.db, async (tx) => {
       await tx('management_tokens').insert({
         id, user_id: actor.userId, name, token_hash: hashSecret(secret), last4: lastFour(secret),
-        expires_at: input.expiresAt ?? null, created_at: now,
+        expires_at: expiresAt, created_at: now,
       });
       await this.deps.audit.record(tx, actor, 'token.create', { type: 'token', id }, { name });
       return { token: this.fromRow((await tx('management_tokens').where({ id }).first())!), secret };

@@ -21,8 +21,18 @@ export interface UpstreamRequest {
 
 export type UpstreamResponse = Dispatcher.ResponseData;
 
+/** A request without a body to a path under the base URL (reading or deleting a stored object). */
+export interface UpstreamCall {
+  method: 'GET' | 'DELETE';
+  /** Relative to the base URL, query included; built by the proxy, never taken whole from the client. */
+  path: string;
+  clientHeaders: IncomingHttpHeaders;
+  signal: AbortSignal;
+}
+
 export interface UpstreamClient {
   send(target: UpstreamTarget, endpoint: EndpointName, request: UpstreamRequest): Promise<UpstreamResponse>;
+  call(target: UpstreamTarget, request: UpstreamCall): Promise<UpstreamResponse>;
   close(): Promise<void>;
 }
 
@@ -46,6 +56,15 @@ export function createUpstreamClient(options: { timeoutMs: number }): UpstreamCl
         method: 'POST',
         headers: target.provider.headers(target.apiKey, request.clientHeaders),
         body: request.body,
+        signal: request.signal,
+      });
+    },
+    call(target, request) {
+      return agent.request({
+        origin: target.origin,
+        path: target.basePath + request.path,
+        method: request.method,
+        headers: target.provider.headers(target.apiKey, request.clientHeaders),
         signal: request.signal,
       });
     },

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../../config.js';
 import type { Provider } from '../../domain/models/models.service.js';
 import { anthropicProvider } from './anthropic/index.js';
-import { demoBaseUrl, DEMO_TOKEN } from './demo/index.js';
+import { demoBaseUrl } from './demo/index.js';
 import type { UpstreamTarget } from './http.js';
 import { openaiProvider } from './openai/index.js';
 import type { UpstreamProvider } from './types.js';
@@ -22,7 +22,7 @@ export interface Upstreams {
  * client's request came in on (the app's own listen address, known only after listen). A server that needs no
  * key (a local model server) is configured with its base URL and any non-empty key.
  */
-export function createUpstreams(config: Pick<Config, 'openai' | 'anthropic'>): Upstreams {
+export function createUpstreams(config: Pick<Config, 'openai' | 'anthropic' | 'demoToken'>): Upstreams {
   const configured = new Map<Provider, UpstreamTarget>();
   for (const provider of Object.values(PROVIDERS)) {
     const { baseUrl, apiKey } = config[provider.name];
@@ -36,7 +36,7 @@ export function createUpstreams(config: Pick<Config, 'openai' | 'anthropic'>): U
       if (target) return target;
       const baseUrl = demoBaseUrl(name, socket);
       let demo = demoTargets.get(baseUrl);
-      if (!demo) demoTargets.set(baseUrl, (demo = targetAt(PROVIDERS[name], baseUrl, DEMO_TOKEN, true)));
+      if (!demo) demoTargets.set(baseUrl, (demo = targetAt(PROVIDERS[name], baseUrl, config.demoToken, true)));
       return demo;
     },
   };

@@ -8,7 +8,7 @@ export type { TokenUsage };
 export type ApiFormat = 'openai' | 'anthropic';
 
 /** The metered endpoints, by what they do (each belongs to one provider's format). */
-export type MeteredEndpointName = 'chat' | 'embeddings' | 'messages';
+export type MeteredEndpointName = 'chat' | 'embeddings' | 'messages' | 'responses' | 'compact';
 /** Every upstream endpoint: the metered ones, and Anthropic's token counting (free upstream, so not metered). */
 export type EndpointName = MeteredEndpointName | 'countTokens';
 
@@ -55,6 +55,13 @@ export interface StreamMeter {
   cutEvents(): string[];
   /** The provider reported an error inside the stream. */
   readonly failed: boolean;
+  /** The id the upstream gave the response (OpenAI Responses API `response.created`), once seen. */
+  readonly responseId?: string | null;
+  /**
+   * The error event that ends this stream when the upstream broke it, in the stream's own format, when it is not
+   * the provider's usual one (streamError).
+   */
+  errorEvent?(message: string): string;
   /** Some events may be hidden from the client, so the stream must be relayed event by event, not chunk by chunk. */
   readonly hidesEvents: boolean;
   /**
@@ -65,6 +72,11 @@ export interface StreamMeter {
 }
 
 export interface StreamMeterOptions {
+  /**
+   * The endpoint streamed: a provider may speak two stream formats (OpenAI Chat Completions and the Responses API).
+   * Absent: the provider's usual one.
+   */
+  endpoint?: MeteredEndpointName;
   clientWantsUsage: boolean;
   /** The model name sent upstream (it decides the tokenizer). */
   upstreamModel: string;

@@ -13,16 +13,18 @@ const MAX_BETA_FEATURES = 50;
 /**
  * The beta features of `anthropic-beta`, however the client wrote them: comma-separated with or without spaces, or
  * on several header lines (Node joins those with ", "). Each is checked on its own, so one odd spelling does not drop
- * the others; a name that is not one is refused (ProxyError 400, naming it) rather than silently not forwarded.
+ * the others; a name that is not one is refused (ProxyError 400, saying which by position: header values are never
+ * quoted back, they can carry credentials) rather than silently not forwarded.
  */
 export function betaFeatures(client: IncomingHttpHeaders): string[] {
   const header = client['anthropic-beta'];
   if (header === undefined) return [];
   const features: string[] = [];
-  for (const part of (Array.isArray(header) ? header.join(',') : header).split(',')) {
+  const parts = (Array.isArray(header) ? header.join(',') : header).split(',');
+  for (const [index, part] of parts.entries()) {
     const feature = part.trim();
     if (feature === '' || features.includes(feature)) continue;
-    if (!BETA_FEATURE.test(feature)) throw invalidRequest(`anthropic-beta: ${JSON.stringify(feature.slice(0, 100))} is not a beta feature name (letters, digits, ".", "_" and "-", separated by commas).`);
+    if (!BETA_FEATURE.test(feature)) throw invalidRequest(`anthropic-beta: entry ${index + 1} is not a beta feature name (letters, digits, ".", "_" and "-", separated by commas).`);
     features.push(feature);
   }
   if (features.length > MAX_BETA_FEATURES) throw invalidRequest(`anthropic-beta: more than ${MAX_BETA_FEATURES} beta features.`);

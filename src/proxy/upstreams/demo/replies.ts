@@ -8,7 +8,9 @@ export interface DemoBody {
   messages?: unknown;
   system?: unknown;
   input?: unknown;
+  instructions?: unknown;
   max_tokens?: number;
+  max_output_tokens?: number;
   max_completion_tokens?: number;
   stream?: boolean;
   stream_options?: { include_usage?: boolean };
@@ -16,23 +18,23 @@ export interface DemoBody {
   dimensions?: number;
 }
 
-function replyWords(body: DemoBody, provider: 'OpenAI' | 'Anthropic'): string[] {
+export function replyWords(body: DemoBody, provider: 'OpenAI' | 'Anthropic'): string[] {
   const variable = provider === 'OpenAI' ? 'OPENAI_API_KEY' : 'ANTHROPIC_API_KEY';
   const text =
     `[ModelBridge demo] This reply comes from ModelBridge's built-in demo upstream, not from ${body.model ?? 'a model'}. ` +
     `No ${provider} provider is configured, so your request was authenticated, metered and answered here. ` +
     `Set ${variable} to reach the real model.`;
-  const limit = body.max_completion_tokens ?? body.max_tokens ?? Number.MAX_SAFE_INTEGER;
+  const limit = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens ?? Number.MAX_SAFE_INTEGER;
   return text.split(' ').slice(0, Math.max(0, limit)).map((w, i, all) => (i < all.length - 1 ? `${w} ` : w));
 }
 
 /** The demo's token count: a quarter of the prompt's JSON length, at least one. */
-function inputTokens(body: DemoBody): number {
-  const prompt = JSON.stringify([body.system ?? null, body.messages ?? null, body.input ?? null]);
+export function inputTokens(body: DemoBody): number {
+  const prompt = JSON.stringify([body.system ?? body.instructions ?? null, body.messages ?? null, body.input ?? null]);
   return Math.max(1, Math.ceil(prompt.length / 4));
 }
 
-const now = () => Math.floor(Date.now() / 1000);
+export const now = () => Math.floor(Date.now() / 1000);
 
 export function openaiChat(body: DemoBody) {
   const words = replyWords(body, 'OpenAI');
@@ -102,7 +104,7 @@ function demoVector(text: string, dims: number): number[] {
   return v.map((x) => Math.round((x / norm) * 1e6) / 1e6);
 }
 
-function sendEvents(res: Response, events: string[]): void {
+export function sendEvents(res: Response, events: string[]): void {
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
   for (const e of events) res.write(e);
   res.end();

@@ -1,7 +1,9 @@
-import { count, field, lastObjectValue } from '../json-usage.js';
+import { lastObjectValue } from '../json-usage.js';
 import { eventData, jsonStringText } from '../sse.js';
 import type { EndpointName, StreamMeter, StreamMeterOptions, TokenUsage, UpstreamProvider } from '../types.js';
-import { countTokens, encodingOf, type OpenAiEncoding } from './tokens.js';
+import { responsesStreamMeter } from './responses-stream.js';
+import { encodingOf, generatedTokensBound, type OpenAiEncoding } from './tokens.js';
+import { usageOf } from './usage.js';
 
 /**
  * The generated text a chunk carries, as JSON string bodies: content, tool-call names and arguments, a refusal, the
@@ -16,21 +18,6 @@ const FINISH = /"finish_reason":"/;
  */
 const NULL_USAGE = /,\s*"usage"\s*:\s*null(?=\s*[,}])/;
 type Kind = 'content' | 'arguments' | 'name' | 'refusal' | 'reasoning_content' | 'reasoning';
-
-/**
- * An OpenAI usage object (Chat Completions and embeddings: `prompt_tokens` / `completion_tokens`; the Responses API:
- * `input_tokens` / `output_tokens`). Careful: the prompt count INCLUDES its `cached_tokens` (so the fresh input is the
- * difference), and the completion count includes the hidden `reasoning_tokens`. A detail larger than its total (never
- * from OpenAI) is capped at it, so no token moves to a cheaper kind than the total allows.
- */
-function usageOf(u: Record<string, unknown>): TokenUsage {
-  const prompt = count(u.prompt_tokens ?? u.input_tokens);
-  const completion = count(u.completion_tokens ?? u.output_tokens);
-  const cached = Math.min(prompt, count(field(u.prompt_tokens_details ?? u.input_tokens_details, 'cached_tokens')));
-  const reasoning = Math.min(completion, count(field(u.completion_tokens_details ?? u.output_tokens_details, 'reasoning_tokens')));
-  // OpenAI charges nothing extra for writing its prompt cache and does not report writes.
-  return { inputTokens: prompt - cached, cachedInputTokens: cached, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0, outputTokens: completion, reasoningTokens: reasoning };
-}
 
 /**
  * Reads an OpenAI chat stream. The proxy always asks the upstream for `stream_options.include_usage`, which adds a
@@ -130,12 +117,7 @@ class OpenAiStreamMeter implements StreamMeter {
    * more: a model may emit a tokenisation that is not the tokenizer's own (one chunk is at least one token).
    */
   async outputTokensBound(cap: number): Promise<number> {
-    let tokens = 0;
-    for (const parts of this.generated.values()) {
-      if (tokens >= cap) break;
-      tokens += await countTokens(parts.join(''), this.encoding, cap - tokens);
-    }
-    return Math.min(cap, Math.max(tokens, this.outputDeltas));
+    return generatedTokensBound(this.generated, this.outputDeltas, this.encoding, cap);
   }
 
   get outputSoFar(): number {
@@ -153,7 +135,7 @@ export const openaiProvider: UpstreamProvider = {
   name: 'openai',
   format: 'openai',
   defaultBaseUrl: 'https://api.openai.com/v1',
-  paths: { chat: '/chat/completions', embeddings: '/embeddings' },
+  paths: { chat: '/chat/completions', embeddings: '/embeddings', responses: '/responses', compact: '/responses/compact' },
 
   headers(apiKey) {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -174,7 +156,7 @@ export const openaiProvider: UpstreamProvider = {
     return usage ? usageOf(usage) : null;
   },
 
-  streamMeter: (options) => new OpenAiStreamMeter(options),
+  streamMeter: (options) => (options.endpoint === 'responses' ? responsesStreamMeter(options) : new OpenAiStreamMeter(options)),
 
   streamError(message) {
     return `data: ${JSON.stringify({ error: { message, type: 'server_error', code: 'upstream_error', param: null } })}\n\n`;

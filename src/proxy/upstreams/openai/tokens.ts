@@ -67,3 +67,18 @@ function windowEnd(text: string, start: number): number {
   const code = text.charCodeAt(full - 1);
   return code >= 0xd800 && code <= 0xdbff ? full - 1 : full;
 }
+
+/**
+ * An upper bound of the output tokens a stream that ended early carried: the generated text of each kind (content,
+ * tool arguments, …) counted on its own with the model's tokenizer, so no token is merged across two of them — or
+ * the number of deltas that carried text when that is more (a model may emit a tokenisation that is not the
+ * tokenizer's own, and each delta is at least one token); never more than `cap`.
+ */
+export async function generatedTokensBound(generated: Map<string, string[]>, deltas: number, encoding: OpenAiEncoding, cap: number): Promise<number> {
+  let tokens = 0;
+  for (const parts of generated.values()) {
+    if (tokens >= cap) break;
+    tokens += await countTokens(parts.join(''), encoding, cap - tokens);
+  }
+  return Math.min(cap, Math.max(tokens, deltas));
+}
