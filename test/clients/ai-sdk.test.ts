@@ -95,3 +95,27 @@ describe('AI SDK (@ai-sdk/openai .chat()) through ModelBridge', () => {
     expect(await tier.expectBill()).toMatchObject({ charged: 2 });
   });
 });
+
+describe('AI SDK (@ai-sdk/openai) default: the Responses API', () => {
+  it('generateText and streamText with openai(model) go to /v1/responses and are billed, cached and reasoning tokens included', async () => {
+    tier.fake.setUsageDetails({ cacheReadTokens: 300, reasoningTokens: 20 });
+    const model = openai()('gpt-5.5');
+    const generated = await generateText({ model, system, prompt: 'Hi', maxOutputTokens: 64, maxRetries: 0 });
+    expect(generated.text.length).toBeGreaterThan(0);
+    const streamed = streamText({ model, system, prompt: 'Hi again', maxOutputTokens: 64, maxRetries: 0 });
+    expect((await streamed.text).length).toBeGreaterThan(0);
+    expect(tier.fake.requests.map((r) => r.path)).toEqual(['/v1/responses', '/v1/responses']);
+    expect(await tier.expectBill()).toMatchObject({ charged: 2 });
+  });
+});
+
+describe('AI SDK (@ai-sdk/openai .chat()) with a Claude model: translated to Messages', () => {
+  it('streamText with a tool loop on claude-haiku-5-5 through /v1/chat/completions, billed at the Anthropic usage', async () => {
+    tier.fake.setResponder(weatherRound);
+    const result = streamText({ model: openai().chat('claude-haiku-5-5'), prompt: 'Weather in Hobart?', tools: { get_weather: weather }, stopWhen: stepCountIs(3), maxRetries: 0 });
+    expect(await result.text).toBe('It is 12°C in Hobart.');
+    expect(tier.fake.requests.map((r) => r.path)).toEqual(['/v1/messages', '/v1/messages']);
+    expect(await tier.expectBill()).toMatchObject({ charged: 2 });
+  });
+});
+

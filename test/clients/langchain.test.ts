@@ -86,3 +86,24 @@ describe('LangChain ChatOpenAI through ModelBridge', () => {
     expect(await tier.expectBill()).toMatchObject({ charged: 2 });
   });
 });
+
+describe('LangChain ChatOpenAI with a Claude model (translated to Anthropic Messages)', () => {
+  it('invoke, stream and a bindTools round trip on claude-haiku-5-5 through /v1/chat/completions, billed at the Anthropic usage', async () => {
+    tier.fake.setUsageDetails({ cacheReadTokens: 300, cacheWrite5mTokens: 40 });
+    const claude = chatOpenAI('claude-haiku-5-5');
+    expect((await claude.invoke(prompt)).content).toBe('tok '.repeat(8));
+    const streamed = await concat(await claude.stream(prompt));
+    expect(streamed.content).toBe('tok '.repeat(8));
+    expect(streamed.usage_metadata?.input_token_details?.cache_read).toBe(300);
+    tier.fake.setResponder(callsWeatherThenAnswers);
+    const model = claude.bindTools([weather]);
+    const messages = [new HumanMessage('Weather in Hobart?')];
+    const first = await concat(await model.stream(messages));
+    expect(first.tool_calls).toMatchObject([{ name: 'get_weather', args: { city: 'Hobart' } }]);
+    const asked = new AIMessage({ content: first.content, tool_calls: first.tool_calls });
+    const second = await model.invoke([...messages, asked, new ToolMessage({ tool_call_id: first.tool_calls![0]!.id!, content: '12°C' })]);
+    expect(second.content).toBe('It is 12°C in Hobart.');
+    expect(tier.fake.requests.every((r) => r.path === '/v1/messages')).toBe(true);
+    expect(await tier.expectBill()).toMatchObject({ charged: 4 });
+  });
+});

@@ -592,13 +592,15 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const notFound = (what: string) => sendJson(res, rec, 404, 'openai', errorBody('openai', 404, what));
     const stored = /^\/v1\/responses\/([^/]+)(\/input_items)?$/.exec(path);
     if (method === 'POST' && path === '/v1/responses/compact') {
-      return deliverJson(res, rec, 'openai', JSON.stringify(compaction(body, responseTokens(body), ++seq)));
+      rec.reported = responseTokens(body);
+      return deliverJson(res, rec, 'openai', JSON.stringify(compaction(body, rec.reported, ++seq)));
     }
     if (method === 'POST' && path === '/v1/responses') {
       if (body.previous_response_id !== undefined && !storedResponses.has(body.previous_response_id))
         return sendJson(res, rec, 400, 'openai', errorBody('openai', 400, `Previous response with id '${body.previous_response_id}' not found.`));
       const n = ++seq;
-      const built = buildResponse(body, responseTokens(body), replyTokens, details, toolCallFor(body, toolCall), n, deltaSizes);
+      rec.reported = responseTokens(body);
+      const built = buildResponse(body, rec.reported, replyTokens, details, toolCallFor(body, toolCall), n, deltaSizes);
       if (body.store !== false) storedResponses.set(built.response.id, { response: built.response, inputItems: inputItems(body, n) });
       if (!body.stream) return deliverJson(res, rec, 'openai', JSON.stringify(built.response));
       // late-usage: the pause comes after the terminal event (which carries the usage), before the stream ends.

@@ -34,10 +34,10 @@ export interface Installation {
 
 /**
  * A fresh install, as a user gets it: `npm start` on an empty database with only the Anthropic provider settings
- * (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL) — on SQLite the embedded default file (placed in a temporary folder with
+ * (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), and the OpenAI ones when given — on SQLite the embedded default file (placed in a temporary folder with
  * SQLITE_PATH), on MySQL an empty schema of its own. The server migrates and seeds the catalog itself.
  */
-export async function startInstallation(provider: { anthropicBaseUrl: string; anthropicApiKey: string }): Promise<Installation> {
+export async function startInstallation(provider: { anthropicBaseUrl: string; anthropicApiKey: string; openaiBaseUrl?: string; openaiApiKey?: string }): Promise<Installation> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelbridge-install-'));
   let databaseUrl: string | undefined;
   let dropSchema = async () => {};
@@ -59,6 +59,7 @@ export async function startInstallation(provider: { anthropicBaseUrl: string; an
     HOME: dir,
     ANTHROPIC_API_KEY: provider.anthropicApiKey,
     ANTHROPIC_BASE_URL: provider.anthropicBaseUrl,
+    ...(provider.openaiBaseUrl ? { OPENAI_BASE_URL: provider.openaiBaseUrl, OPENAI_API_KEY: provider.openaiApiKey ?? 'sk-openai' } : {}),
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { SQLITE_PATH: sqlitePath }),
   };
 

@@ -86,6 +86,11 @@ describe('messages → chat: requests', () => {
     expect(translate({ ...base, context_management: { edits: [] } }).body.messages).toHaveLength(1);
   });
 
+  it('keeps a system message inside the conversation where it is (Claude Code sends them after a user turn)', () => {
+    const { body } = translate({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'x' }, { role: 'system', content: [{ type: 'text', text: 'Now be brief.' }] }] });
+    expect(body.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'x' }] }, { role: 'system', content: 'Now be brief.' }]);
+  });
+
   it('tells the model a tool result was an error', () => {
     const { body } = translate({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'ENOENT', is_error: true }] }] });
     expect(body.messages).toEqual([{ role: 'tool', tool_call_id: 't', content: 'Error: ENOENT' }]);

@@ -141,7 +141,10 @@ function translateMessage(value: unknown, param: string): Json[] {
   const message = objectAt(value, param);
   const content = typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : arrayAt(message.content, `${param}.content`);
   if (message.role === 'assistant') return [assistantMessage(content, param)];
-  if (message.role !== 'user') throw malformed(`${param}.role`, 'user or assistant');
+  // A system message inside the conversation (Anthropic accepts them after a user turn; Claude Code sends them):
+  // an OpenAI system message at the same place.
+  if (message.role === 'system') return [{ role: 'system', content: textOf(message.content, `${param}.content`) }];
+  if (message.role !== 'user') throw malformed(`${param}.role`, 'user, assistant or system');
   const tools: Json[] = [];
   const parts: Json[] = [];
   content.forEach((v, i) => {
