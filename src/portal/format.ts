@@ -38,6 +38,7 @@ const STATUS_LABELS: Record<string, string> = {
   revoked: 'Revoked',
   expired: 'Expired',
   limit_reached: 'Limit reached',
+  disabled: 'Paused',
   ok: 'OK',
   upstream_error: 'Upstream error',
   client_aborted: 'Client aborted',
