@@ -121,7 +121,7 @@ export class KeysService {
   /**
    * Pauses a key: every instance refuses it with 401 key_disabled from the very next request (admission reads the
    * status under the key's row lock; streams in flight are cut at their next growth). Reversible with enable, unlike
-   * revocation. Needs the same right as managing the key.
+   * revocation. Needs the right to manage the key, or to revoke it (installation admins).
    */
   async disable(id: string, actor: Actor): Promise<ApiKey> {
     return this.setPaused(id, actor, true);
@@ -134,7 +134,8 @@ export class KeysService {
 
   private async setPaused(id: string, actor: Actor, paused: boolean): Promise<ApiKey> {
     return withTransaction(this.deps.db, async (tx) => {
-      const key = await this.loadFor(tx, id, actor, 'manage', true);
+      // Installation admins may pause any key, as they may revoke any (incident response): a pause is the milder step.
+      const key = await this.loadFor(tx, id, actor, 'revoke', true);
       if (key.status === 'revoked' || key.status === 'expired') throw conflict(`This key is ${key.status}; it can no longer be paused or resumed.`);
       if ((key.status === 'disabled') === paused) return key;
       const now = this.deps.clock.now();
