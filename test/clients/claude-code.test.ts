@@ -244,8 +244,8 @@ describe(`Claude Code through a fresh install`, () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const [{ n }] = await install.db('holds').where({ key_id: limited.id }).count({ n: '*' });
-        mostHolds = Math.max(mostHolds, Number(n));
+        const held = await install.db('holds').where({ key_id: limited.id }).count({ n: '*' }).first();
+        mostHolds = Math.max(mostHolds, Number(held?.n ?? 0));
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
     })();
