@@ -209,6 +209,40 @@ describe('the metering planner (pure, no database)', () => {
     );
   });
 
+  it('keeps every key within its rate limits and allow-list, and a member within budget + one request, as the clock moves', () => {
+    fc.assert(
+      fc.property(installation, traffic, (inst, batches) => {
+        const world = worldOf(inst);
+        const admittedPerWindow = new Map<string, number>(); // key + window → admissions
+        const memberCharges: number[] = [];
+        for (const { batch, advanceMs } of batches) {
+          world.now = new Date(world.now.getTime() + advanceMs);
+          const ops = opsOf(world, batch);
+          const plan = run(world, ops);
+          plan.results.forEach((r, i) => {
+            const op = ops[i]!;
+            if (!('admit' in op) || r instanceof Error) return;
+            const key = world.rows.keys.get(op.admit.keyId)!;
+            expect(key.allowedModels === null || key.allowedModels.includes(op.admit.model)).toBe(true);
+            const slot = `${key.id}@${Math.floor(world.now.getTime() / 60_000)}`;
+            admittedPerWindow.set(slot, (admittedPerWindow.get(slot) ?? 0) + 1);
+            if (key.rateLimits.rpmLimit !== null) expect(admittedPerWindow.get(slot)).toBeLessThanOrEqual(key.rateLimits.rpmLimit);
+          });
+          for (const k of world.rows.keys.values()) {
+            const held = [...world.rows.holds.values()].filter((h) => h.keyId === k.id).length;
+            expect(k.inFlight, `in flight on ${k.id}`).toBe(held);
+            if (k.rateLimits.maxParallel !== null) expect(k.inFlight).toBeLessThanOrEqual(k.rateLimits.maxParallel);
+          }
+          for (const e of plan.changes.usageEvents) if (e.teamId) memberCharges.push(e.costMicro);
+        }
+        const member = world.rows.members.get(memberRow(TEAM, USER, null).id)!;
+        if (inst.memberBudget !== null) expect(member.spendMicro).toBeLessThanOrEqual(inst.memberBudget + Math.max(0, ...memberCharges));
+        expect(member.heldMicro).toBe([...world.rows.holds.values()].filter((h) => h.teamId).reduce((s, h) => s + h.memberHoldMicro, 0));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('splits every debit so that it adds up to the cost, in ledger entries and in the usage event', () => {
     fc.assert(
       fc.property(installation, traffic, (inst, batches) => {
