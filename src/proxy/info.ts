@@ -69,7 +69,6 @@ export function keyStatus(ctx: ProxyContext): RequestHandler {
     try {
       const key = await lookUpKey(ctx.metering, readApiKey(req));
       const limit = key.spendLimitMicro;
-      const counted = key.limitReset ? key.periodSpendMicro : key.spendMicro;
       sendJson(res, 200, {
         object: 'api_key',
         id: key.id,
@@ -82,7 +81,7 @@ export function keyStatus(ctx: ProxyContext): RequestHandler {
         limit_reset: key.limitReset,
         period_spend_aud: key.limitReset ? microToAud(key.periodSpendMicro) : null,
         next_reset_at: key.nextResetAt?.toISOString() ?? null,
-        remaining_aud: limit === null ? null : microToAud(Math.max(0, limit - counted)),
+        remaining_aud: limit === null ? null : microToAud(Math.max(0, limit - key.periodSpendMicro)),
         allowed_models: key.mayCall,
         rate_limits: { rpm: key.rpmLimit, tpm: key.tpmLimit, max_parallel: key.maxParallel },
         tags: key.tags,

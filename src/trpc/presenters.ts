@@ -35,7 +35,7 @@ export function keyDto(k: ApiKey) {
     // A rotated key retires silently at the end of its grace period; that instant is when it was revoked.
     revokedAt: iso(k.revokedAt ?? (k.status === 'revoked' ? k.retireAt : null)),
     limitReset: k.limitReset,
-    periodSpendAud: microToAud(k.periodSpendMicro),
+    periodSpendAud: k.limitReset ? microToAud(k.periodSpendMicro) : null,
     nextResetAt: iso(k.nextResetAt),
     allowedModels: k.allowedModels,
     rpmLimit: k.rpmLimit,

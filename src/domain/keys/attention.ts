@@ -17,7 +17,7 @@ export interface KeyAttention {
 export function keyAttention(key: ApiKey, now: Date): KeyAttention {
   const usable = key.status === 'active' || key.status === 'limit_reached';
   return {
-    nearLimit: usable && key.spendLimitMicro !== null && key.spendMicro >= key.spendLimitMicro * NEAR_LIMIT_RATIO,
+    nearLimit: usable && key.spendLimitMicro !== null && key.periodSpendMicro >= key.spendLimitMicro * NEAR_LIMIT_RATIO,
     expiringSoon: usable && key.expiresAt !== null && key.expiresAt.getTime() - now.getTime() <= EXPIRY_WARNING_MS,
     noLimit: usable && key.spendLimitMicro === null,
     noExpiry: usable && key.expiresAt === null,

@@ -26,7 +26,7 @@ export interface ApiKey {
   retireAt: Date | null;
   /** null: the limit is lifetime; else it applies to periodSpendMicro, spend in the current budget period. */
   limitReset: LimitReset | null;
-  /** Spend in the current budget period (0 when the stored counter belongs to an ended one); = spendMicro without a period. */
+  /** The spend the limit is judged on: spend in the current budget period (0 when the stored counter belongs to an ended one), or spendMicro without a period. */
   periodSpendMicro: Micro;
   /** When the current budget period ends (null without a period). */
   nextResetAt: Date | null;
