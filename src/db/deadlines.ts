@@ -64,15 +64,38 @@ export function withDeadlines<T extends Knex>(db: T, queryTimeoutMs: number | nu
   client._query = async (connection, obj) => {
     const query = typeof obj === 'object' && obj !== null ? obj : { sql: obj };
     const timeout = queryTimeoutMs === null || lifted.has(client) ? undefined : queryTimeoutMs;
-    try {
-      return await run(connection, timeout === undefined ? query : { ...query, options: { timeout, ...query.options } });
-    } catch (err) {
-      dropIfTimedOut(connection as MysqlConnection, err);
-      throw asDatabaseError(err);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run(connection, timeout === undefined ? query : { ...query, options: { timeout, ...query.options } });
+      } catch (err) {
+        if (attempt < AUTOCOMMIT_ATTEMPTS && isDeadlock(err) && !inTransaction(connection)) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+          continue;
+        }
+        dropIfTimedOut(connection as MysqlConnection, err);
+        throw asDatabaseError(err);
+      }
     }
   };
   client.acquireConnection = () => acquire().catch((err: unknown) => Promise.reject(asDatabaseError(err)));
   return db;
+}
+
+/**
+ * A statement outside a transaction (autocommit) that fails with 1213 was rolled back whole, so it can simply run
+ * again. On Galera that happens to any write: another node's write-set on the same row wins certification (the
+ * server retries once by itself, `wsrep_retry_autocommit`, and then reports 1213). Statements inside a transaction
+ * are not retried here: the transaction is gone, and withTransaction / lockedTransaction run it again whole.
+ */
+const AUTOCOMMIT_ATTEMPTS = 5;
+
+function isDeadlock(err: unknown): boolean {
+  return (err as { errno?: unknown } | null)?.errno === 1213;
+}
+
+/** knex marks the connection of an open transaction (knex/lib/execution/transaction.js). */
+function inTransaction(connection: unknown): boolean {
+  return Boolean((connection as { __knexTxId?: unknown } | null)?.__knexTxId);
 }
 
 /** Runs fn with no query deadline on db (migrations: nothing else runs meanwhile). */

@@ -1,5 +1,5 @@
 import { TRANSACTION_RETRY_BUDGET_MS } from './deadlines.js';
-import { asDatabaseError } from './errors.js';
+import { asDatabaseError, DatabaseUnavailable } from './errors.js';
 import type { Db, Tx } from './knex.js';
 
 /** MySQL errors after which the whole transaction can safely run again: deadlock, lock-wait timeout. */
@@ -17,10 +17,13 @@ export function isRetryableDbError(err: unknown): boolean {
  * After a failed attempt of a transaction: returns (after a jittered back-off, so two colliding transactions don't
  * collide again in lockstep) when it may run again — a deadlock or lock-wait timeout, attempts left, and still within
  * TRANSACTION_RETRY_BUDGET_MS of the first attempt, so a request waiting on locks gets its answer in time — and
- * throws otherwise (a DatabaseUnavailable when the database could not answer).
+ * throws otherwise (a DatabaseUnavailable when the database could not answer, or could not commit within them).
  */
 export async function retryOrThrow(err: unknown, attempt: number, attempts: number, started: number, backoffMs: number): Promise<void> {
-  if (attempt >= attempts || !isRetryableDbError(err) || performance.now() - started > TRANSACTION_RETRY_BUDGET_MS) throw asDatabaseError(err);
+  if (!isRetryableDbError(err)) throw asDatabaseError(err);
+  // Out of attempts or time: the database could not commit it under this contention (on Galera: writes stalled by a
+  // node that died, then certification failures as the backlog commits) — a 503 to retry, not a 500.
+  if (attempt >= attempts || performance.now() - started > TRANSACTION_RETRY_BUDGET_MS) throw err instanceof DatabaseUnavailable ? err : new DatabaseUnavailable(err);
   await new Promise((resolve) => setTimeout(resolve, Math.random() * backoffMs * attempt));
 }
 

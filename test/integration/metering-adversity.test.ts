@@ -63,7 +63,9 @@ describe(`a payer and a key are overrun by at most one request, whatever the mix
     const balance = toMicro((await app.t.db('teams').where({ id: team.id }).first()).balance_micro);
     // Before: all 20 admitted (each key reserved only its 0.001 at the team) and the balance ended near −0.1 AUD.
     expect(balance).toBeGreaterThanOrEqual(-costOf(prompt));
-    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(4);
+    // What 0.05 AUD pays for, plus the one request that crosses it (with all 20 in flight at once, only four holds
+    // fit; on a loaded machine some may settle before the last arrive and free their unused holds for more).
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(Math.floor(50_000 / costOf(prompt)) + 1);
     expect(statuses.every((s) => s === 200 || s === 429 || s === 402)).toBe(true);
     expect(fake.served).toBe(statuses.filter((s) => s === 200).length);
   });
@@ -76,7 +78,9 @@ describe(`a payer and a key are overrun by at most one request, whatever the mix
     const b = await app.t.db('personal_balances').where({ user_id: owner.user.id }).first();
     expect(toMicro(b.included_used_micro)).toBeLessThanOrEqual(50_000);
     expect(toMicro(b.prepaid_micro)).toBeGreaterThanOrEqual(-costOf(prompt));
-    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(4);
+    // What 0.05 AUD pays for, plus the one request that crosses it (with all 20 in flight at once, only four holds
+    // fit; on a loaded machine some may settle before the last arrive and free their unused holds for more).
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(Math.floor(50_000 / costOf(prompt)) + 1);
     expect(fake.served).toBe(statuses.filter((s) => s === 200).length);
   });
 

@@ -121,6 +121,8 @@ export interface RecordedRequest {
   outcome: 'pending' | 'completed' | 'client-closed' | 'aborted';
   /** Token deltas written to the response so far (streams only). */
   tokensSent: number;
+  /** late-usage: how long the fake paused between the end of generation and the rest of the stream. */
+  lateUsagePauseMs?: number;
   at: number;
   /** The tokens by kind this request's answer reported (set once a chat/messages answer with usage is produced). */
   reported?: TokenKinds;
@@ -484,7 +486,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const count = aborting ? Math.min(firstToken + cfg.abortAfterTokens, events.length - 1) : events.length;
     for (let i = 0; i < count; i++) {
       if (gap > 0 && i > 0 && !(await sleep(res, gap))) return;
-      if (rec.mode === 'late-usage' && i === afterFinish && !(await sleep(res, cfg.lateUsageMs))) return;
+      if (rec.mode === 'late-usage' && i === afterFinish) {
+        const pausedFrom = performance.now();
+        if (!(await sleep(res, cfg.lateUsageMs))) return;
+        rec.lateUsagePauseMs = performance.now() - pausedFrom;
+      }
       if (res.destroyed) return;
       if (aborting) await writeAndFlush(res, events[i]!);
       else res.write(events[i]!);

@@ -232,6 +232,7 @@ describe('modes', () => {
 
   it('drip: one chunk every dripMs; a client abort is seen by the upstream', async () => {
     fake.setMode('drip');
+    const started = performance.now();
     const stream = await openai.chat.completions.create({ ...chatBody, stream: true });
     const times: number[] = [];
     for await (const _ of stream) {
@@ -239,7 +240,8 @@ describe('modes', () => {
       if (times.length === 3) stream.controller.abort();
     }
     expect(times).toHaveLength(3);
-    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(DRIP_MS - 10);
+    // The third chunk waited for two pauses (measured from the start: a loaded client may read chunks in bunches).
+    expect(times[2]! - started).toBeGreaterThanOrEqual(2 * DRIP_MS - 2);
     await vi.waitFor(() => expect(fake.requests[0]!.outcome).toBe('client-closed'));
     expect(fake.served).toBe(0);
     const full = await openai.chat.completions.create({ ...chatBody, max_tokens: 2 }); // non-streaming drip completes
@@ -260,13 +262,15 @@ describe('modes', () => {
         if (c.usage) at.usage = performance.now();
       }
       expect(contents).toEqual(['tok tok tok ', 'tok tok tok ', 'tok tok ']);
-      expect(at.usage! - at.finish!).toBeGreaterThanOrEqual(140);
+      // The pause is measured where it happens: a loaded machine may hand the client both chunks at once.
+      expect(at.usage!).toBeGreaterThanOrEqual(at.finish!);
       const types: Array<[string, number]> = [];
       for await (const e of await new Anthropic({ apiKey: 'k', baseURL: late.anthropicBaseUrl, maxRetries: 0 }).messages.create({ ...msgBody, stream: true }))
         types.push([e.type, performance.now()]);
       const [delta, stop] = [types.find(([t]) => t === 'message_delta')!, types.find(([t]) => t === 'message_stop')!];
-      expect(stop[1] - delta[1]).toBeGreaterThanOrEqual(140);
+      expect(stop[1]).toBeGreaterThanOrEqual(delta[1]);
       expect(late.requests.map((r) => [r.outcome, r.tokensSent])).toEqual([['completed', 8], ['completed', 8]]);
+      for (const r of late.requests) expect(r.lateUsagePauseMs).toBeGreaterThanOrEqual(149);
     } finally { await late.close(); }
   });
 });
