@@ -18,6 +18,7 @@ import * as addPayerAmountToHolds from './20261201120000_add-payer-amount-to-hol
 import * as addCachePricesToModels from './20261201123000_add-cache-prices-to-models.js';
 import * as addTokenKindsToUsageEvents from './20261201123100_add-token-kinds-to-usage-events.js';
 import * as createModelAliases from './20261202120000_create-model-aliases.js';
+import * as addKeyControls from './20261202140000_add-key-controls.js';
 import * as addCurrentModels from './20261202120100_add-current-models.js';
 import * as createLoginFailures from './20261202130000_create-login-failures.js';
 import * as createStoredResponses from './20261202130000_create-stored-responses.js';
@@ -53,6 +54,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261202120100_add-current-models', addCurrentModels],
   ['20261202130000_create-login-failures', createLoginFailures],
   ['20261202130000_create-stored-responses', createStoredResponses],
+  ['20261202140000_add-key-controls', addKeyControls],
   ['20261203120000_create-password-resets', createPasswordResets],
   ['20261203120100_create-key-refusals', createKeyRefusals],
 ];

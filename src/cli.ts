@@ -22,6 +22,8 @@ const USAGE = `Usage: npm run cli -- <command>
                                           password when --password is not given)
   token:create --email E --name N [--expires ISO]
   credit (--email E | --team NAME-OR-ID) --amount AUD [--note T]
+  key:disable <key id>                    pause a key (incident response; reversible, audited)
+  key:enable <key id>                     resume a paused key
   jobs:run <expire-keys|release-holds|reconcile|rollover|all>`;
 
 const cliActor: Actor = { userId: 'cli', role: 'admin', via: 'cli' };
@@ -146,6 +148,14 @@ export async function runCli(argv: string[]): Promise<void> {
         return s.balances.credit(target, amount, values.note ?? null, cliActor);
       });
       process.stderr.write(`credited; the ${values.email ? 'prepaid' : 'team'} balance is now ${formatAud(balance)}\n`);
+      return;
+    }
+    case 'key:disable':
+    case 'key:enable': {
+      const id = positionals[0];
+      if (!id) fail(`${command} needs a key id`);
+      const key = await withServices(config, (s) => (command === 'key:disable' ? s.keys.disable(id, cliActor) : s.keys.enable(id, cliActor)));
+      process.stderr.write(`key ${key.id} (${key.name}) is now ${key.status}\n`);
       return;
     }
     case 'jobs:run': {

@@ -4,6 +4,7 @@ import { AuditService } from './audit/audit.service.js';
 import { UsersService } from './accounts/users.service.js';
 import { LoginThrottle } from './accounts/login-throttle.js';
 import { KeysService } from './keys/keys.service.js';
+import { TeamControlsService } from './teams/team-controls.service.js';
 import { TeamsService } from './teams/teams.service.js';
 import { TokensService } from './tokens/tokens.service.js';
 import { BalancesService } from './billing/balances.service.js';
@@ -37,7 +38,8 @@ export interface ServicesOptions {
 export function createServices(options: ServicesOptions) {
   const { db, clock, timeZone } = options;
   const audit = new AuditService(clock);
-  const keys = new KeysService({ db, clock, audit });
+  const models = new ModelsService({ db, clock, audit });
+  const keys = new KeysService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) });
   return {
     db,
     clock,
@@ -46,11 +48,12 @@ export function createServices(options: ServicesOptions) {
     users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
     keys,
     teams: new TeamsService({ db, clock, audit }),
+    teamControls: new TeamControlsService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) }),
     tokens: new TokensService({ db, clock, audit }),
     loginThrottle: new LoginThrottle({ db, clock }),
     balances: new BalancesService({ db, clock, audit, timeZone }),
     metering: new MeteringService({ db, clock, timeZone, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),
-    models: new ModelsService({ db, clock, audit }),
+    models,
     plans: new PlansService({ db, clock, audit }),
     usage: new UsageService({ db, clock, timeZone, keys }),
     usageReports: new UsageReports({ db, clock, keys }),

@@ -3,12 +3,12 @@ import { listJobStatus } from '../domain/jobs/job-locks.js';
 import { PROVIDERS, type CatalogModel } from '../domain/models/models.service.js';
 import { badInput } from '../domain/errors.js';
 import { JOB_NAMES } from '../jobs/job.js';
-import type { KeyStatus } from '../domain/keys/key.js';
+import { KEY_STATUSES as ALL_KEY_STATUSES, type KeyStatus } from '../domain/keys/key.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
 import { choice, optionalAud, requiredAud, text } from './forms.js';
 import { publicBase } from './view-models.js';
 
-const KEY_STATUSES: readonly KeyStatus[] = ['active', 'limit_reached', 'expired', 'revoked'];
+const KEY_STATUSES: readonly KeyStatus[] = ALL_KEY_STATUSES;
 
 const JOB_DESCRIPTIONS: Record<string, string> = {
   'expire-keys': 'Marks keys past their expiry as expired (every minute).',

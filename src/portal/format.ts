@@ -39,6 +39,7 @@ const STATUS_LABELS: Record<string, string> = {
   revoked: 'Revoked',
   expired: 'Expired',
   limit_reached: 'Limit reached',
+  disabled: 'Paused',
   ok: 'OK',
   upstream_error: 'Upstream error',
   client_aborted: 'Client aborted',

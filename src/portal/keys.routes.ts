@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import type { ApiKey, KeyStatus } from '../domain/keys/key.js';
+import { KEY_STATUSES, type ApiKey, type KeyStatus } from '../domain/keys/key.js';
 import { MAX_GRACE_SECONDS } from '../domain/keys/keys.service.js';
 import { teamPermissions } from '../domain/teams/roles.js';
 import { badInput, collectFieldErrors, throwIfFieldErrors } from '../domain/errors.js';
@@ -10,7 +10,7 @@ import { isHtmx } from './render.js';
 import { dailyChart, publicBase, rowModel, teamNames } from './view-models.js';
 import { formatAud } from '../domain/money.js';
 
-const STATUSES: readonly KeyStatus[] = ['active', 'limit_reached', 'expired', 'revoked'];
+const STATUSES: readonly KeyStatus[] = KEY_STATUSES;
 export const GRACE_CHOICES = [
   { seconds: 0, label: 'Revoke the old key now' },
   { seconds: 3600, label: 'Keep the old key working for 1 hour' },

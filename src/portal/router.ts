@@ -10,6 +10,7 @@ import { notFoundHandler, portalErrorHandler } from './errors.js';
 import { authRoutes } from './auth.routes.js';
 import { dashboardRoutes } from './dashboard.routes.js';
 import { keysRoutes } from './keys.routes.js';
+import { keyControlsRoutes } from './key-controls.routes.js';
 import { teamsRoutes } from './teams.routes.js';
 import { usageRoutes } from './usage.routes.js';
 import { tokensRoutes } from './tokens.routes.js';
@@ -70,6 +71,7 @@ export function createPortalRouter(deps: AppDeps): Router {
   router.use(accountRoutes(portal));
   router.use(dashboardRoutes(portal));
   router.use(keysRoutes(portal));
+  router.use(keyControlsRoutes(portal));
   router.use(teamsRoutes(portal));
   router.use(usageRoutes(portal));
   router.use(tokensRoutes(portal));

@@ -3,7 +3,7 @@ import { billingPeriodAt } from '../domain/billing/period.js';
 import { TEAM_ROLES, teamPermissions, type TeamRole } from '../domain/teams/roles.js';
 import { badInput, UnknownEmailError } from '../domain/errors.js';
 import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
-import { choice, text } from './forms.js';
+import { choice, optionalAud, text } from './forms.js';
 import { rowModel, teamNames } from './view-models.js';
 
 export function teamsRoutes(portal: Portal): Router {
@@ -46,6 +46,7 @@ export function teamsRoutes(portal: Portal): Router {
       reports.total(scope, period.start),
     ]);
     const names = teamNames([team]);
+    const budgets = new Map((await deps.services.teamControls.get(team.id, v.actor)).members.map((b) => [b.userId, b]));
     render(
       req,
       res,
@@ -66,6 +67,8 @@ export function teamsRoutes(portal: Portal): Router {
           ...m,
           manageable: role !== null && teamPermissions.manageMembers(role) && teamPermissions.canManageRole(role, m.role) && m.userId !== v.user.id,
           isViewer: m.userId === v.user.id,
+          // Every member sees the monthly budgets (their own above all); owners and admins set them.
+          budget: budgets.get(m.userId) ?? null,
         })),
         keys: teamKeys.map((k) => rowModel(k, names, clock.now(), v.user.id)),
         usage: { byUser, byKey, total, periodStart: period.start },
@@ -102,6 +105,14 @@ export function teamsRoutes(portal: Portal): Router {
     onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberError }, status));
     await teams.setRole(teamId, param(req, 'userId'), roleFrom(text(formBody(req), 'role')), v.actor);
     res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_updated`);
+  });
+
+  router.post('/teams/:id/members/:userId/budget', async (req, res) => {
+    const v = viewer(res);
+    const teamId = param(req, 'id');
+    onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberError }, status));
+    await deps.services.teamControls.setMemberBudget(teamId, param(req, 'userId'), optionalAud(formBody(req), 'budget', 'The monthly budget'), v.actor);
+    res.redirect(303, `/teams/${encodeURIComponent(teamId)}?done=member_updated`);
   });
 
   router.post('/teams/:id/members/:userId/remove', async (req, res) => {

@@ -20,9 +20,10 @@ export function usageRoutes(portal: Portal): Router {
   function filterOf(req: Request, v: Viewer) {
     const q = req.query;
     const str = (x: unknown) => (typeof x === 'string' && x.length <= 100 ? x.trim() : '');
-    const form = { key: str(q.key), team: str(q.team), from: str(q.from), to: str(q.to) };
+    const form = { key: str(q.key), team: str(q.team), tag: str(q.tag), from: str(q.from), to: str(q.to) };
     const filter: UsageFilter = {
       keyId: form.key || undefined,
+      tag: form.tag || undefined,
       teamId: form.team || undefined,
       from: localDateStart(form.from, v.timeZone) ?? undefined,
       // "to" is inclusive for people: through the end of that day.
@@ -73,7 +74,9 @@ export function usageRoutes(portal: Portal): Router {
     const { filter } = filterOf(req, v);
     // Resolve the first page before sending headers, so a foreign key or team is still a clean 404 page.
     let page = await usage.list({ ...filter, limit: CSV_PAGE }, v.actor);
-    const keyNames = Object.fromEntries((await keys.list({}, v.actor)).map((k) => [k.id, k.name]));
+    const visibleKeys = await keys.list({}, v.actor);
+    const keyNames = Object.fromEntries(visibleKeys.map((k) => [k.id, k.name]));
+    const keyTags = Object.fromEntries(visibleKeys.map((k) => [k.id, k.tags]));
     res.set({
       'Content-Type': 'text/csv; charset=utf-8',
       'Content-Disposition': `attachment; filename="modelbridge-usage-${csvDate(clock.now(), v.timeZone)}.csv"`,
@@ -82,7 +85,7 @@ export function usageRoutes(portal: Portal): Router {
     res.write(`${CSV_COLUMNS.join(',')}\r\n`);
     let written = 0;
     for (;;) {
-      for (const e of page.events) res.write(`${csvRow(e, keyNames[e.keyId] ?? '')}\r\n`);
+      for (const e of page.events) res.write(`${csvRow(e, keyNames[e.keyId] ?? '', keyTags[e.keyId] ?? [])}\r\n`);
       written += page.events.length;
       if (!page.nextCursor || written >= CSV_MAX_ROWS) break;
       page = await usage.list({ ...filter, cursor: page.nextCursor, limit: CSV_PAGE }, v.actor);
@@ -98,7 +101,7 @@ export function usageRoutes(portal: Portal): Router {
 const CSV_COLUMNS = [
   'time_utc', 'request_id', 'key_id', 'key_name', 'team_id', 'model', 'provider', 'endpoint', 'outcome', 'http_status',
   'input_tokens', 'output_tokens', 'cost_aud', 'estimated', 'streamed', 'latency_ms',
-  'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'reasoning_tokens',
+  'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'reasoning_tokens', 'key_tags',
 ];
 
 /** Today in the viewer's time zone (a file exported on the morning of 3 Dec in Sydney is dated 3 Dec, not 2 Dec UTC). */
@@ -107,11 +110,11 @@ function csvDate(now: Date, timeZone: string): string {
   return `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
 }
 
-function csvRow(e: UsageEvent, keyName: string): string {
+function csvRow(e: UsageEvent, keyName: string, keyTags: string[]): string {
   return [
     e.createdAt.toISOString(), e.requestId, e.keyId, keyName, e.teamId ?? '', e.model, e.provider, e.endpoint, e.outcome,
     e.httpStatus, e.inputTokens, e.outputTokens, microToAud(e.costMicro), e.estimated, e.streamed, e.latencyMs,
-    e.cachedInputTokens, e.cacheWrite5mTokens, e.cacheWrite1hTokens, e.reasoningTokens,
+    e.cachedInputTokens, e.cacheWrite5mTokens, e.cacheWrite1hTokens, e.reasoningTokens, keyTags.join(' '),
   ].map(csvCell).join(',');
 }
 

@@ -53,14 +53,17 @@ export { publicBase } from '../http/public-base.js';
 /** What a key row shows: the key, where it belongs, how close it is to its limit, and which hints apply. */
 export function rowModel(key: ApiKey, names: Record<string, string>, now: Date, viewerId: string) {
   const attention = keyAttention(key, now);
-  const spendLabel = key.spendLimitMicro === null ? `${formatAud(key.spendMicro)} spent, no limit` : `${formatAud(key.spendMicro)} of ${formatAud(key.spendLimitMicro)} spent`;
+  // What the limit is judged on: the period's spend with a budget period, else lifetime spend.
+  const counted = key.periodSpendMicro;
+  const spendLabel = key.spendLimitMicro === null ? `${formatAud(key.spendMicro)} spent, no limit`
+    : `${formatAud(counted)} of ${formatAud(key.spendLimitMicro)} spent${key.limitReset ? ` (${key.limitReset})` : ''}`;
   return {
     key,
     team: key.teamId ? (names[key.teamId] ?? 'Team') : null,
     mine: key.ownerId === viewerId,
     attention,
     // No limit, nothing to fill: an empty bar under "no limit" read as "nothing left".
-    meter: key.spendLimitMicro === null ? '' : meterSvg(key.spendMicro, key.spendLimitMicro, spendLabel),
+    meter: key.spendLimitMicro === null ? '' : meterSvg(counted, key.spendLimitMicro, spendLabel),
     usable: key.status === 'active' || key.status === 'limit_reached',
   };
 }

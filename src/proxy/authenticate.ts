@@ -1,8 +1,7 @@
 import type { Request } from 'express';
 import { hashSecret, isWellFormedSecret } from '../auth/secret-format.js';
 import { MeteringRefusal } from '../domain/billing/refusal.js';
-import type { ApiKey } from '../domain/keys/key.js';
-import type { KeyIdentity, MeteringService } from '../domain/billing/metering.service.js';
+import type { AuthenticatedKey, KeyIdentity, MeteringService } from '../domain/billing/metering.service.js';
 
 /**
  * The API key of a /v1 request, from `Authorization: Bearer` (OpenAI SDKs, most tools) or `x-api-key` (Anthropic
@@ -33,7 +32,7 @@ export function readApiKey(req: Request): string {
  * once; the promise is marked handled so the caller may await it later (after reading the body) without an
  * unhandled rejection in between.
  */
-export function lookUpKey(metering: MeteringService, secret: string): Promise<ApiKey> {
+export function lookUpKey(metering: MeteringService, secret: string): Promise<AuthenticatedKey> {
   const lookup = metering.authenticate(hashSecret(secret));
   lookup.catch(() => undefined);
   return lookup;

@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { MeteringRefusal, type RefusalReason } from '../domain/billing/refusal.js';
+import type { RateStatus } from '../domain/keys/controls.js';
 import { echo, MESSAGE_MAX } from '../http/echo.js';
 import type { Logger } from '../logger.js';
 import type { ApiFormat, TokenUsage } from './upstreams/types.js';
@@ -91,6 +92,10 @@ const REFUSALS: Record<RefusalReason, Shape> = {
   spend_limit_reached: { status: 429, openai: 'insufficient_quota', anthropic: 'rate_limit_error', retry: false },
   spend_limit_pending: { status: 429, openai: 'rate_limit_error', anthropic: 'rate_limit_error', retry: true },
   insufficient_balance: { status: 402, openai: 'insufficient_quota', anthropic: 'billing_error', retry: false },
+  key_disabled: { status: 401, openai: 'invalid_request_error', anthropic: 'authentication_error', retry: false },
+  model_not_allowed: { status: 403, openai: 'invalid_request_error', anthropic: 'permission_error', retry: false },
+  rate_limit_exceeded: { status: 429, openai: 'rate_limit_error', anthropic: 'rate_limit_error', retry: true },
+  member_budget_reached: { status: 429, openai: 'insufficient_quota', anthropic: 'rate_limit_error', retry: false },
 };
 
 const PROXY_ERRORS: Record<ProxyErrorCode, Omit<Shape, 'status'>> = {
@@ -128,6 +133,8 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
     message = err.message;
     if (err.details.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.details.retryAfterSeconds);
     else if (err.reason === 'spend_limit_reached') headers['retry-after'] = String(LIMIT_REACHED_RETRY_AFTER_SECONDS);
+    if (err.details.resetsAt) headers['x-modelbridge-limit-resets-at'] = err.details.resetsAt.toISOString();
+    if (err.details.rate) Object.assign(headers, rateLimitHeaders(err.details.rate));
   } else if (err instanceof ProxyError) {
     status = err.status;
     code = err.code;
@@ -158,6 +165,26 @@ export function sendProxyError(res: Response, format: ApiFormat, err: unknown, l
     : { error: { message, type: shape.openai, code, param: null } };
   sendJson(res, status, body, headers);
   return { status, code };
+}
+
+/**
+ * OpenAI's x-ratelimit-* headers for a key's rate status: limits and what is left of them, and when the window
+ * resets as a duration ("12s", "1m0s" style, as OpenAI sends it). Only the limits the key has are sent.
+ */
+export function rateLimitHeaders(rate: RateStatus): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const reset = `${rate.resetSeconds}s`;
+  if (rate.limits.rpmLimit !== null && rate.remainingRequests !== null) {
+    headers['x-ratelimit-limit-requests'] = String(rate.limits.rpmLimit);
+    headers['x-ratelimit-remaining-requests'] = String(rate.remainingRequests);
+    headers['x-ratelimit-reset-requests'] = reset;
+  }
+  if (rate.limits.tpmLimit !== null && rate.remainingTokens !== null) {
+    headers['x-ratelimit-limit-tokens'] = String(rate.limits.tpmLimit);
+    headers['x-ratelimit-remaining-tokens'] = String(rate.remainingTokens);
+    headers['x-ratelimit-reset-tokens'] = reset;
+  }
+  return headers;
 }
 
 function isClientHttpError(err: unknown): err is Error & { status: number } {

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { CatalogListing } from '../domain/models/models.service.js';
 import { microToAud } from '../domain/money.js';
+import { isModelAllowed } from '../domain/keys/controls.js';
 import { lookUpKey, readApiKey } from './authenticate.js';
 import type { ProxyContext } from './context.js';
 import { modelNotFound, sendJson, sendProxyError } from './errors.js';
@@ -20,8 +21,9 @@ export function listModels(ctx: ProxyContext): RequestHandler {
   return async (req: Request, res: Response) => {
     const format = formatOf(req);
     try {
-      await lookUpKey(ctx.metering, readApiKey(req));
-      const models = (await ctx.models.list()).filter((m) => m.enabled);
+      const key = await lookUpKey(ctx.metering, readApiKey(req));
+      // Only what this key may call (its allow-list, narrowed by its team's).
+      const models = (await ctx.models.list()).filter((m) => m.enabled && isModelAllowed(m.id, key.mayCall));
       const names = (m: CatalogListing) => [m.id, ...m.aliases];
       if (format === 'anthropic') {
         const data = models.filter((m) => m.provider === 'anthropic').flatMap((m) => names(m).map((id) => ({
@@ -76,7 +78,13 @@ export function keyStatus(ctx: ProxyContext): RequestHandler {
         currency: 'AUD',
         spend_aud: microToAud(key.spendMicro),
         limit_aud: limit === null ? null : microToAud(limit),
-        remaining_aud: limit === null ? null : microToAud(Math.max(0, limit - key.spendMicro)),
+        limit_reset: key.limitReset,
+        period_spend_aud: key.limitReset ? microToAud(key.periodSpendMicro) : null,
+        next_reset_at: key.nextResetAt?.toISOString() ?? null,
+        remaining_aud: limit === null ? null : microToAud(Math.max(0, limit - key.periodSpendMicro)),
+        allowed_models: key.mayCall,
+        rate_limits: { rpm: key.rpmLimit, tpm: key.tpmLimit, max_parallel: key.maxParallel },
+        tags: key.tags,
         held_aud: microToAud(key.heldMicro),
         request_count: key.requestCount,
         team_id: key.teamId,

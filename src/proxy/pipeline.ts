@@ -9,7 +9,7 @@ import { identifyKey, readApiKey } from './authenticate.js';
 import { readJsonBody } from './body.js';
 import type { ProxyContext } from './context.js';
 import { ENDPOINT_OF_PROVIDER, type EndpointSpec, type MeteredRequest } from './endpoints.js';
-import { invalidRequest, modelNotFound, ProxyError, responseNotFound, sendProxyError } from './errors.js';
+import { invalidRequest, modelNotFound, ProxyError, rateLimitHeaders, responseNotFound, sendProxyError } from './errors.js';
 import { DEFAULT_OUTPUT_BOUND, estimateRequest, type Estimate } from './estimate.js';
 import type { Translation } from './exchange.js';
 import { forward } from './forward.js';
@@ -37,6 +37,7 @@ export function meteredHandler(ctx: ProxyContext, endpoint: EndpointSpec): Reque
       const request = endpoint.parse(body.json);
       const storedContextTokens = await checkChain(ctx, key, request);
       const { model, translation, estimate, hold } = await admitFromCatalog(ctx, { key, endpoint, request, json: body.json, headers: req.headers, storedContextTokens }, await modelLookup);
+      if (hold.rate) for (const [name, value] of Object.entries(rateLimitHeaders(hold.rate))) res.setHeader(name, value);
       const outcome = await forward(ctx, { req, res, endpoint, request, body, model, translation, estimate, hold, startedAt });
       ctx.metrics.proxyRequests.inc({ endpoint: endpoint.name, outcome });
     } catch (err) {
@@ -140,6 +141,7 @@ async function admit(
       ownerId: a.key.ownerId,
       teamId: a.key.teamId,
       estimateMicro: a.estimate.costMicro,
+      estimatedTokens: a.estimate.inputTokenBound + a.estimate.outputTokenBound,
       unbounded: a.estimate.unbounded,
       model: a.model.id,
       provider: a.model.provider,

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { parseAud, type Micro } from '../domain/money.js';
+import { KEY_STATUSES } from '../domain/keys/key.js';
+import { LIMIT_RESETS } from '../domain/keys/controls.js';
 
 /**
  * Shared input schemas. They check shape and turn wire formats into domain values (AUD strings → micro-AUD,
@@ -26,6 +28,11 @@ export const isoDate = z
   .datetime({ offset: true, message: 'Expected an ISO-8601 timestamp such as 2026-12-31T00:00:00Z.' })
   .transform((value) => new Date(value));
 
-export const keyStatus = z.enum(['active', 'revoked', 'expired', 'limit_reached']);
+export const keyStatus = z.enum(KEY_STATUSES);
+export const limitReset = z.enum(LIMIT_RESETS);
+/** A rate limit: a positive whole number; the domain checks the range. */
+export const rateLimit = z.number().int();
+export const modelList = z.array(z.string().max(200)).max(1000);
+export const tags = z.array(z.string().max(100)).max(100);
 export const teamRole = z.enum(['owner', 'admin', 'member', 'viewer']);
 export const provider = z.enum(['openai', 'anthropic']);

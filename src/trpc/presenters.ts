@@ -1,3 +1,4 @@
+import type { MemberBudget, TeamControls } from '../domain/teams/team-controls.service.js';
 import type { Plan } from '../domain/accounts/plans.js';
 import type { User } from '../domain/accounts/users.service.js';
 import type { AuditEvent } from '../domain/audit/audit.service.js';
@@ -37,9 +38,26 @@ export function keyDto(k: ApiKey) {
     // Rotated: the key that replaced it; while its grace period runs, retiresAt is when it stops working.
     successorId: k.rotatedToId,
     retiresAt: iso(retiresAt(k)),
+    limitReset: k.limitReset,
+    periodSpendAud: k.limitReset ? microToAud(k.periodSpendMicro) : null,
+    nextResetAt: iso(k.nextResetAt),
+    allowedModels: k.allowedModels,
+    rpmLimit: k.rpmLimit,
+    tpmLimit: k.tpmLimit,
+    maxParallel: k.maxParallel,
+    tags: k.tags,
+    disabledAt: iso(k.disabledAt),
   };
 }
 export type KeyDto = ReturnType<typeof keyDto>;
+
+export function teamControlsDto(c: TeamControls) {
+  return { allowedModels: c.allowedModels, defaultRpmLimit: c.defaultRpmLimit, defaultTpmLimit: c.defaultTpmLimit, defaultMaxParallel: c.defaultMaxParallel };
+}
+
+export function memberBudgetDto(m: MemberBudget) {
+  return { userId: m.userId, budgetAud: audOrNull(m.budgetMicro), spentAud: microToAud(m.spentMicro), heldAud: microToAud(m.heldMicro), resetsAt: m.periodEnd.toISOString() };
+}
 
 export function teamDto(t: Team) {
   return { id: t.id, name: t.name, balanceAud: microToAud(t.balanceMicro), role: t.role };

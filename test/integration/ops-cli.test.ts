@@ -48,6 +48,19 @@ describe(`CLI: jobs:run and credit (${dialect})`, { timeout: 120_000 }, () => {
     expect((await t.db('audit_events').where({ action: 'key.expire', target_id: key.id }).first()).actor_kind).toBe('system');
   });
 
+  it('key:disable pauses a key and key:enable resumes it, audited as the CLI', async () => {
+    const owner = await makeUser(services);
+    const { key } = await makeKey(services, owner);
+    const paused = await cli('key:disable', key.id);
+    expect(paused.code).toBe(0);
+    expect(paused.stderr).toContain('is now disabled');
+    expect((await t.db('api_keys').where({ id: key.id }).first()).status).toBe('disabled');
+    expect((await cli('key:enable', key.id)).code).toBe(0);
+    expect((await t.db('api_keys').where({ id: key.id }).first()).status).toBe('active');
+    expect(await t.db('audit_events').where({ target_id: key.id }).whereIn('action', ['key.disable', 'key.enable'])).toHaveLength(2);
+    expect((await cli('key:disable')).code).toBe(2);
+  });
+
   it('jobs:run <name> exits non-zero when the job fails, and 2 for an unknown job', async () => {
     const owner = await makeUser(services);
     const { key } = await makeKey(services, owner);

@@ -78,14 +78,15 @@ describe('usage log and CSV export', () => {
     expect(res.headers['content-disposition']).toMatch(/attachment; filename="modelbridge-usage-/);
     const lines = res.text.trim().split('\r\n');
     expect(lines[0]).toBe('time_utc,request_id,key_id,key_name,team_id,model,provider,endpoint,outcome,http_status,input_tokens,output_tokens,cost_aud,estimated,streamed,latency_ms,'
-      + 'cached_input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,reasoning_tokens');
+      + 'cached_input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,reasoning_tokens,key_tags');
     expect(lines).toHaveLength(4);
     expect(lines[1]).toContain(',ops-key,');
     expect(lines[3]).toMatch(/^2026-03-10T01:00:00\.000Z,/);
     expect(lines[3]).toContain(',1.000001,');
     // Each kind of token apart, at the end of the row: cached input, 5-minute and 1-hour cache writes, reasoning.
-    expect(lines[3]).toMatch(/,10,20,1\.000001,false,false,42,9000,300,40,7$/);
-    expect(lines[2]).toMatch(/,42,0,0,0,0$/);
+    // The key's tags last (none here).
+    expect(lines[3]).toMatch(/,10,20,1\.000001,false,false,42,9000,300,40,7,$/);
+    expect(lines[2]).toMatch(/,42,0,0,0,0,$/);
     expect(lines[2]).toContain(",'=cmd|calc,");
     expect(lines[2]).toContain(',0.00002,');
     const filtered = await client.get(`/usage.csv?team=${teamId}`);

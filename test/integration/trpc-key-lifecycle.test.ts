@@ -6,7 +6,9 @@ import { dialect } from '../support/db.js';
 import { makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { clientFor, expectTrpcError, isoIn } from '../support/trpc.js';
 
-const KEY_FIELDS = ['id', 'name', 'last4', 'status', 'spendAud', 'spendLimitAud', 'expiresAt', 'teamId', 'ownerId', 'requestCount', 'createdAt', 'lastUsedAt', 'revokedAt', 'successorId', 'retiresAt'];
+const KEY_FIELDS = ['id', 'name', 'last4', 'status', 'spendAud', 'spendLimitAud', 'expiresAt', 'teamId', 'ownerId', 'requestCount', 'createdAt', 'lastUsedAt', 'revokedAt', 'successorId', 'retiresAt',
+  // The key controls (docs/limits.md).
+  'limitReset', 'periodSpendAud', 'nextResetAt', 'allowedModels', 'rpmLimit', 'tpmLimit', 'maxParallel', 'tags', 'disabledAt'];
 
 describe(`key status transitions over tRPC (${dialect})`, () => {
   let app: TestApp;

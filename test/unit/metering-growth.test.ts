@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyChanges, planBatch } from '../../src/domain/billing/metering/planner.js';
+import { keyRow } from '../support/metering-rows.js';
 import type { GrowResult, Hold, KeyRow, MeteringOp, MeteringRows, PlanContext, SettleResult } from '../../src/domain/billing/metering/types.js';
 import { billingPeriodAt } from '../../src/domain/billing/period.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
@@ -19,7 +20,7 @@ import { NO_TOKENS } from '../../src/domain/models/pricing.js';
  */
 
 const NOW = new Date('2026-12-01T00:00:00.000Z');
-const ctx: PlanContext = { now: NOW, period: billingPeriodAt(NOW, 'Australia/Sydney'), holdTtlMs: 45_000 };
+const ctx: PlanContext = { now: NOW, period: billingPeriodAt(NOW, 'Australia/Sydney'), holdTtlMs: 45_000, timeZone: 'Australia/Sydney' };
 const USER = 'user-1';
 const TEAM = 'team-1';
 /** The output increment, in micro-AUD (the proxy's is a token count at the model's output price). */
@@ -55,10 +56,7 @@ type Of<A> = A extends fc.Arbitrary<infer T> ? T : never;
 
 function rowsOf(i: Of<typeof installation>): MeteringRows {
   const keys = new Map<string, KeyRow>();
-  i.keys.forEach((limit, n) => keys.set(`key-${n}`, {
-    id: `key-${n}`, ownerId: USER, teamId: i.team ? TEAM : null, status: 'active', spendMicro: 0, heldMicro: 0, limitMicro: limit, requestCount: 0,
-    expiresAt: null, retireAt: null, ownerDisabled: false,
-  }));
+  i.keys.forEach((limit, n) => keys.set(`key-${n}`, keyRow({ id: `key-${n}`, ownerId: USER, teamId: i.team ? TEAM : null, limitMicro: limit })));
   return {
     keys,
     balances: new Map([[USER, {
@@ -67,6 +65,7 @@ function rowsOf(i: Of<typeof installation>): MeteringRows {
     }]]),
     teams: new Map([[TEAM, { id: TEAM, balanceMicro: i.payerRoom, heldMicro: 0 }]]),
     holds: new Map(),
+    members: new Map(),
     models: new Map(),
   };
 }
@@ -209,13 +208,13 @@ describe('holds that grow with the stream (pure planner)', () => {
     expect(first).toMatchObject({ grantedMicro: 2_000, keyHoldMicro: 4_000, payerHoldMicro: 4_000, refusal: null });
     expect(second).toMatchObject({ grantedMicro: 1_000, keyHoldMicro: 5_000, payerHoldMicro: 5_000 });
     expect((second!.refusal as MeteringRefusal).reason).toBe('spend_limit_reached');
-    expect(grow.changes.holdsResized).toEqual([{ requestId: 'r1', keyHoldMicro: 5_000, payerHoldMicro: 5_000 }]);
+    expect(grow.changes.holdsResized).toEqual([{ requestId: 'r1', keyHoldMicro: 5_000, payerHoldMicro: 5_000, memberHoldMicro: 0 }]);
     rows = applyChanges(rows, grow.changes);
     expect(rows.keys.get('key-0')!.heldMicro).toBe(5_000);
     const settled = applyChanges(rows, planBatch(rows, [settle(hold, 4_500)], ctx).changes);
     expect(settled.keys.get('key-0')).toMatchObject({ heldMicro: 0, spendMicro: 4_500 });
     const late = planBatch(settled, [{ grow: { hold, byMicro: 2_000 } }], ctx);
-    expect(late.results[0]).toEqual({ grantedMicro: 0, keyHoldMicro: 0, payerHoldMicro: 0, refusal: null });
+    expect(late.results[0]).toEqual({ grantedMicro: 0, keyHoldMicro: 0, payerHoldMicro: 0, memberHoldMicro: 0, refusal: null });
     expect(late.changes.holdsResized).toEqual([]);
     const revoked = new Map(rows.keys);
     revoked.set('key-0', { ...rows.keys.get('key-0')!, status: 'revoked' });

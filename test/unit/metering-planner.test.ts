@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyChanges, planBatch } from '../../src/domain/billing/metering/planner.js';
+import { keyRow, memberRow } from '../support/metering-rows.js';
 import type { Hold, KeyRow, MeteringOp, MeteringRows, OpResult, PlanContext } from '../../src/domain/billing/metering/types.js';
 import { billingPeriodAt } from '../../src/domain/billing/period.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
@@ -14,7 +15,10 @@ import { NO_TOKENS } from '../../src/domain/models/pricing.js';
  */
 
 const NOW = new Date('2026-12-01T00:00:00.000Z');
-const ctx: PlanContext = { now: NOW, period: billingPeriodAt(NOW, 'Australia/Sydney'), holdTtlMs: 45_000 };
+const ZONE = 'Australia/Sydney';
+/** The clock of a world: batches move it on (by up to 6 hours, never out of the billing month), so periods and windows roll. */
+const ctxAt = (now: Date): PlanContext => ({ now, period: billingPeriodAt(now, ZONE), holdTtlMs: 45_000, timeZone: ZONE });
+const ctx = ctxAt(NOW);
 const USER = 'user-1';
 const TEAM = 'team-1';
 
@@ -22,6 +26,7 @@ interface World {
   rows: MeteringRows;
   /** What each admitted request will cost when settled (at most its estimate unless unbounded). */
   costs: Map<string, number>;
+  now: Date;
 }
 
 const installation = fc.record({
@@ -34,7 +39,14 @@ const installation = fc.record({
   keys: fc.array(fc.record({
     team: fc.boolean(),
     limit: fc.option(fc.oneof(fc.integer({ min: 1, max: 2_000 }), fc.integer({ min: 1, max: 30_000 })), { nil: null }),
+    // The controls of docs/limits.md, each often absent.
+    limitReset: fc.option(fc.constantFrom('daily' as const, 'weekly' as const, 'monthly' as const), { nil: null }),
+    rpm: fc.option(fc.integer({ min: 1, max: 6 }), { nil: null }),
+    tpm: fc.option(fc.integer({ min: 1, max: 40_000 }), { nil: null }),
+    maxParallel: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }),
+    onlyModelA: fc.boolean(),
   }), { minLength: 1, maxLength: 12 }),
+  memberBudget: fc.option(fc.integer({ min: 1, max: 30_000 }), { nil: null }),
 });
 
 type Installation = typeof installation extends fc.Arbitrary<infer T> ? T : never;
@@ -44,10 +56,10 @@ function worldOf(i: Installation): World {
   const keys = new Map<string, KeyRow>();
   i.keys.forEach((k, n) => {
     const id = `key-${n}`;
-    keys.set(id, {
-      id, ownerId: USER, teamId: k.team ? TEAM : null, status: 'active', spendMicro: 0, heldMicro: 0, limitMicro: k.limit, requestCount: 0,
-      expiresAt: null, retireAt: null, ownerDisabled: false,
-    });
+    keys.set(id, keyRow({
+      id, ownerId: USER, teamId: k.team ? TEAM : null, limitMicro: k.limit, limitReset: k.limitReset,
+      allowedModels: k.onlyModelA ? ['model-a'] : null, rateLimits: { rpmLimit: k.rpm, tpmLimit: k.tpm, maxParallel: k.maxParallel },
+    }));
   });
   return {
     rows: {
@@ -57,10 +69,12 @@ function worldOf(i: Installation): World {
         includedMicro: i.included, overageAllowed: i.overageAllowed, overageCapMicro: i.overageCap,
       }]]),
       teams: new Map([[TEAM, { id: TEAM, balanceMicro: i.teamBalance, heldMicro: 0 }]]),
+      members: new Map([[memberRow(TEAM, USER, i.memberBudget).id, memberRow(TEAM, USER, i.memberBudget)]]),
       holds: new Map(),
       models: new Map(),
     },
     costs: new Map(),
+    now: NOW,
   };
 }
 
@@ -75,13 +89,19 @@ const step = fc.oneof(
       costShare: fc.oneof(fc.constant(1), fc.double({ min: 0, max: 1, noNaN: true })),
       unbounded: fc.integer({ min: 0, max: 9 }).map((n) => n < 2),
       unboundedCost: fc.integer({ min: 0, max: 200_000 }),
+      model: fc.constantFrom('model-a', 'model-b'),
+      tokens: fc.integer({ min: 0, max: 20_000 }),
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('settle' as const), which: fc.nat() }) },
   // A stream's hold grown ahead of its output (holds that grow: test/unit/metering-growth.test.ts).
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('grow' as const), which: fc.nat(), by: fc.integer({ min: 0, max: 5_000 }) }) },
 );
-const traffic = fc.array(fc.record({ batch: fc.array(step, { minLength: 1, maxLength: 6 }) }), { minLength: 1, maxLength: 25 });
+const traffic = fc.array(fc.record({
+  batch: fc.array(step, { minLength: 1, maxLength: 6 }),
+  // Time before the batch: often none, sometimes seconds (rate windows), sometimes hours (budget periods).
+  advanceMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 90_000 }), fc.integer({ min: 0, max: 6 * 3_600_000 })),
+}), { minLength: 1, maxLength: 25 });
 
 let nextRequest = 0;
 /** The ops of one batch, against the holds in flight before it (a batch cannot settle what it admits). */
@@ -97,7 +117,7 @@ function opsOf(world: World, steps: Step[]): MeteringOp[] {
       world.costs.set(requestId, s.unbounded ? s.unboundedCost : Math.floor(s.estimate * s.costShare));
       ops.push({ admit: {
         requestId, keyId: key.id, ownerId: key.ownerId, teamId: key.teamId, estimateMicro: s.estimate, unbounded: s.unbounded,
-        model: 'm', provider: 'openai', endpoint: '/v1/chat/completions', streamed: false,
+        estimatedTokens: s.tokens, model: s.model, provider: 'openai', endpoint: '/v1/chat/completions', streamed: false,
       } });
     } else if (s.kind === 'grow') {
       if (inFlight.length) ops.push({ grow: { hold: inFlight[s.which % inFlight.length]!, byMicro: s.by } });
@@ -116,7 +136,7 @@ function settleOp(hold: Hold, costMicro: number): MeteringOp {
 }
 
 function run(world: World, ops: MeteringOp[]) {
-  const plan = planBatch(world.rows, ops, ctx);
+  const plan = planBatch(world.rows, ops, ctxAt(world.now));
   world.rows = applyChanges(world.rows, plan.changes);
   return plan;
 }
@@ -139,7 +159,8 @@ describe('the metering planner (pure, no database)', () => {
       fc.property(installation, traffic, (inst, batches) => {
         const batched = worldOf(inst);
         const single = worldOf(inst);
-        for (const { batch } of batches) {
+        for (const { batch, advanceMs } of batches) {
+          batched.now = single.now = new Date(batched.now.getTime() + advanceMs);
           const ops = opsOf(batched, batch);
           single.costs = batched.costs;
           const together = run(batched, ops).results.map(summary);
@@ -188,6 +209,40 @@ describe('the metering planner (pure, no database)', () => {
     );
   });
 
+  it('keeps every key within its rate limits and allow-list, and a member within budget + one request, as the clock moves', () => {
+    fc.assert(
+      fc.property(installation, traffic, (inst, batches) => {
+        const world = worldOf(inst);
+        const admittedPerWindow = new Map<string, number>(); // key + window → admissions
+        const memberCharges: number[] = [];
+        for (const { batch, advanceMs } of batches) {
+          world.now = new Date(world.now.getTime() + advanceMs);
+          const ops = opsOf(world, batch);
+          const plan = run(world, ops);
+          plan.results.forEach((r, i) => {
+            const op = ops[i]!;
+            if (!('admit' in op) || r instanceof Error) return;
+            const key = world.rows.keys.get(op.admit.keyId)!;
+            expect(key.allowedModels === null || key.allowedModels.includes(op.admit.model)).toBe(true);
+            const slot = `${key.id}@${Math.floor(world.now.getTime() / 60_000)}`;
+            admittedPerWindow.set(slot, (admittedPerWindow.get(slot) ?? 0) + 1);
+            if (key.rateLimits.rpmLimit !== null) expect(admittedPerWindow.get(slot)).toBeLessThanOrEqual(key.rateLimits.rpmLimit);
+          });
+          for (const k of world.rows.keys.values()) {
+            const held = [...world.rows.holds.values()].filter((h) => h.keyId === k.id).length;
+            expect(k.inFlight, `in flight on ${k.id}`).toBe(held);
+            if (k.rateLimits.maxParallel !== null) expect(k.inFlight).toBeLessThanOrEqual(k.rateLimits.maxParallel);
+          }
+          for (const e of plan.changes.usageEvents) if (e.teamId) memberCharges.push(e.costMicro);
+        }
+        const member = world.rows.members.get(memberRow(TEAM, USER, null).id)!;
+        if (inst.memberBudget !== null) expect(member.spendMicro).toBeLessThanOrEqual(inst.memberBudget + Math.max(0, ...memberCharges));
+        expect(member.heldMicro).toBe([...world.rows.holds.values()].filter((h) => h.teamId).reduce((s, h) => s + h.memberHoldMicro, 0));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('splits every debit so that it adds up to the cost, in ledger entries and in the usage event', () => {
     fc.assert(
       fc.property(installation, traffic, (inst, batches) => {
@@ -223,7 +278,7 @@ describe('the metering planner (pure, no database)', () => {
           const before = world.rows;
           const replay = run(world, ops);
           expect(replay.results.every((r) => (r as { applied: boolean }).applied === false)).toBe(true);
-          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] });
+          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] });
           expect(world.rows).toEqual(before);
         }
       }),

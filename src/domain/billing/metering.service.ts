@@ -6,6 +6,7 @@ import { withTransaction } from '../../db/transaction.js';
 import type { Clock } from '../clock.js';
 import { keyFromRow, type ApiKey } from '../keys/key.js';
 import { toBool } from '../../db/rows.js';
+import { allowedModelsOf, parseModelList } from '../keys/controls.js';
 import { holdFromRow, meterBatch, PeriodRolloverDue, rememberDeadline } from './metering/sql.js';
 import { MeteringRowMissing, type AdmissionRequest, type GrowResult, type Hold, type KeyIdentity, type MeteringOp, type OpResult, type Settlement, type SettleResult } from './metering/types.js';
 import { billingPeriodAt } from './period.js';
@@ -14,6 +15,9 @@ import { rollPersonalPeriodIfDue } from './rollover.js';
 import { MeteringRefusal, refuseUnusableKey, type RefusalReason } from './refusal.js';
 
 export type { AdmissionRequest, GrowResult, Hold, KeyIdentity, Settlement, SettleResult, UsageOutcome } from './metering/types.js';
+
+/** A key as authentication found it, with the models it may call (its own allow-list narrowed by its team's). */
+export type AuthenticatedKey = ApiKey & { mayCall: string[] | null };
 
 const MAX_IDENTITIES = 50_000;
 const UNUSABLE_KEY = new Set<RefusalReason>(['invalid_api_key', 'key_revoked', 'key_expired']);
@@ -77,12 +81,12 @@ export class MeteringService {
    * every instance (concurrent lookups share one query). Refusals for revoked/expired/unknown keys happen here,
    * before any lock.
    */
-  async authenticate(keyHash: string): Promise<ApiKey> {
+  async authenticate(keyHash: string): Promise<AuthenticatedKey> {
     const row = await this.keyLookups.submit(keyHash);
     if (!row) throw new MeteringRefusal('invalid_api_key', 'Incorrect API key provided.');
-    const key = keyFromRow(row, this.deps.clock.now());
+    const key = keyFromRow(row, this.deps.clock.now(), this.deps.timeZone);
     refuseUnusableKey(key.status, toBool(row.owner_disabled), key.id);
-    return key;
+    return { ...key, mayCall: allowedModelsOf(key.allowedModels, parseModelList(row.team_allowed_models)) };
   }
 
   /**
@@ -186,8 +190,9 @@ export class MeteringService {
   private async lookUpKeys(hashes: string[]): Promise<Array<Record<string, unknown> | null>> {
     const rows = await this.deps.db('api_keys as k')
       .join('users as u', 'u.id', 'k.owner_id')
+      .leftJoin('teams as t', 't.id', 'k.team_id')
       .whereIn('k.key_hash', [...new Set(hashes)])
-      .select('k.*', 'u.disabled as owner_disabled');
+      .select('k.*', 'u.disabled as owner_disabled', 't.allowed_models as team_allowed_models');
     const byHash = new Map(rows.map((r: Record<string, unknown>) => [r.key_hash as string, r]));
     return hashes.map((h) => byHash.get(h) ?? null);
   }
@@ -197,7 +202,7 @@ export class MeteringService {
       const now = this.deps.clock.now();
       const period = billingPeriodAt(now, this.deps.timeZone);
       try {
-        const batch = await meterBatch(this.deps.db, ops, { now, period, holdTtlMs: this.deps.holdTtlMs, cache: this.rows });
+        const batch = await meterBatch(this.deps.db, ops, { now, period, timeZone: this.deps.timeZone, holdTtlMs: this.deps.holdTtlMs, cache: this.rows });
         this.transactions[batch.guessed ? 'oneRoundTrip' : 'readThenWrite']++;
         return batch.results;
       } catch (err) {

@@ -103,8 +103,9 @@ export class ReconcileService {
 
       const patch = patchOf(drifts);
       const stored = row.status as KeyStatus;
-      // The limit status was judged on the wrong spend; judge it again on the true one.
-      const status = statusForLimit(stored, spend, toMicroOrNull(row.spend_limit_micro));
+      // The limit status was judged on the wrong spend; judge it again on the true one. A limit with a budget period
+      // is judged on the period's spend, which metering keeps on the key row: left to the next admission.
+      const status = row.limit_reset ? stored : statusForLimit(stored, spend, toMicroOrNull(row.spend_limit_micro));
       if (status !== stored) patch.status = status;
       await tx('api_keys').where({ id }).update({ ...patch, updated_at: this.deps.clock.now() });
       await this.audit(tx, actor, target, drifts, status !== stored ? { status: { from: stored, to: status } } : {});

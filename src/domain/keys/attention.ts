@@ -30,7 +30,7 @@ export function keyAttention(key: ApiKey, now: Date): KeyAttention {
   const retiring = retiresAt(key);
   return {
     retiresAt: retiring,
-    nearLimit: usable && key.spendLimitMicro !== null && key.spendMicro >= key.spendLimitMicro * NEAR_LIMIT_RATIO,
+    nearLimit: usable && key.spendLimitMicro !== null && key.periodSpendMicro >= key.spendLimitMicro * NEAR_LIMIT_RATIO,
     expiringSoon: usable && key.expiresAt !== null && key.expiresAt.getTime() - now.getTime() <= EXPIRY_WARNING_MS,
     // A retiring key is going away anyway: the best-practice hints are about keys that stay.
     noLimit: usable && !retiring && key.spendLimitMicro === null,

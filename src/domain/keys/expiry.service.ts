@@ -37,7 +37,7 @@ export class KeyExpiryService {
     const result: ExpiryResult = { expired: [], retired: [] };
     const now = this.deps.clock.now();
     // Expiry first, then retirement: a key may be both, and its effective status is then `revoked` (retirement wins).
-    for (const id of await this.due((q) => q.whereIn('status', ['active', 'limit_reached']).where('expires_at', '<=', now)))
+    for (const id of await this.due((q) => q.whereIn('status', ['active', 'limit_reached', 'disabled']).where('expires_at', '<=', now)))
       if (await this.transition(id, 'expired', now, actor)) result.expired.push(id);
     for (const id of await this.due((q) => q.whereNot('status', 'revoked').where('retire_at', '<=', now)))
       if (await this.transition(id, 'retired', now, actor)) result.retired.push(id);
@@ -62,7 +62,7 @@ export class KeyExpiryService {
         to === 'expired'
           ? await tx('api_keys')
               .where({ id })
-              .whereIn('status', ['active', 'limit_reached'])
+              .whereIn('status', ['active', 'limit_reached', 'disabled'])
               .where('expires_at', '<=', now)
               .update({ status: 'expired', updated_at: now })
           : await tx('api_keys')

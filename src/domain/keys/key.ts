@@ -1,7 +1,10 @@
 import { toDate, toDateOrNull, toInt } from '../../db/rows.js';
 import { toMicro, toMicroOrNull, type Micro } from '../money.js';
+import { limitPeriodAt, parseModelList, spendInPeriod, type LimitReset } from './controls.js';
 
-export type KeyStatus = 'active' | 'revoked' | 'expired' | 'limit_reached';
+/** `disabled`: paused by its owner or a manager (reversible, keys.enable); `revoked` is final. */
+export const KEY_STATUSES = ['active', 'limit_reached', 'disabled', 'expired', 'revoked'] as const;
+export type KeyStatus = (typeof KEY_STATUSES)[number];
 
 export interface ApiKey {
   id: string;
@@ -21,6 +24,19 @@ export interface ApiKey {
   revokedAt: Date | null;
   rotatedToId: string | null;
   retireAt: Date | null;
+  /** null: the limit is lifetime; else it applies to periodSpendMicro, spend in the current budget period. */
+  limitReset: LimitReset | null;
+  /** The spend the limit is judged on: spend in the current budget period (0 when the stored counter belongs to an ended one), or spendMicro without a period. */
+  periodSpendMicro: Micro;
+  /** When the current budget period ends (null without a period). */
+  nextResetAt: Date | null;
+  /** The key's own allow-list (catalog ids), null = every model; the team's list narrows it further. */
+  allowedModels: string[] | null;
+  rpmLimit: number | null;
+  tpmLimit: number | null;
+  maxParallel: number | null;
+  tags: string[];
+  disabledAt: Date | null;
 }
 
 /**
@@ -36,15 +52,26 @@ export function effectiveStatus(stored: KeyStatus, expiresAt: Date | null, retir
   return stored;
 }
 
-export function keyFromRow(r: Record<string, unknown>, now: Date): ApiKey {
+/**
+ * A key row as the domain sees it at `now`. A periodic key stored `limit_reached` in a period that has ended is
+ * `active` again: the period resets at its boundary, whatever has been written since (the next admission writes it).
+ */
+export function keyFromRow(r: Record<string, unknown>, now: Date, timeZone: string, tags: string[] = []): ApiKey {
   const expiresAt = toDateOrNull(r.expires_at);
   const retireAt = toDateOrNull(r.retire_at);
+  const limitReset = (r.limit_reset as LimitReset | null) ?? null;
+  const period = limitReset ? limitPeriodAt(limitReset, now, timeZone) : null;
+  const spendMicro = toMicro(r.spend_micro);
+  const periodSpendMicro = period ? spendInPeriod({ periodStart: toDateOrNull(r.period_start), periodSpendMicro: toMicro(r.period_spend_micro) }, period) : spendMicro;
+  const limit = toMicroOrNull(r.spend_limit_micro);
+  let stored = r.status as KeyStatus;
+  if (period && stored === 'limit_reached' && (limit === null || periodSpendMicro < limit)) stored = 'active';
   return {
     id: r.id as string,
     name: r.name as string,
     last4: r.last4 as string,
-    status: effectiveStatus(r.status as KeyStatus, expiresAt, retireAt, now),
-    spendMicro: toMicro(r.spend_micro),
+    status: effectiveStatus(stored, expiresAt, retireAt, now),
+    spendMicro,
     heldMicro: toMicro(r.held_micro),
     spendLimitMicro: toMicroOrNull(r.spend_limit_micro),
     expiresAt,
@@ -56,14 +83,26 @@ export function keyFromRow(r: Record<string, unknown>, now: Date): ApiKey {
     revokedAt: toDateOrNull(r.revoked_at),
     rotatedToId: (r.rotated_to_id as string | null) ?? null,
     retireAt,
+    limitReset,
+    periodSpendMicro,
+    nextResetAt: period?.end ?? null,
+    allowedModels: parseModelList(r.allowed_models),
+    rpmLimit: toIntOrNull(r.rpm_limit),
+    tpmLimit: toIntOrNull(r.tpm_limit),
+    maxParallel: toIntOrNull(r.max_parallel),
+    tags,
+    disabledAt: toDateOrNull(r.disabled_at),
   };
 }
+
+const toIntOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : toInt(v));
 
 /**
  * Stored status after a limit change: at or above the limit the key is `limit_reached`; raising or removing the
  * limit restores `active`. Revoked and expired keys keep their status (revocation is terminal).
  */
 export function statusForLimit(stored: KeyStatus, spend: Micro, limit: Micro | null): KeyStatus {
+  // A paused key stays paused; keys.enable judges the limit again.
   if (stored !== 'active' && stored !== 'limit_reached') return stored;
   return limit !== null && spend >= limit ? 'limit_reached' : 'active';
 }

@@ -13,12 +13,13 @@ import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
 import { lockedTeamRoleOf, teamRoleOf } from '../teams/membership.js';
 import { teamPermissions, type TeamRole } from '../teams/roles.js';
 import { keyFromRow, statusForLimit, type ApiKey, type KeyStatus } from './key.js';
+import { controlColumns, replaceTags, tagsOf, type KeyControlsInput, type ResolveModel } from './key-settings.js';
 
 export const KEY_NAME_MAX = 100;
 /** Longest rotation grace period: long enough for a slow deploy, short enough that old keys do not linger. */
 export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
-export interface CreateKeyInput {
+export interface CreateKeyInput extends KeyControlsInput {
   name: string;
   spendLimitMicro?: Micro | null;
   expiresAt?: Date | null;
@@ -36,6 +37,10 @@ export interface KeysDeps {
   db: Db;
   clock: Clock;
   audit: AuditService;
+  /** The installation time zone: keys' budget periods are its days, weeks and months. */
+  timeZone: string;
+  /** Model ids and aliases of allow-lists are resolved against the catalog. */
+  resolveModel: ResolveModel;
 }
 
 type Access = 'view' | 'manage' | 'revoke';
@@ -57,6 +62,7 @@ export class KeysService {
     const name = validateName(input.name, 'A key name', KEY_NAME_MAX);
     const limit = validateLimit(input.spendLimitMicro ?? null);
     const expiresAt = validateExpiry(input.expiresAt, this.deps.clock.now());
+    const controls = await controlColumns(input, this.deps.resolveModel);
     return withTransaction(this.deps.db, async (tx) => {
       if (input.teamId) {
         // Locked: a removal or demotion to viewer running now either finishes first (and we refuse) or waits for
@@ -65,9 +71,11 @@ export class KeysService {
         if (!role) throw notFound('Team');
         if (!teamPermissions.createKeys(role)) throw forbidden('Viewers cannot create team keys.');
       }
-      const created = await this.insertKey(tx, { name, limit, expiresAt, teamId: input.teamId ?? null, ownerId: actor.userId });
+      const created = await this.insertKey(tx, {
+        name, limit, expiresAt, teamId: input.teamId ?? null, ownerId: actor.userId, controls: controls.columns, tags: controls.tags ?? [],
+      });
       await this.deps.audit.record(tx, actor, 'key.create', { type: 'key', id: created.key.id }, {
-        name, teamId: input.teamId ?? null, spendLimitMicro: limit, expiresAt: expiresAt?.toISOString() ?? null,
+        name, teamId: input.teamId ?? null, spendLimitMicro: limit, expiresAt: expiresAt?.toISOString() ?? null, ...auditedControls(controls),
       });
       return created;
     });
@@ -78,7 +86,8 @@ export class KeysService {
     if (!visible) return [];
     const rows = await visible.query.select('api_keys.*').orderBy('api_keys.created_at', 'desc').orderBy('api_keys.id');
     const now = this.deps.clock.now();
-    const keys: ApiKey[] = rows.map((r: Record<string, unknown>) => keyFromRow(r, now));
+    const tags = await tagsOf(q, rows.map((r: Record<string, unknown>) => r.id as string));
+    const keys: ApiKey[] = rows.map((r: Record<string, unknown>) => keyFromRow(r, now, this.deps.timeZone, tags.get(r.id as string)));
     return filter.status ? keys.filter((k) => k.status === filter.status) : keys;
   }
 
@@ -86,25 +95,63 @@ export class KeysService {
     return this.loadFor(q, id, actor, 'view');
   }
 
-  async update(id: string, changes: { name?: string; spendLimitMicro?: Micro | null }, actor: Actor): Promise<ApiKey> {
+  async update(id: string, changes: KeyControlsInput & { name?: string; spendLimitMicro?: Micro | null }, actor: Actor): Promise<ApiKey> {
     const name = changes.name === undefined ? undefined : validateName(changes.name, 'A key name', KEY_NAME_MAX);
     const limit = changes.spendLimitMicro === undefined ? undefined : validateLimit(changes.spendLimitMicro);
+    const controls = await controlColumns(changes, this.deps.resolveModel);
     return withTransaction(this.deps.db, async (tx) => {
       // Lock the key so a concurrent settlement cannot slip between reading spend and writing the status.
       const key = await this.loadFor(tx, id, actor, 'manage', true);
       if (key.status === 'revoked') throw conflict('This key is revoked; revoked keys cannot be changed.');
       const patch: Record<string, unknown> = { updated_at: this.deps.clock.now() };
       if (name !== undefined) patch.name = name;
-      if (limit !== undefined) {
+      Object.assign(patch, controls.columns);
+      if (limit !== undefined || controls.columns.limit_reset !== undefined) {
         if (key.status === 'expired') throw conflict('This key has expired; its limit can no longer be changed.');
-        patch.spend_limit_micro = limit;
-        patch.status = statusForLimit(key.status, key.spendMicro, limit);
+        const newLimit = limit === undefined ? key.spendLimitMicro : limit;
+        if (limit !== undefined) patch.spend_limit_micro = limit;
+        // A key that gains a period starts it now (its spend so far belongs to no period); one that loses it is
+        // judged on lifetime spend again.
+        const reset = controls.columns.limit_reset === undefined ? key.limitReset : (controls.columns.limit_reset as string | null);
+        if (controls.columns.limit_reset !== undefined && reset !== key.limitReset) Object.assign(patch, { period_spend_micro: 0, period_start: null });
+        const counted = !reset ? key.spendMicro : reset === key.limitReset ? key.periodSpendMicro : 0;
+        patch.status = statusForLimit(key.status, counted, newLimit);
       }
       await tx('api_keys').where({ id }).update(patch);
+      if (controls.tags) await replaceTags(tx, id, controls.tags);
       await this.deps.audit.record(tx, actor, 'key.update', { type: 'key', id }, {
         ...(name !== undefined && { name }),
         ...(limit !== undefined && { spendLimitMicro: limit, from: key.spendLimitMicro, status: patch.status }),
+        ...auditedControls(controls),
       });
+      return this.reload(tx, id);
+    });
+  }
+
+  /**
+   * Pauses a key: every instance refuses it with 401 key_disabled from the very next request (admission reads the
+   * status under the key's row lock; streams in flight are cut at their next growth). Reversible with enable, unlike
+   * revocation. Needs the right to manage the key, or to revoke it (installation admins).
+   */
+  async disable(id: string, actor: Actor): Promise<ApiKey> {
+    return this.setPaused(id, actor, true);
+  }
+
+  /** Resumes a paused key: `active`, or `limit_reached` when its limit is used up meanwhile. */
+  async enable(id: string, actor: Actor): Promise<ApiKey> {
+    return this.setPaused(id, actor, false);
+  }
+
+  private async setPaused(id: string, actor: Actor, paused: boolean): Promise<ApiKey> {
+    return withTransaction(this.deps.db, async (tx) => {
+      // Installation admins may pause any key, as they may revoke any (incident response): a pause is the milder step.
+      const key = await this.loadFor(tx, id, actor, 'revoke', true);
+      if (key.status === 'revoked' || key.status === 'expired') throw conflict(`This key is ${key.status}; it can no longer be paused or resumed.`);
+      if ((key.status === 'disabled') === paused) return key;
+      const now = this.deps.clock.now();
+      const status = paused ? 'disabled' : statusForLimit('active', key.periodSpendMicro, key.spendLimitMicro);
+      await tx('api_keys').where({ id }).update({ status, disabled_at: paused ? now : null, updated_at: now });
+      await this.deps.audit.record(tx, actor, paused ? 'key.disable' : 'key.enable', { type: 'key', id }, { status });
       return this.reload(tx, id);
     });
   }
@@ -135,7 +182,11 @@ export class KeysService {
       if (old.rotatedToId) throw conflict('This key was already rotated; rotate its successor instead.');
       const now = this.deps.clock.now();
       const created = await this.insertKey(tx, {
-        name: old.name, limit: old.spendLimitMicro, expiresAt: old.expiresAt, teamId: old.teamId, ownerId: old.ownerId,
+        name: old.name, limit: old.spendLimitMicro, expiresAt: old.expiresAt, teamId: old.teamId, ownerId: old.ownerId, tags: old.tags,
+        controls: {
+          limit_reset: old.limitReset, allowed_models: old.allowedModels && JSON.stringify(old.allowedModels), rpm_limit: old.rpmLimit,
+          tpm_limit: old.tpmLimit, max_parallel: old.maxParallel,
+        },
       });
       if (gracePeriodSeconds === 0) await this.markRevoked(tx, id);
       await tx('api_keys').where({ id }).update({
@@ -150,7 +201,7 @@ export class KeysService {
 
   private async insertKey(
     tx: Queryable,
-    k: { name: string; limit: Micro | null; expiresAt: Date | null; teamId: string | null; ownerId: string },
+    k: { name: string; limit: Micro | null; expiresAt: Date | null; teamId: string | null; ownerId: string; controls: Record<string, unknown>; tags: string[] },
   ): Promise<{ key: ApiKey; secret: string }> {
     const secret = generateSecret('mbk_');
     const id = newId();
@@ -158,8 +209,9 @@ export class KeysService {
     await tx('api_keys').insert({
       id, name: k.name, key_hash: hashSecret(secret), last4: lastFour(secret), owner_id: k.ownerId, team_id: k.teamId,
       status: statusForLimit('active', 0, k.limit), spend_limit_micro: k.limit, spend_micro: 0, held_micro: 0,
-      request_count: 0, expires_at: k.expiresAt, created_at: now, updated_at: now,
+      request_count: 0, expires_at: k.expiresAt, created_at: now, updated_at: now, ...k.controls,
     });
+    await replaceTags(tx, id, k.tags);
     return { key: await this.reload(tx, id), secret };
   }
 
@@ -169,7 +221,12 @@ export class KeysService {
   }
 
   private async reload(q: Queryable, id: string): Promise<ApiKey> {
-    return keyFromRow((await q('api_keys').where({ id }).first())!, this.deps.clock.now());
+    return this.fromRow(q, (await q('api_keys').where({ id }).first())!);
+  }
+
+  private async fromRow(q: Queryable, row: Record<string, unknown>): Promise<ApiKey> {
+    const tags = await tagsOf(q, [row.id as string]);
+    return keyFromRow(row, this.deps.clock.now(), this.deps.timeZone, tags.get(row.id as string));
   }
 
   /**
@@ -188,7 +245,7 @@ export class KeysService {
       row = await q('api_keys').where({ id }).forUpdate().first();
       if (!row) throw notFound('Key');
     }
-    const key = keyFromRow(row, this.deps.clock.now());
+    const key = await this.fromRow(q, row);
     if (allowed(key, role, actor)) return key;
     if (isInstallationAdmin(actor) && access !== 'manage') return key;
     throw notFound('Key');
@@ -237,6 +294,10 @@ function allowed(key: ApiKey, role: TeamRole | null, actor: Actor): boolean {
   if (!key.teamId) return key.ownerId === actor.userId;
   if (!role) return false;
   return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
+}
+
+function auditedControls(c: { columns: Record<string, unknown>; tags?: string[] }): Record<string, unknown> {
+  return { ...(Object.keys(c.columns).length && { controls: c.columns }), ...(c.tags && { tags: c.tags }) };
 }
 
 function validateLimit(limit: Micro | null): Micro | null {

@@ -10,6 +10,7 @@ import { toMicro, type Micro } from '../money.js';
 import { normalizeEmail } from '../accounts/users.service.js';
 import { lockTeamMembers, revokeMemberTeamKeys, teamRoleOf } from './membership.js';
 import { teamPermissions, type TeamRole } from './roles.js';
+import { memberRowId } from '../keys/controls.js';
 
 export interface Team {
   id: string;
@@ -44,7 +45,7 @@ export class TeamsService {
     return withTransaction(this.deps.db, async (tx) => {
       const id = newId();
       await tx('teams').insert({ id, name, balance_micro: 0, held_micro: 0, created_by: actor.userId, created_at: now, updated_at: now });
-      await tx('team_members').insert({ team_id: id, user_id: actor.userId, role: 'owner', created_at: now });
+      await tx('team_members').insert({ id: memberRowId(id, actor.userId), team_id: id, user_id: actor.userId, role: 'owner', created_at: now });
       await this.deps.audit.record(tx, actor, 'team.create', { type: 'team', id }, { name });
       return { id, name, balanceMicro: 0, heldMicro: 0, role: 'owner' };
     });
@@ -88,7 +89,7 @@ export class TeamsService {
       if (!user) throw new UnknownEmailError(email);
       if (members.has(user.id)) throw conflict('That user is already a member of this team.');
       try {
-        await tx('team_members').insert({ team_id: teamId, user_id: user.id, role, created_at: this.deps.clock.now() });
+        await tx('team_members').insert({ id: memberRowId(teamId, user.id), team_id: teamId, user_id: user.id, role, created_at: this.deps.clock.now() });
       } catch (err) {
         if (isDuplicateKeyError(err)) throw conflict('That user is already a member of this team.');
         throw err;

@@ -39,6 +39,8 @@ export interface UsageFilter {
   from?: Date;
   /** Exclusive. */
   to?: Date;
+  /** Only events of keys carrying this tag (a key's tags as they are now). */
+  tag?: string;
   /** The id of the last event of the previous page. */
   cursor?: string;
   limit?: number;
@@ -110,6 +112,7 @@ export class UsageService {
       if (!visible) return { events: [], nextCursor: null };
       query = query.whereIn('key_id', visible.query.select('api_keys.id'));
     }
+    if (filter.tag) query = query.whereIn('key_id', q('key_tags').where('tag', filter.tag).select('key_id'));
     query = inRange(query, filter.from, filter.to);
     if (filter.cursor !== undefined) {
       if (!/^\d{1,19}$/.test(filter.cursor)) throw badInput('That cursor is not one this API returned.');

@@ -1,7 +1,22 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../init.js';
-import { aud, id, isoDate, keyStatus, text } from '../inputs.js';
+import { aud, id, isoDate, keyStatus, limitReset, modelList, rateLimit, tags, text } from '../inputs.js';
 import { keyDto, keyUsageDto } from '../presenters.js';
+
+/** The controls of docs/limits.md, as keys.create and keys.update take them (null removes one). */
+const controls = {
+  limitReset: limitReset.nullable().optional(),
+  allowedModels: modelList.nullable().optional(),
+  rpmLimit: rateLimit.nullable().optional(),
+  tpmLimit: rateLimit.nullable().optional(),
+  maxParallel: rateLimit.nullable().optional(),
+  tags: tags.optional(),
+};
+type ControlsInput = { [K in keyof typeof controls]?: z.output<(typeof controls)[K]> };
+const controlsOf = (input: ControlsInput) => ({
+  limitReset: input.limitReset, allowedModels: input.allowedModels, rpmLimit: input.rpmLimit, tpmLimit: input.tpmLimit,
+  maxParallel: input.maxParallel, tags: input.tags,
+});
 
 export const keysRouter = router({
   /** Keys the caller may see; `all: true` lists every key of the installation (installation admins only). */
@@ -29,10 +44,13 @@ export const keysRouter = router({
 
   /** The secret is in this response and nowhere else, ever. */
   create: authedProcedure
-    .input(z.object({ name: text, spendLimitAud: aud.nullish(), expiresAt: isoDate.nullish(), teamId: id.nullish() }).strict())
+    .input(z.object({ name: text, spendLimitAud: aud.nullish(), expiresAt: isoDate.nullish(), teamId: id.nullish(), ...controls }).strict())
     .mutation(async ({ ctx, input }) => {
       const { key, secret } = await ctx.deps.services.keys.create(
-        { name: input.name, spendLimitMicro: input.spendLimitAud ?? null, expiresAt: input.expiresAt ?? null, teamId: input.teamId ?? null },
+        {
+          name: input.name, spendLimitMicro: input.spendLimitAud ?? null, expiresAt: input.expiresAt ?? null, teamId: input.teamId ?? null,
+          ...controlsOf(input),
+        },
         ctx.actor,
       );
       return { key: keyDto(key), secret };
@@ -40,10 +58,19 @@ export const keysRouter = router({
 
   /** `spendLimitAud: null` removes the limit; omitting it leaves the limit as it is. */
   update: authedProcedure
-    .input(z.object({ id, name: text.optional(), spendLimitAud: aud.nullable().optional() }).strict())
+    .input(z.object({ id, name: text.optional(), spendLimitAud: aud.nullable().optional(), ...controls }).strict())
     .mutation(async ({ ctx, input }) =>
-      keyDto(await ctx.deps.services.keys.update(input.id, { name: input.name, spendLimitMicro: input.spendLimitAud }, ctx.actor)),
+      keyDto(await ctx.deps.services.keys.update(input.id, { name: input.name, spendLimitMicro: input.spendLimitAud, ...controlsOf(input) }, ctx.actor)),
     ),
+
+  /** Pauses the key (401 key_disabled from the next request, every instance); enable resumes it. Audited. */
+  disable: authedProcedure
+    .input(z.object({ id }).strict())
+    .mutation(async ({ ctx, input }) => keyDto(await ctx.deps.services.keys.disable(input.id, ctx.actor))),
+
+  enable: authedProcedure
+    .input(z.object({ id }).strict())
+    .mutation(async ({ ctx, input }) => keyDto(await ctx.deps.services.keys.enable(input.id, ctx.actor))),
 
   revoke: authedProcedure
     .input(z.object({ id }).strict())

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../init.js';
-import { id, teamRole, text } from '../inputs.js';
-import { memberDto, teamDto } from '../presenters.js';
+import { aud, id, modelList, rateLimit, teamRole, text } from '../inputs.js';
+import { memberBudgetDto, memberDto, teamControlsDto, teamDto } from '../presenters.js';
 
 export const teamsRouter = router({
   create: authedProcedure
@@ -15,6 +15,29 @@ export const teamsRouter = router({
     const team = await ctx.deps.services.teams.get(input.id, ctx.actor);
     return { ...teamDto(team), members: team.members.map(memberDto) };
   }),
+
+  /** The team's key controls and every member's monthly budget (any member may read them). */
+  controls: authedProcedure.input(z.object({ teamId: id }).strict()).query(async ({ ctx, input }) => {
+    const c = await ctx.deps.services.teamControls.get(input.teamId, ctx.actor);
+    return { ...teamControlsDto(c), members: c.members.map(memberBudgetDto) };
+  }),
+
+  /** Owners and admins: the allow-list the team's keys cannot widen, and rate-limit defaults (null removes one). */
+  setControls: authedProcedure
+    .input(z.object({
+      teamId: id, allowedModels: modelList.nullable().optional(), defaultRpmLimit: rateLimit.nullable().optional(),
+      defaultTpmLimit: rateLimit.nullable().optional(), defaultMaxParallel: rateLimit.nullable().optional(),
+    }).strict())
+    .mutation(async ({ ctx, input }) => {
+      const { teamId, ...changes } = input;
+      return teamControlsDto(await ctx.deps.services.teamControls.setControls(teamId, changes, ctx.actor));
+    }),
+
+  /** Owners and admins: a member's monthly budget on what their team keys spend (null removes it). */
+  setMemberBudget: authedProcedure
+    .input(z.object({ teamId: id, userId: id, budgetAud: aud.nullable() }).strict())
+    .mutation(async ({ ctx, input }) =>
+      memberBudgetDto(await ctx.deps.services.teamControls.setMemberBudget(input.teamId, input.userId, input.budgetAud, ctx.actor))),
 
   addMember: authedProcedure
     .input(z.object({ teamId: id, email: text, role: teamRole }).strict())

@@ -12,6 +12,7 @@ export const usageRouter = router({
         .object({
           keyId: id.optional(),
           teamId: id.optional(),
+          tag: z.string().min(1).max(32).optional(),
           all: z.boolean().optional(),
           from: isoDate.optional(),
           to: isoDate.optional(),

@@ -5,9 +5,14 @@ import { microToAud, type Micro } from '../../money.js';
 import { personalAvailable, splitPersonalDebit, type PersonalBuckets } from '../debit-order.js';
 import { MeteringRefusal, refuseUnusableKey } from '../refusal.js';
 import { periodCounters } from '../rollover.js';
+import { isModelAllowed, limitPeriodAt, memberRowId } from '../../keys/controls.js';
+import {
+  admitToRateWindow, atLimit, correctRateTokens, limitedSpend, memberBudgetReached, memberSpend, modelNotAllowed, rateStatus, rollKeyPeriod,
+  rollMemberPeriod, secondsUntil,
+} from './key-controls.js';
 import { MeteringRowMissing } from './types.js';
 import type {
-  AdmissionItem, BalanceRow, BatchPlan, GrowItem, GrowResult, Hold, HoldRow, KeyRow, LedgerEntryRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows,
+  AdmissionItem, BalanceRow, BatchPlan, GrowItem, GrowResult, Hold, HoldRow, KeyRow, LedgerEntryRow, MemberRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows,
   OpResult, PlanContext, SettlementItem, SettleResult, TeamRow, UsageEventRow,
 } from './types.js';
 
@@ -28,8 +33,9 @@ export const UNBOUNDED_ROOM = Number.MAX_SAFE_INTEGER;
 
 /** The ids an operation batch locks, sorted (lock order: keys → balances → teams → holds; models are only read). */
 export function idsOf(ops: MeteringOp[]): MeteringIds {
-  const keys: string[] = [], users: string[] = [], teams: string[] = [], requests: string[] = [], models: string[] = [];
-  const payer = (userId: string, teamId: string | null) => (teamId ? teams.push(teamId) : users.push(userId));
+  const keys: string[] = [], users: string[] = [], teams: string[] = [], members: string[] = [], requests: string[] = [], models: string[] = [];
+  // A team key's owner's membership row carries the member budget: locked with the team.
+  const payer = (userId: string, teamId: string | null) => (teamId ? (teams.push(teamId), members.push(memberRowId(teamId, userId))) : users.push(userId));
   for (const op of ops) {
     if ('admit' in op) {
       keys.push(op.admit.keyId);
@@ -42,7 +48,7 @@ export function idsOf(ops: MeteringOp[]): MeteringIds {
       requests.push(hold.requestId);
     }
   }
-  return { keys: sorted(keys), users: sorted(users), teams: sorted(teams), requests: sorted(requests), models: sorted(models) };
+  return { keys: sorted(keys), users: sorted(users), teams: sorted(teams), members: sorted(members), requests: sorted(requests), models: sorted(models) };
 }
 
 /** Working copies of the rows a batch changes, with what it did to each. */
@@ -50,6 +56,7 @@ interface Working {
   keys: Map<string, KeyRow & { touched: boolean; charged: boolean }>;
   balances: Map<string, BalanceRow & { touched: boolean; charged: boolean }>;
   teams: Map<string, TeamRow & { touched: boolean; charged: boolean }>;
+  members: Map<string, MemberRow & { touched: boolean; charged: boolean }>;
   /** Holds still open as the batch goes (a settled one is removed, so a replay in the same batch finds none). */
   holds: Map<string, HoldRow>;
   changes: MeteringChanges;
@@ -66,8 +73,9 @@ export function planBatch(rows: MeteringRows, ops: MeteringOp[], ctx: PlanContex
     keys: copyAll(rows.keys),
     balances: copyAll(rows.balances),
     teams: copyAll(rows.teams),
+    members: copyAll(rows.members),
     holds: new Map(rows.holds),
-    changes: { keys: [], balances: [], teams: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] },
+    changes: { keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] },
   };
   const results: OpResult[] = new Array(ops.length);
   if (rolloverDue.length) return { results, changes: w.changes, rolloverDue };
@@ -99,39 +107,68 @@ function admitOne(item: AdmissionItem, rows: MeteringRows, w: Working, ctx: Plan
       const entry = rows.models.get(item.catalog.id);
       if (!entry || !sameCatalogEntry(entry, item.catalog)) throw new CatalogEntryChanged(item.catalog.id);
     }
+    refuseUnusableKey(effectiveStatus(key.status, key.expiresAt, key.retireAt, ctx.now), key.ownerDisabled);
+    // Before any hold: a model outside the list costs nothing and counts in no rate window.
+    if (!isModelAllowed(item.model, key.allowedModels)) throw modelNotAllowed(item.model, key.allowedModels!);
+    const tokens = Math.max(0, Math.round(item.estimatedTokens ?? 0));
+    const window = admitToRateWindow(key, tokens, ctx);
     const payer = key.teamId ? w.teams.get(key.teamId) : w.balances.get(key.ownerId);
-    const { keyHoldMicro, payerHoldMicro } = reserveHolds(item, key, payer, ctx);
+    const member = key.teamId ? w.members.get(memberRowId(key.teamId, key.ownerId)) : undefined;
+    const { keyHoldMicro, payerHoldMicro, memberHoldMicro } = reserveHolds(item, key, payer, member, ctx);
+    rollKeyPeriod(key, ctx);
     key.heldMicro += keyHoldMicro;
+    key.inFlight += 1;
+    key.rateWindowStart = window.start;
+    key.rateWindowRequests = window.requests + 1;
+    key.rateWindowTokens = window.tokens + tokens;
     key.touched = true;
     payer!.heldMicro += payerHoldMicro;
     payer!.touched = true;
+    if (member && memberHoldMicro > 0) {
+      rollMemberPeriod(member, ctx);
+      member.heldMicro += memberHoldMicro;
+      member.touched = true;
+    }
     const hold: Hold = {
-      requestId: item.requestId, keyId: key.id, userId: key.ownerId, teamId: key.teamId, keyHoldMicro, payerHoldMicro,
-      model: item.model, provider: item.provider, endpoint: item.endpoint, streamed: item.streamed, createdAt: ctx.now,
+      requestId: item.requestId, keyId: key.id, userId: key.ownerId, teamId: key.teamId, keyHoldMicro, payerHoldMicro, memberHoldMicro,
+      rateTokens: tokens, model: item.model, provider: item.provider, endpoint: item.endpoint, streamed: item.streamed, createdAt: ctx.now,
     };
     w.changes.holdsPlaced.push({ ...hold, deadlineAt: new Date(ctx.now.getTime() + ctx.holdTtlMs) });
-    return hold;
+    return { ...hold, rate: rateStatus(key, ctx) };
   } catch (err) {
     return err as Error;
   }
 }
 
 /**
- * The holds of one admission, against the key's limit and against the payer's balance, each of which already
- * carries the holds of requests in flight. Each side on its own: an estimate that fits the free headroom is held
- * whole; one that does not is admitted only when nothing else is held on that side, holding the rest of the
- * headroom (so at most one request at a time can cross it). The two sides are independent: a key capped at a tiny
+ * The holds of one admission, against the key's limit, the payer's balance and the member's budget, each of which
+ * already carries the holds of requests in flight. Each side on its own: an estimate that fits the free headroom is
+ * held whole; one that does not is admitted only when nothing else is held on that side, holding the rest of the
+ * headroom (so at most one request at a time can cross it). The sides are independent: a key capped at a tiny
  * remaining limit still reserves the full estimate at its payer, or the payer could be overrun by many requests.
  */
-function reserveHolds(item: AdmissionItem, key: KeyRow, payer: BalanceRow | TeamRow | undefined, ctx: PlanContext): { keyHoldMicro: Micro; payerHoldMicro: Micro } {
-  refuseUnusableKey(effectiveStatus(key.status, key.expiresAt, key.retireAt, ctx.now), key.ownerDisabled);
-  const keyRoom = key.limitMicro === null ? UNBOUNDED_ROOM : key.limitMicro - key.spendMicro;
-  if (key.status === 'limit_reached' || keyRoom <= 0) throw limitReached(key);
+function reserveHolds(
+  item: AdmissionItem, key: KeyRow, payer: BalanceRow | TeamRow | undefined, member: MemberRow | undefined, ctx: PlanContext,
+): { keyHoldMicro: Micro; payerHoldMicro: Micro; memberHoldMicro: Micro } {
+  const spent = limitedSpend(key, ctx);
+  const keyRoom = key.limitMicro === null ? UNBOUNDED_ROOM : key.limitMicro - spent;
+  if (atLimit(key, ctx) || keyRoom <= 0) throw limitReached(key, spent, ctx);
   const keyHoldMicro = reserve(item, keyRoom, key.heldMicro);
   if (keyHoldMicro === null)
     throw new MeteringRefusal('spend_limit_pending', pending('this key’s spending limit', item, keyRoom - key.heldMicro, 'a higher limit'), {
-      spentMicro: key.spendMicro, limitMicro: key.limitMicro, retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
+      spentMicro: spent, limitMicro: key.limitMicro, retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
     });
+  let memberHoldMicro = 0;
+  if (member && member.budgetMicro !== null) {
+    const memberRoom = member.budgetMicro - memberSpend(member, ctx);
+    if (memberRoom <= 0) throw memberBudgetReached(member, ctx);
+    const held = reserve(item, memberRoom, member.heldMicro);
+    if (held === null)
+      throw new MeteringRefusal('spend_limit_pending', pending('your member budget in this team', item, memberRoom - member.heldMicro, 'a higher budget'), {
+        retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
+      });
+    memberHoldMicro = held;
+  }
   if (!payer) throw new MeteringRowMissing(`payer of key ${key.id}`);
   const available = 'userId' in payer ? personalAvailable(bucketsOf(payer, ctx)) : payer.balanceMicro;
   if (available <= 0)
@@ -143,7 +180,7 @@ function reserveHolds(item: AdmissionItem, key: KeyRow, payer: BalanceRow | Team
     throw new MeteringRefusal('spend_limit_pending', pending('the balance', item, available - payer.heldMicro, 'a top-up'), {
       retryAfterSeconds: PENDING_RETRY_AFTER_SECONDS,
     });
-  return { keyHoldMicro, payerHoldMicro };
+  return { keyHoldMicro, payerHoldMicro, memberHoldMicro };
 }
 
 /**
@@ -170,12 +207,22 @@ export function reserve(item: Pick<AdmissionItem, 'estimateMicro' | 'unbounded'>
   return null;
 }
 
-function limitReached(key: KeyRow): MeteringRefusal {
+function limitReached(key: KeyRow, spent: Micro, ctx: PlanContext): MeteringRefusal {
+  const spentText = `spent ${microToAud(spent)} of ${microToAud(key.limitMicro ?? 0)} AUD`;
+  if (key.limitReset) {
+    const resetsAt = limitPeriodAt(key.limitReset, ctx.now, ctx.timeZone).end;
+    return new MeteringRefusal(
+      'spend_limit_reached',
+      `This API key has reached its ${key.limitReset} spending limit (${spentText} this period). It resets at ${resetsAt.toISOString()}; ` +
+        'raise or remove the limit in the ModelBridge portal or with keys.update to continue sooner.',
+      { spentMicro: spent, limitMicro: key.limitMicro, resetsAt, retryAfterSeconds: secondsUntil(resetsAt, ctx.now) },
+    );
+  }
   return new MeteringRefusal(
     'spend_limit_reached',
-    `This API key has reached its spending limit (spent ${microToAud(key.spendMicro)} of ${microToAud(key.limitMicro ?? 0)} AUD). ` +
+    `This API key has reached its spending limit (${spentText}). ` +
       'Raise or remove the limit in the ModelBridge portal or with keys.update to continue.',
-    { spentMicro: key.spendMicro, limitMicro: key.limitMicro },
+    { spentMicro: spent, limitMicro: key.limitMicro },
   );
 }
 
@@ -200,31 +247,41 @@ function bucketsOf(b: BalanceRow, ctx: PlanContext): PersonalBuckets {
 function growOne(item: GrowItem, w: Working, ctx: PlanContext): GrowResult | Error {
   const hold = w.holds.get(item.hold.requestId);
   const key = hold && w.keys.get(hold.keyId);
-  if (!hold || !key) return { grantedMicro: 0, keyHoldMicro: 0, payerHoldMicro: 0, refusal: null };
+  if (!hold || !key) return { grantedMicro: 0, keyHoldMicro: 0, payerHoldMicro: 0, memberHoldMicro: 0, refusal: null };
   const payer = hold.teamId ? w.teams.get(hold.teamId) : w.balances.get(hold.userId);
   if (!payer) return new MeteringRowMissing(`payer of hold ${hold.requestId}`);
+  const member = hold.teamId ? w.members.get(memberRowId(hold.teamId, hold.userId)) : undefined;
   const granted = (grantedMicro: Micro, refusal: MeteringRefusal | null): GrowResult => ({
-    grantedMicro, keyHoldMicro: hold.keyHoldMicro + grantedMicro, payerHoldMicro: hold.payerHoldMicro + grantedMicro, refusal,
+    grantedMicro, keyHoldMicro: hold.keyHoldMicro + grantedMicro, payerHoldMicro: hold.payerHoldMicro + grantedMicro,
+    memberHoldMicro: hold.memberHoldMicro + (member?.budgetMicro != null ? grantedMicro : 0), refusal,
   });
   try {
     refuseUnusableKey(effectiveStatus(key.status, key.expiresAt, key.retireAt, ctx.now), key.ownerDisabled);
   } catch (err) {
     return granted(0, err as MeteringRefusal);
   }
-  const keyFree = key.limitMicro === null ? UNBOUNDED_ROOM : key.status === 'limit_reached' ? 0 : key.limitMicro - key.spendMicro - key.heldMicro;
+  const keyFree = key.limitMicro === null ? UNBOUNDED_ROOM : atLimit(key, ctx) ? 0 : key.limitMicro - limitedSpend(key, ctx) - key.heldMicro;
+  const memberFree = !member || member.budgetMicro === null ? UNBOUNDED_ROOM : member.budgetMicro - memberSpend(member, ctx) - member.heldMicro;
   const payerFree = ('userId' in payer ? personalAvailable(bucketsOf(payer, ctx)) : payer.balanceMicro) - payer.heldMicro;
   const by = Math.max(0, item.byMicro);
-  const g = Math.max(0, Math.min(by, keyFree, payerFree));
-  const refusal = g === by ? null : keyFree < by ? limitUsedUp(key) : balanceUsedUp('userId' in payer);
+  const g = Math.max(0, Math.min(by, keyFree, payerFree, memberFree));
+  const refusal = g === by ? null : keyFree < by ? limitUsedUp(key) : memberFree < by ? memberBudgetReached(member!, ctx) : balanceUsedUp('userId' in payer);
   if (g > 0) {
     key.heldMicro += g;
     key.touched = true;
     payer.heldMicro += g;
     payer.touched = true;
-    const grown = { ...hold, keyHoldMicro: hold.keyHoldMicro + g, payerHoldMicro: hold.payerHoldMicro + g };
+    let memberHoldMicro = hold.memberHoldMicro;
+    if (member && member.budgetMicro !== null) {
+      rollMemberPeriod(member, ctx);
+      member.heldMicro += g;
+      member.touched = true;
+      memberHoldMicro += g;
+    }
+    const grown = { ...hold, keyHoldMicro: hold.keyHoldMicro + g, payerHoldMicro: hold.payerHoldMicro + g, memberHoldMicro };
     w.holds.set(hold.requestId, grown);
     const resized = w.changes.holdsResized.filter((r) => r.requestId !== hold.requestId);
-    resized.push({ requestId: hold.requestId, keyHoldMicro: grown.keyHoldMicro, payerHoldMicro: grown.payerHoldMicro });
+    resized.push({ requestId: hold.requestId, keyHoldMicro: grown.keyHoldMicro, payerHoldMicro: grown.payerHoldMicro, memberHoldMicro });
     w.changes.holdsResized = resized;
   }
   return granted(g, refusal);
@@ -270,11 +327,24 @@ function settleOne({ hold: given, settlement: st }: SettlementItem, w: Working, 
   w.holds.delete(hold.requestId);
   w.changes.holdsRemoved.push(hold.requestId);
   const cost = Math.max(0, st.costMicro);
+  // A request counts in the budget period in which it is settled (docs/limits.md): its hold moved into the new
+  // period with it, so a request in flight across the boundary is counted once, in the period it ends in.
+  rollKeyPeriod(key, ctx);
   key.spendMicro += cost;
+  key.periodSpendMicro += key.limitReset ? cost : 0;
   key.heldMicro -= hold.keyHoldMicro;
+  key.inFlight = Math.max(0, key.inFlight - 1);
   key.requestCount += 1;
   key.touched = key.charged = true;
-  if (key.status === 'active' && key.limitMicro !== null && key.spendMicro >= key.limitMicro) key.status = 'limit_reached';
+  correctRateTokens(key, hold, st, ctx);
+  if (key.status === 'active' && key.limitMicro !== null && limitedSpend(key, ctx) >= key.limitMicro) key.status = 'limit_reached';
+  const member = hold.teamId ? w.members.get(memberRowId(hold.teamId, hold.userId)) : undefined;
+  if (member && (hold.memberHoldMicro > 0 || (member.budgetMicro !== null && cost > 0))) {
+    rollMemberPeriod(member, ctx);
+    member.heldMicro -= hold.memberHoldMicro;
+    member.spendMicro += cost;
+    member.touched = true;
+  }
   const split = { includedMicro: 0, prepaidMicro: 0, overageMicro: 0, teamMicro: 0 };
   const debit = (account: LedgerEntryRow['account'], amount: Micro, periodStart: Date | null) => {
     if (amount !== 0)
@@ -329,8 +399,9 @@ function collectChanges(w: Working, ctx: PlanContext): void {
   for (const k of sortedValues(w.keys))
     if (k.touched)
       w.changes.keys.push({
-        id: k.id, heldMicro: k.heldMicro,
-        ...(k.charged ? { charged: { spendMicro: k.spendMicro, requestCount: k.requestCount, status: k.status as KeyStatus, lastUsedAt: ctx.now } } : {}),
+        id: k.id, heldMicro: k.heldMicro, status: k.status as KeyStatus, inFlight: k.inFlight, rateWindowStart: k.rateWindowStart,
+        rateWindowRequests: k.rateWindowRequests, rateWindowTokens: k.rateWindowTokens, periodStart: k.periodStart, periodSpendMicro: k.periodSpendMicro,
+        ...(k.charged ? { charged: { spendMicro: k.spendMicro, requestCount: k.requestCount, lastUsedAt: ctx.now } } : {}),
       });
   for (const b of sortedValues(w.balances))
     if (b.touched)
@@ -340,6 +411,8 @@ function collectChanges(w: Working, ctx: PlanContext): void {
       });
   for (const t of sortedValues(w.teams))
     if (t.touched) w.changes.teams.push({ id: t.id, heldMicro: t.heldMicro, ...(t.charged ? { balanceMicro: t.balanceMicro } : {}) });
+  for (const m of sortedValues(w.members))
+    if (m.touched) w.changes.members.push({ id: m.id, heldMicro: m.heldMicro, spendMicro: m.spendMicro, periodStart: m.periodStart });
 }
 
 /**
@@ -350,7 +423,11 @@ export function applyChanges(rows: MeteringRows, changes: MeteringChanges): Mete
   const keys = new Map(rows.keys);
   for (const c of changes.keys) {
     const k = keys.get(c.id)!;
-    keys.set(c.id, { ...k, heldMicro: c.heldMicro, ...(c.charged ? { spendMicro: c.charged.spendMicro, requestCount: c.charged.requestCount, status: c.charged.status } : {}) });
+    keys.set(c.id, {
+      ...k, heldMicro: c.heldMicro, status: c.status, inFlight: c.inFlight, rateWindowStart: c.rateWindowStart, rateWindowRequests: c.rateWindowRequests,
+      rateWindowTokens: c.rateWindowTokens, periodStart: c.periodStart, periodSpendMicro: c.periodSpendMicro,
+      ...(c.charged ? { spendMicro: c.charged.spendMicro, requestCount: c.charged.requestCount } : {}),
+    });
   }
   const balances = new Map(rows.balances);
   for (const c of changes.balances) {
@@ -362,11 +439,14 @@ export function applyChanges(rows: MeteringRows, changes: MeteringChanges): Mete
     const t = teams.get(c.id)!;
     teams.set(c.id, { ...t, heldMicro: c.heldMicro, ...(c.balanceMicro !== undefined ? { balanceMicro: c.balanceMicro } : {}) });
   }
+  const members = new Map(rows.members);
+  for (const c of changes.members) members.set(c.id, { ...members.get(c.id)!, heldMicro: c.heldMicro, spendMicro: c.spendMicro, periodStart: c.periodStart });
   const holds = new Map(rows.holds);
-  for (const r of changes.holdsResized) holds.set(r.requestId, { ...holds.get(r.requestId)!, keyHoldMicro: r.keyHoldMicro, payerHoldMicro: r.payerHoldMicro });
+  for (const r of changes.holdsResized)
+    holds.set(r.requestId, { ...holds.get(r.requestId)!, keyHoldMicro: r.keyHoldMicro, payerHoldMicro: r.payerHoldMicro, memberHoldMicro: r.memberHoldMicro });
   for (const id of changes.holdsRemoved) holds.delete(id);
   for (const h of changes.holdsPlaced) holds.set(h.requestId, h);
-  return { keys, balances, teams, holds, models: rows.models };
+  return { keys, balances, teams, members, holds, models: rows.models };
 }
 
 function sorted(ids: Iterable<string>): string[] {

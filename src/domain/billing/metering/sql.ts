@@ -4,10 +4,11 @@ import { caseOf, deleteWhere, idIn, insertRows, lockedTransaction, updateWhere, 
 import type { RowCache } from '../../../db/row-cache.js';
 import { toBool, toDate, toDateOrNull, toInt } from '../../../db/rows.js';
 import type { KeyStatus } from '../../keys/key.js';
+import { allowedModelsOf, effectiveRateLimits, parseModelList, type LimitReset } from '../../keys/controls.js';
 import { modelFromRow, type CatalogModel } from '../../models/models.service.js';
 import { toMicro, toMicroOrNull } from '../../money.js';
 import { applyChanges, idsOf, planBatch } from './planner.js';
-import type { BalanceRow, HoldRow, KeyRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows, OpResult, PlanContext, TeamRow } from './types.js';
+import type { BalanceRow, HoldRow, KeyRow, MemberRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows, OpResult, PlanContext, TeamRow } from './types.js';
 
 /**
  * The SQL side of metering: which rows a batch locks, how they become the planner's rows, how the planner's
@@ -24,11 +25,22 @@ export class PeriodRolloverDue extends Error {
 
 const columns = (...names: string[]): Array<[string, string]> => names.map((n) => [n, n]);
 
+const KEY_SETTINGS = [
+  'limit_reset', 'allowed_models', 'rpm_limit', 'tpm_limit', 'max_parallel',
+  'team_allowed_models', 'team_default_rpm_limit', 'team_default_tpm_limit', 'team_default_max_parallel',
+] as const;
 const KEYS: Omit<LockedRead, 'ids'> = {
   from: 'api_keys', id: 'id', idColumn: 'id',
   columns: [
     ...columns('id', 'owner_id', 'team_id', 'status', 'spend_micro', 'held_micro', 'spend_limit_micro', 'request_count', 'expires_at', 'retire_at'),
+    ...columns('limit_reset', 'period_spend_micro', 'period_start', 'allowed_models', 'rpm_limit', 'tpm_limit', 'max_parallel', 'in_flight'),
+    ...columns('rate_window_start', 'rate_window_requests', 'rate_window_tokens'),
     ['owner_disabled', '(SELECT u.disabled FROM users u WHERE u.id = api_keys.owner_id)'],
+    // The team's list and rate defaults come along unlocked, like the plan of a balance: a change to them shows in
+    // the next batch (the guess no longer matches), without serialising the team's keys on the team row.
+    ...(['allowed_models', 'default_rpm_limit', 'default_tpm_limit', 'default_max_parallel'] as const).map((c): [string, string] => [
+      `team_${c}`, `(SELECT t.${c} FROM teams t WHERE t.id = api_keys.team_id)`,
+    ]),
   ],
 };
 // The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery (MySQL and
@@ -43,9 +55,15 @@ const BALANCES: Omit<LockedRead, 'ids'> = {
   ],
 };
 const TEAMS: Omit<LockedRead, 'ids'> = { from: 'teams', id: 'id', idColumn: 'id', columns: columns('id', 'balance_micro', 'held_micro') };
+const MEMBERS: Omit<LockedRead, 'ids'> = {
+  from: 'team_members', id: 'id', idColumn: 'id', columns: columns('id', 'budget_micro', 'budget_spend_micro', 'budget_held_micro', 'budget_period_start'),
+};
 const HOLDS: Omit<LockedRead, 'ids'> = {
   from: 'holds', id: 'request_id', idColumn: 'request_id',
-  columns: columns('request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at', 'deadline_at'),
+  columns: columns(
+    'request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'member_amount_micro', 'rate_tokens', 'model', 'provider', 'endpoint',
+    'streamed', 'created_at', 'deadline_at',
+  ),
 };
 // The catalog entries admissions were estimated from, read without a lock (every request of a model reads its row),
 // and last: the first plain read fixes the snapshot, after the locks.
@@ -57,9 +75,10 @@ const MODELS: Omit<LockedRead, 'ids'> = {
   ),
 };
 
-type Table = 'keys' | 'balances' | 'teams' | 'holds' | 'models';
+type Table = 'keys' | 'balances' | 'teams' | 'members' | 'holds' | 'models';
 const READS: Array<[Table, keyof MeteringIds, Omit<LockedRead, 'ids'>]> = [
-  ['keys', 'keys', KEYS], ['balances', 'users', BALANCES], ['teams', 'teams', TEAMS], ['holds', 'requests', HOLDS], ['models', 'models', MODELS],
+  ['keys', 'keys', KEYS], ['balances', 'users', BALANCES], ['teams', 'teams', TEAMS], ['members', 'members', MEMBERS], ['holds', 'requests', HOLDS],
+  ['models', 'models', MODELS],
 ];
 
 /** The batch's reads in lock order (a read with no ids is left out), and which table each result set is. */
@@ -80,6 +99,20 @@ const keyRow = (r: Row): KeyRow => ({
   id: r.id as string, ownerId: r.owner_id as string, teamId: (r.team_id as string | null) ?? null, status: r.status as KeyStatus,
   spendMicro: toMicro(r.spend_micro), heldMicro: toMicro(r.held_micro), limitMicro: toMicroOrNull(r.spend_limit_micro),
   requestCount: toInt(r.request_count), expiresAt: toDateOrNull(r.expires_at), retireAt: toDateOrNull(r.retire_at), ownerDisabled: toBool(r.owner_disabled),
+  limitReset: (r.limit_reset as LimitReset | null) ?? null, periodSpendMicro: toMicro(r.period_spend_micro), periodStart: toDateOrNull(r.period_start),
+  allowedModels: allowedModelsOf(parseModelList(r.allowed_models), parseModelList(r.team_allowed_models)),
+  rateLimits: effectiveRateLimits(
+    { rpmLimit: intOrNull(r.rpm_limit), tpmLimit: intOrNull(r.tpm_limit), maxParallel: intOrNull(r.max_parallel) },
+    { rpmLimit: intOrNull(r.team_default_rpm_limit), tpmLimit: intOrNull(r.team_default_tpm_limit), maxParallel: intOrNull(r.team_default_max_parallel) },
+  ),
+  inFlight: toInt(r.in_flight), rateWindowStart: toDateOrNull(r.rate_window_start), rateWindowRequests: toInt(r.rate_window_requests),
+  rateWindowTokens: toInt(r.rate_window_tokens),
+  settings: Object.fromEntries(KEY_SETTINGS.map((c) => [c, r[c] ?? null])),
+});
+const intOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : toInt(v));
+const memberRow = (r: Row): MemberRow => ({
+  id: r.id as string, budgetMicro: toMicroOrNull(r.budget_micro), spendMicro: toMicro(r.budget_spend_micro), heldMicro: toMicro(r.budget_held_micro),
+  periodStart: toDateOrNull(r.budget_period_start),
 });
 const balanceRow = (r: Row): BalanceRow => ({
   userId: r.user_id as string, includedUsedMicro: toMicro(r.included_used_micro), overageUsedMicro: toMicro(r.overage_used_micro),
@@ -89,7 +122,8 @@ const balanceRow = (r: Row): BalanceRow => ({
 const teamRow = (r: Row): TeamRow => ({ id: r.id as string, balanceMicro: toMicro(r.balance_micro), heldMicro: toMicro(r.held_micro) });
 const holdRow = (r: Row): HoldRow => ({
   requestId: r.request_id as string, keyId: r.key_id as string, userId: r.user_id as string, teamId: (r.team_id as string | null) ?? null,
-  keyHoldMicro: toMicro(r.amount_micro), payerHoldMicro: toMicro(r.payer_amount_micro), model: r.model as string, provider: r.provider as string,
+  keyHoldMicro: toMicro(r.amount_micro), payerHoldMicro: toMicro(r.payer_amount_micro), memberHoldMicro: toMicro(r.member_amount_micro),
+  rateTokens: toInt(r.rate_tokens), model: r.model as string, provider: r.provider as string,
   endpoint: r.endpoint as string, streamed: toBool(r.streamed), createdAt: toDate(r.created_at), deadlineAt: toDate(r.deadline_at),
 });
 
@@ -101,6 +135,7 @@ function rowsOf(sets: Row[][], tables: Table[]): MeteringRows {
     keys: new Map(set('keys').map((r) => [r.id as string, keyRow(r)])),
     balances: new Map(set('balances').map((r) => [r.user_id as string, balanceRow(r)])),
     teams: new Map(set('teams').map((r) => [r.id as string, teamRow(r)])),
+    members: new Map(set('members').map((r) => [r.id as string, memberRow(r)])),
     holds: new Map(set('holds').map((r) => [r.request_id as string, holdRow(r)])),
     models: new Map(set('models').map((r) => [r.id as string, modelFromRow(r)])),
   };
@@ -111,6 +146,11 @@ function rowsOf(sets: Row[][], tables: Table[]): MeteringRows {
 const keyImage = (k: KeyRow): Row => ({
   id: k.id, owner_id: k.ownerId, team_id: k.teamId, status: k.status, spend_micro: k.spendMicro, held_micro: k.heldMicro,
   spend_limit_micro: k.limitMicro, request_count: k.requestCount, expires_at: k.expiresAt, retire_at: k.retireAt, owner_disabled: k.ownerDisabled,
+  period_spend_micro: k.periodSpendMicro, period_start: k.periodStart, in_flight: k.inFlight, rate_window_start: k.rateWindowStart,
+  rate_window_requests: k.rateWindowRequests, rate_window_tokens: k.rateWindowTokens, ...k.settings,
+});
+const memberImage = (m: MemberRow): Row => ({
+  id: m.id, budget_micro: m.budgetMicro, budget_spend_micro: m.spendMicro, budget_held_micro: m.heldMicro, budget_period_start: m.periodStart,
 });
 const balanceImage = (b: BalanceRow): Row => ({
   user_id: b.userId, included_used_micro: b.includedUsedMicro, prepaid_micro: b.prepaidMicro, overage_used_micro: b.overageUsedMicro,
@@ -119,7 +159,7 @@ const balanceImage = (b: BalanceRow): Row => ({
 const teamImage = (t: TeamRow): Row => ({ id: t.id, balance_micro: t.balanceMicro, held_micro: t.heldMicro });
 const holdImage = (h: HoldRow): Row => ({
   request_id: h.requestId, key_id: h.keyId, user_id: h.userId, team_id: h.teamId, amount_micro: h.keyHoldMicro, payer_amount_micro: h.payerHoldMicro,
-  model: h.model, provider: h.provider, endpoint: h.endpoint, streamed: h.streamed, created_at: h.createdAt, deadline_at: h.deadlineAt,
+  member_amount_micro: h.memberHoldMicro, rate_tokens: h.rateTokens, model: h.model, provider: h.provider, endpoint: h.endpoint, streamed: h.streamed, created_at: h.createdAt, deadline_at: h.deadlineAt,
 });
 const modelImage = (m: CatalogModel): Row => ({
   id: m.id, provider: m.provider, upstream_model: m.upstreamModel, input_micro_per_mtok: m.inputMicroPerMTok,
@@ -135,6 +175,7 @@ function remember(cache: RowCache, after: MeteringRows, removed: string[]): void
   put(KEYS, after.keys, keyImage);
   put(BALANCES, after.balances, balanceImage);
   put(TEAMS, after.teams, teamImage);
+  put(MEMBERS, after.members, memberImage);
   put(HOLDS, after.holds, holdImage);
   put(MODELS, after.models, modelImage);
   for (const id of removed) cache.delete({ ...HOLDS, ids: [] }, id);
@@ -156,7 +197,10 @@ const USAGE_EVENT_COLUMNS = [
   'outcome', 'estimated', 'http_status', 'latency_ms', 'streamed', 'started_at', 'created_at',
 ];
 const LEDGER_COLUMNS = ['account', 'user_id', 'team_id', 'key_id', 'amount_micro', 'kind', 'request_id', 'period_start', 'created_at'];
-const HOLD_COLUMNS = ['request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'model', 'provider', 'endpoint', 'streamed', 'created_at', 'deadline_at'];
+const HOLD_COLUMNS = [
+  'request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'member_amount_micro', 'rate_tokens', 'model', 'provider', 'endpoint',
+  'streamed', 'created_at', 'deadline_at',
+];
 
 /** One UPDATE per table: `SET col = CASE id WHEN ? THEN ? … END` for each column some row changes. */
 function updateRows<C>(table: string, idColumn: string, changes: C[], id: (c: C) => string, values: (c: C) => Record<string, unknown> | null, always: (c: C) => Record<string, unknown>): Stmt[] {
@@ -178,14 +222,20 @@ export function statements(changes: MeteringChanges): Stmt[] {
   const b = (v: unknown) => v as Knex.RawBinding;
   return [
     ...updateRows('api_keys', 'id', changes.keys, (c) => c.id, (c) => c.charged ? {
-      spend_micro: c.charged.spendMicro, request_count: c.charged.requestCount, status: c.charged.status, last_used_at: c.charged.lastUsedAt,
-    } : null, (c) => ({ held_micro: c.heldMicro })),
+      spend_micro: c.charged.spendMicro, request_count: c.charged.requestCount, last_used_at: c.charged.lastUsedAt,
+    } : null, (c) => ({
+      held_micro: c.heldMicro, status: c.status, in_flight: c.inFlight, rate_window_start: c.rateWindowStart, rate_window_requests: c.rateWindowRequests,
+      rate_window_tokens: c.rateWindowTokens, period_start: c.periodStart, period_spend_micro: c.periodSpendMicro,
+    })),
     ...updateRows('personal_balances', 'user_id', changes.balances, (c) => c.userId, (c) => c.charged ? {
       included_used_micro: c.charged.includedUsedMicro, prepaid_micro: c.charged.prepaidMicro, overage_used_micro: c.charged.overageUsedMicro, updated_at: c.charged.updatedAt,
     } : null, (c) => ({ held_micro: c.heldMicro })),
     ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({ held_micro: c.heldMicro })),
+    ...updateRows('team_members', 'id', changes.members, (c) => c.id, () => null, (c) => ({
+      budget_held_micro: c.heldMicro, budget_spend_micro: c.spendMicro, budget_period_start: c.periodStart,
+    })),
     ...updateRows('holds', 'request_id', changes.holdsResized, (c) => c.requestId, () => null, (c) => ({
-      amount_micro: c.keyHoldMicro, payer_amount_micro: c.payerHoldMicro,
+      amount_micro: c.keyHoldMicro, payer_amount_micro: c.payerHoldMicro, member_amount_micro: c.memberHoldMicro,
     })),
     ...(changes.holdsRemoved.length ? [deleteWhere('holds', idIn('request_id', changes.holdsRemoved))] : []),
     ...(changes.usageEvents.length ? [insertRows('usage_events', USAGE_EVENT_COLUMNS, changes.usageEvents.map((e) => [
@@ -197,7 +247,7 @@ export function statements(changes: MeteringChanges): Stmt[] {
       l.account, l.userId, l.teamId, l.keyId, l.amountMicro, 'usage', l.requestId, l.periodStart, l.createdAt,
     ].map(b)))] : []),
     ...(changes.holdsPlaced.length ? [insertRows('holds', HOLD_COLUMNS, changes.holdsPlaced.map((h) => [
-      h.requestId, h.keyId, h.userId, h.teamId, h.keyHoldMicro, h.payerHoldMicro, h.model, h.provider, h.endpoint, h.streamed, h.createdAt, h.deadlineAt,
+      h.requestId, h.keyId, h.userId, h.teamId, h.keyHoldMicro, h.payerHoldMicro, h.memberHoldMicro, h.rateTokens, h.model, h.provider, h.endpoint, h.streamed, h.createdAt, h.deadlineAt,
     ].map(b)))] : []),
   ];
 }

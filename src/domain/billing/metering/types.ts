@@ -5,6 +5,7 @@ import type { Micro } from '../../money.js';
 import type { PersonalBuckets } from '../debit-order.js';
 import type { Period } from '../period.js';
 import type { MeteringRefusal } from '../refusal.js';
+import type { LimitReset, RateLimits, RateStatus } from '../../keys/controls.js';
 
 /**
  * The vocabulary of metering, shared by the pure planner (planner.ts), its SQL adapter (sql.ts) and the service
@@ -24,6 +25,12 @@ export interface Hold {
   keyHoldMicro: Micro;
   /** Reserved against the payer's balance: never less than the estimate unless capped at the payer's own headroom. */
   payerHoldMicro: Micro;
+  /** Reserved against the key owner's member budget in its team (0 for personal keys and members without one). */
+  memberHoldMicro: Micro;
+  /** Tokens counted in the key's rate window at admission (its estimate), replaced by the real count at settlement. */
+  rateTokens: number;
+  /** The key's rate limits after this admission, for x-ratelimit-* (not stored; absent on a hold read back). */
+  rate?: RateStatus;
   model: string;
   provider: string;
   endpoint: string;
@@ -46,6 +53,8 @@ export interface AdmissionRequest {
   teamId?: string | null;
   /** Estimated maximum cost of the request (input size + max output at catalog prices). */
   estimateMicro: Micro;
+  /** Estimated tokens (input bound + output bound), counted against the key's tokens-per-minute limit. */
+  estimatedTokens?: number;
   /**
    * The request's cost cannot be bounded from its body (file ids, documents by URL, server-side tools): it holds
    * the whole remaining headroom of its key and payer, so it is admitted only when nothing else is held there.
@@ -114,6 +123,7 @@ export interface GrowResult {
   /** The hold on each side after it (0 when the request was already settled or released). */
   keyHoldMicro: Micro;
   payerHoldMicro: Micro;
+  memberHoldMicro: Micro;
   /** Why less than asked was granted: the limit or balance that ran out, or the key that can no longer be used. */
   refusal: MeteringRefusal | null;
 }
@@ -144,6 +154,34 @@ export interface KeyRow {
   expiresAt: Date | null;
   retireAt: Date | null;
   ownerDisabled: boolean;
+  limitReset: LimitReset | null;
+  /** Spend since periodStart (a periodic limit's counter; it belongs to an ended period when periodStart is older). */
+  periodSpendMicro: Micro;
+  periodStart: Date | null;
+  /** What the key may call: its own list narrowed by its team's (null: every model). */
+  allowedModels: string[] | null;
+  /** The key's rate limits, its team's defaults filled in. */
+  rateLimits: RateLimits;
+  inFlight: number;
+  rateWindowStart: Date | null;
+  rateWindowRequests: number;
+  rateWindowTokens: number;
+  /**
+   * The stored settings behind limitReset, allowedModels and rateLimits, as read (key columns and team_* ones):
+   * metering never changes them, and the SQL adapter remembers them as they were so its guess of the row matches.
+   */
+  settings: Readonly<Record<string, unknown>>;
+}
+
+/** A team member's budget row (team_members), locked with the team keys of that member. */
+export interface MemberRow {
+  /** memberRowId(teamId, userId). */
+  id: string;
+  budgetMicro: Micro | null;
+  /** Spend of the member's team keys since periodStart (the billing month); an older periodStart counts as 0. */
+  spendMicro: Micro;
+  heldMicro: Micro;
+  periodStart: Date | null;
 }
 
 export interface BalanceRow {
@@ -174,27 +212,43 @@ export interface MeteringRows {
   keys: Map<string, KeyRow>;
   balances: Map<string, BalanceRow>;
   teams: Map<string, TeamRow>;
+  members: Map<string, MemberRow>;
   holds: Map<string, HoldRow>;
   /** The catalog entries admissions were estimated from (read, not locked). */
   models: Map<string, CatalogModel>;
 }
 
-/** The ids a batch must lock (and read), each sorted: the lock order is keys → balances → teams → holds. */
+/** The ids a batch must lock (and read), each sorted: the lock order is keys → balances → teams → members → holds. */
 export interface MeteringIds {
   keys: string[];
   users: string[];
   teams: string[];
+  members: string[];
   requests: string[];
   models: string[];
 }
 
 // ---- What a batch changes -------------------------------------------------------------------------------------
 
-/** New values of a key's mutable fields (only those that changed, and last use when charged). */
+/** New values of a key's mutable fields (the counters of every touched key, and spend and last use when charged). */
 export interface KeyChange {
   id: string;
   heldMicro: Micro;
-  charged?: { spendMicro: Micro; requestCount: number; status: KeyStatus; lastUsedAt: Date };
+  status: KeyStatus;
+  inFlight: number;
+  rateWindowStart: Date | null;
+  rateWindowRequests: number;
+  rateWindowTokens: number;
+  periodStart: Date | null;
+  periodSpendMicro: Micro;
+  charged?: { spendMicro: Micro; requestCount: number; lastUsedAt: Date };
+}
+
+export interface MemberChange {
+  id: string;
+  heldMicro: Micro;
+  spendMicro: Micro;
+  periodStart: Date | null;
 }
 
 export interface BalanceChange {
@@ -252,17 +306,21 @@ export interface MeteringChanges {
   keys: KeyChange[];
   balances: BalanceChange[];
   teams: TeamChange[];
+  members: MemberChange[];
   holdsPlaced: HoldRow[];
   holdsRemoved: string[];
   /** Holds of requests in flight that grew: their new amounts on each side. */
-  holdsResized: Array<{ requestId: string; keyHoldMicro: Micro; payerHoldMicro: Micro }>;
+  holdsResized: Array<{ requestId: string; keyHoldMicro: Micro; payerHoldMicro: Micro; memberHoldMicro: Micro }>;
   usageEvents: UsageEventRow[];
   ledger: LedgerEntryRow[];
 }
 
 export interface PlanContext {
   now: Date;
+  /** The billing period (the month of personal buckets and member budgets). */
   period: Period;
+  /** The installation time zone, in which keys' budget periods are days, weeks and months. */
+  timeZone: string;
   holdTtlMs: number;
 }
 
