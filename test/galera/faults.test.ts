@@ -32,7 +32,7 @@ describe('a Galera node killed with -9 under load', () => {
     const { key, secret } = await makeKey(k.apps[0]!.services, owner);
     const started = Date.now();
     const killAt = 2_000;
-    const loadMs = 16_000;
+    const loadMs = 22_000;
     const results: Array<{ at: number; status: number; ms: number }> = [];
     // 8 clients in a loop on each of the instances on nodes 1 and 2.
     const client = async (app: number, i: number) => {
@@ -50,8 +50,9 @@ describe('a Galera node killed with -9 under load', () => {
     const statuses = results.map((r) => r.status);
     // During the stall a request may get a fast 503 (the database did not answer within its deadline); never more.
     expectOnly(statuses, [200, 503]);
-    // The stall (5–6 s until the cluster drops the node), then the backlog commits: from 10 s on, every request succeeds.
-    const after = results.filter((r) => r.at > killAt + 10_000);
+    // The stall (5–6 s until the cluster drops the node; longer on a loaded machine: 10 s was seen overrun), then the
+    // backlog commits: from 15 s on, every request succeeds.
+    const after = results.filter((r) => r.at > killAt + 15_000);
     expect(after.length).toBeGreaterThan(0);
     expectOnly(after.map((r) => r.status), [200]);
     console.log(`node kill: ${JSON.stringify(tally(statuses))}; slowest ${Math.max(...results.map((r) => r.ms))} ms;` +
