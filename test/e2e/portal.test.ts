@@ -146,7 +146,7 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     await page.locator('tr', { hasText: 'Deploy bot' }).getByRole('link', { name: 'Deploy bot', exact: true }).click();
     await page.getByRole('heading', { name: 'Recent requests' }).waitFor();
     // Two before the limit and one after raising it; the refused request never reached admission, so it has no event.
-    expect(await page.locator('#main table').last().locator('tbody tr').count()).toBe(3);
+    expect(await page.locator('section[aria-labelledby="recent-title"] tbody tr').count()).toBe(3);
     await page.goto(`${app.url}/keys`);
 
     // Revoke with confirmation; the row turns revoked in place, and the proxy refuses the key at once.
