@@ -166,12 +166,20 @@ describe(`holds that grow with the stream (${dialect})`, () => {
     await f.app.services.metering.settle(other, { ...NO_TOKENS, costMicro: 0, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 1 });
   });
 
-  it('cuts a Responses API stream at its hold after its last whole event, and the SDK stream helper finalizes it', async () => {
+  it('cuts a Responses API stream at its hold with response.incomplete (max_output_tokens) carrying the text streamed so far', async () => {
     f.fake.setReplyTokens(20_000);
     const { key, openai } = await keyWith(400_000);
     const stream = openai.responses.stream({ model: 'gpt-5.5', input: 'Write a long story.', max_output_tokens: 100_000 });
+    let streamed = '';
+    const types: string[] = [];
+    stream.on('response.output_text.delta', (e) => { streamed += e.delta; });
+    stream.on('event', (e) => { types.push(e.type); });
     const final = await stream.finalResponse();
-    expect(final.output_text.length).toBeGreaterThan(0);
+    expect(types.at(-1)).toBe('response.incomplete');
+    expect(final).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } });
+    expect(final.id).toMatch(/^resp_/);
+    expect(streamed.length).toBeGreaterThan(0);
+    expect(final.output_text).toBe(streamed);
     const [e] = await events(key.id);
     expect(e.outcome).toBe('cut_at_limit');
     const m = await f.app.services.models.lookup('gpt-5.5');

@@ -15,6 +15,15 @@ const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response
 const DELTA = /"delta":"((?:[^"\\]|\\.)*)"/;
 /** The `type` of an event's data, for a stream whose events have no `event:` line. */
 const TYPE = /"type":"([^"]+)"/;
+const OUTPUT_INDEX = /"output_index":(\d+)/;
+const CONTENT_INDEX = /"content_index":(\d+)/;
+const SEQUENCE = /"sequence_number":(\d+)/;
+/** Deltas whose text a cut stream's terminal event puts back into its item (the field of the part or item it fills). */
+const REBUILT: Record<string, 'text' | 'refusal' | 'arguments'> = {
+  'response.output_text.delta': 'text',
+  'response.refusal.delta': 'refusal',
+  'response.function_call_arguments.delta': 'arguments',
+};
 
 /**
  * Reads an OpenAI Responses API stream (`event: <type>` + `data: {"type": <type>, …}` events). The usage comes in
@@ -37,6 +46,13 @@ class ResponsesStreamMeter implements StreamMeter {
   private readonly generated = new Map<string, string[]>();
   private readonly encoding: OpenAiEncoding;
   private generatedBytes = 0;
+  /** The response as created, and its output items as far as they came: what a cut stream's last event rebuilds. */
+  private response: Record<string, unknown> | null = null;
+  private readonly items: Array<Record<string, any>> = [];
+  private readonly doneItems = new Set<number>();
+  /** Text received for items not yet done, by `${output_index}:${content_index}:${field}`. */
+  private readonly itemText = new Map<string, string[]>();
+  private sequence = -1;
 
   constructor(options: StreamMeterOptions) {
     this.encoding = encodingOf(options.upstreamModel);
@@ -44,14 +60,26 @@ class ResponsesStreamMeter implements StreamMeter {
 
   observe(event: string): boolean {
     const type = eventName(event) || TYPE.exec(event)?.[1] || '';
+    const sequence = SEQUENCE.exec(event);
+    if (sequence) this.sequence = Number(sequence[1]);
     if (type.endsWith('.delta')) this.keepDelta(type, event);
-    else if (type === 'response.created') {
-      const id = eventData(event)?.response?.id;
-      if (typeof id === 'string') this.responseId = id;
-    } else if (type === 'response.output_item.added') {
+    else if (type === 'response.created' || type === 'response.in_progress') {
+      const response = eventData(event)?.response;
+      if (response && typeof response === 'object') this.response = response;
+      if (typeof response?.id === 'string') this.responseId = response.id;
+    } else if (type === 'response.output_item.added' || type === 'response.output_item.done') {
+      const data = eventData(event);
+      const item = data?.item;
+      const index = data?.output_index;
+      if (!item || typeof item !== 'object' || typeof index !== 'number') return true;
+      this.items[index] = item;
+      if (type === 'response.output_item.done') this.doneItems.add(index);
       // A tool call's name is generated output too; it comes with its item, not as a delta.
-      const name = eventData(event)?.item?.name;
-      if (typeof name === 'string' && name) this.keep('name', name);
+      else if (typeof item.name === 'string' && item.name) this.keep('name', item.name);
+    } else if (type === 'response.content_part.added') {
+      const data = eventData(event);
+      const item = this.items[data?.output_index];
+      if (item && Array.isArray(item.content) && typeof data.content_index === 'number' && data.part) item.content[data.content_index] = data.part;
     } else if (TERMINAL.has(type)) {
       const response = eventData(event)?.response;
       if (response?.usage && typeof response.usage === 'object') this.usage = usageOf(response.usage);
@@ -75,7 +103,14 @@ class ResponsesStreamMeter implements StreamMeter {
     const body = DELTA.exec(event)?.[1];
     if (!body) return;
     this.outputDeltas++;
-    this.keep(type, jsonStringText(body));
+    const text = jsonStringText(body);
+    this.keep(type, text);
+    const field = REBUILT[type];
+    if (!field) return;
+    const key = `${OUTPUT_INDEX.exec(event)?.[1] ?? 0}:${field === 'arguments' ? '' : CONTENT_INDEX.exec(event)?.[1] ?? 0}:${field}`;
+    let parts = this.itemText.get(key);
+    if (!parts) this.itemText.set(key, (parts = []));
+    parts.push(text);
   }
 
   get outputSoFar(): number {
@@ -83,12 +118,33 @@ class ResponsesStreamMeter implements StreamMeter {
   }
 
   /**
-   * Nothing: the Responses API's terminal events carry the whole response, which replaces what an SDK accumulated
-   * (openai-node's ResponseAccumulator), and this meter does not rebuild it. A stream cut at its hold ends after its
-   * last whole event; the SDK's stream helper finalizes the response it accumulated (status still in_progress).
+   * `response.incomplete` (reason max_output_tokens), as the API ends a response cut at its output cap: the response
+   * as created with every output item as far as it came — items not yet done get the text received and status
+   * incomplete — because SDKs replace what they accumulated with a terminal event's response (openai-node's
+   * ResponseAccumulator) and Codex waits for one. No usage: the upstream never reported it.
    */
   cutEvents(): string[] {
-    return [];
+    const output = this.items.map((item, index) => (this.doneItems.has(index) ? item : this.filledIn(item, index)));
+    const response = {
+      ...(this.response ?? { id: this.responseId, object: 'response' }),
+      status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, output, usage: null,
+    };
+    return [`event: response.incomplete\ndata: ${JSON.stringify({ type: 'response.incomplete', sequence_number: this.sequence + 1, response })}`];
+  }
+
+  private filledIn(item: Record<string, any>, index: number): Record<string, any> {
+    const text = (key: string) => this.itemText.get(`${index}:${key}`)?.join('');
+    const filled: Record<string, any> = { ...item, status: 'incomplete' };
+    if (Array.isArray(item.content)) {
+      filled.content = item.content.map((part: Record<string, unknown>, ci: number) => {
+        const t = text(`${ci}:text`);
+        const r = text(`${ci}:refusal`);
+        return { ...part, ...(t === undefined ? {} : { text: t }), ...(r === undefined ? {} : { refusal: r }) };
+      });
+    }
+    const args = text(':arguments');
+    if (args !== undefined) filled.arguments = args;
+    return filled;
   }
 
   private keep(kind: string, text: string): void {
