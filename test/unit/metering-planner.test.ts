@@ -278,7 +278,7 @@ describe('the metering planner (pure, no database)', () => {
           const before = world.rows;
           const replay = run(world, ops);
           expect(replay.results.every((r) => (r as { applied: boolean }).applied === false)).toBe(true);
-          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] });
+          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [], alerts: [] });
           expect(world.rows).toEqual(before);
         }
       }),

@@ -166,6 +166,9 @@ export interface KeyRow {
   rateWindowStart: Date | null;
   rateWindowRequests: number;
   rateWindowTokens: number;
+  /** Alert thresholds on the limit (null: the defaults), and the highest fired in the limit's period (alerts.ts). */
+  alertThresholds: number[] | null;
+  alertFiredPct: number;
   /**
    * The stored settings behind limitReset, allowedModels and rateLimits, as read (key columns and team_* ones):
    * metering never changes them, and the SQL adapter remembers them as they were so its guess of the row matches.
@@ -182,6 +185,11 @@ export interface MemberRow {
   spendMicro: Micro;
   heldMicro: Micro;
   periodStart: Date | null;
+  /** The team's alert thresholds on member budgets (null: the defaults), and the highest fired this month. */
+  alertThresholds: number[] | null;
+  alertFiredPct: number;
+  /** The thresholds as stored (teams.alert_thresholds), remembered as read, like KeyRow.settings. */
+  storedThresholds?: unknown;
 }
 
 export interface BalanceRow {
@@ -241,6 +249,7 @@ export interface KeyChange {
   rateWindowTokens: number;
   periodStart: Date | null;
   periodSpendMicro: Micro;
+  alertFiredPct: number;
   charged?: { spendMicro: Micro; requestCount: number; lastUsedAt: Date };
 }
 
@@ -249,6 +258,27 @@ export interface MemberChange {
   heldMicro: Micro;
   spendMicro: Micro;
   periodStart: Date | null;
+  alertFiredPct: number;
+}
+
+export const ALERT_EVENT_TYPES = ['key.limit_threshold', 'key.limit_reached', 'member.budget_threshold'] as const;
+export type AlertEventType = (typeof ALERT_EVENT_TYPES)[number];
+
+/** A threshold crossed by a settlement: recorded once per (type, scope, period start, threshold). */
+export interface AlertFiring {
+  eventType: AlertEventType;
+  /** The key id, or the membership row id. */
+  scopeId: string;
+  /** The start of the limit's period (the epoch for a lifetime limit). */
+  periodStart: Date;
+  threshold: number;
+  userId: string;
+  teamId: string | null;
+  keyId: string;
+  spentMicro: Micro;
+  limitMicro: Micro;
+  requestId: string;
+  createdAt: Date;
 }
 
 export interface BalanceChange {
@@ -313,6 +343,8 @@ export interface MeteringChanges {
   holdsResized: Array<{ requestId: string; keyHoldMicro: Micro; payerHoldMicro: Micro; memberHoldMicro: Micro }>;
   usageEvents: UsageEventRow[];
   ledger: LedgerEntryRow[];
+  /** Thresholds crossed by the batch's settlements (empty on the common path: no statement then). */
+  alerts: AlertFiring[];
 }
 
 export interface PlanContext {
