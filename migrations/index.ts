@@ -25,6 +25,7 @@ import * as createStoredResponses from './20261202130000_create-stored-responses
 import * as createPasswordResets from './20261203120000_create-password-resets.js';
 import * as createKeyRefusals from './20261203120100_create-key-refusals.js';
 import * as addSpendAlerts from './20261204110000_add-spend-alerts.js';
+import * as addBalanceAlerts from './20261204110100_add-balance-alerts.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -59,6 +60,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261203120000_create-password-resets', createPasswordResets],
   ['20261203120100_create-key-refusals', createKeyRefusals],
   ['20261204110000_add-spend-alerts', addSpendAlerts],
+  ['20261204110100_add-balance-alerts', addBalanceAlerts],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -95,6 +95,7 @@ export function balanceDto(b: PersonalBalance) {
     overageCapAud: audOrNull(b.overageCapMicro),
     periodStart: b.periodStart.toISOString(),
     periodEnd: b.periodEnd.toISOString(),
+    alertThresholds: b.alertThresholds,
   };
 }
 

@@ -5,7 +5,7 @@ import { newId } from '../../src/domain/ids.js';
 import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
-import { makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
+import { adminActor, makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
 
 const ok = (costMicro: number): Settlement => ({
@@ -32,7 +32,7 @@ describe(`spend alerts fire once per period (${dialect})`, () => {
   afterEach(async () => expectMeteringInvariants(t.db));
   afterAll(async () => t?.destroy());
 
-  const firings = (scopeId: string) => t.db('alert_firings').where({ scope_id: scopeId }).orderBy('id').select('event_type', 'threshold', 'spent_micro', 'period_start');
+  const firings = (scopeId: string) => t.db('alert_firings').where({ scope_id: scopeId }).orderBy('id').select('event_type', 'threshold', 'spent_micro', 'limit_micro', 'period_start');
   const spend = async (s: Services, keyId: string, cost: number, teamId: string | null = null, ownerId = owner.user.id) => {
     const hold = await s.metering.admit({
       requestId: newId(), keyId, ownerId, teamId, estimateMicro: cost, model: 'gpt-4o-mini', provider: 'openai', endpoint: '/v1/chat/completions', streamed: false,
@@ -93,6 +93,32 @@ describe(`spend alerts fire once per period (${dialect})`, () => {
     clock.set('2027-01-01T00:00:00.000Z'); // 11:00 on 1 January in Sydney: a new billing month
     await spend(services, a.id, 3_500, team.id, member.user.id);
     expect(await firings(`${team.id}:${member.user.id}`)).toHaveLength(2);
+  });
+
+  it('fires a user’s thresholds on the share of the plan’s included usage used this month', async () => {
+    const user = await makeUser(services); // Free: A$5.00 included
+    await services.balances.setAlertThresholds([40, 90], user.actor);
+    expect((await services.balances.personal(user.user.id)).alertThresholds).toEqual([40, 90]);
+    const { key } = await makeKey(services, user);
+    await spend(services, key.id, 1_500_000, null, user.user.id);
+    await spend(services, key.id, 1_000_000, null, user.user.id); // 50 %
+    await spend(services, key.id, 500_000, null, user.user.id);
+    const fired = await firings(user.user.id);
+    expect(fired.map((f) => [f.event_type, f.threshold, Number(f.spent_micro)])).toEqual([['balance.threshold', 40, 2_500_000]]);
+    await expect(services.balances.setAlertThresholds([1, 2, 3, 4, 5, 6], user.actor)).rejects.toThrow(/at most 5/);
+  });
+
+  it('fires a team’s thresholds on the share of its balance at the last top-up spent, afresh after a top-up', async () => {
+    const team = await makeTeam(services, owner, { balanceMicro: 100_000 });
+    const { key } = await makeKey(services, owner, { teamId: team.id });
+    await spend(services, key.id, 55_000, team.id);
+    await spend(services, key.id, 10_000, team.id);
+    expect((await firings(team.id)).map((f) => [f.event_type, f.threshold])).toEqual([['team.balance_threshold', 50]]);
+    clock.set('2026-12-02T01:00:00.000Z');
+    await services.balances.credit({ teamId: team.id }, 65_000, null, adminActor); // back to 100 000
+    await spend(services, key.id, 50_000, team.id);
+    const fired = await firings(team.id);
+    expect(fired.map((f) => [f.threshold, Number(f.limit_micro)])).toEqual([[50, 100_000], [50, 100_000]]);
   });
 
   it.runIf(onMysql)('two instances on two pools, many concurrent settlements: exactly one firing per threshold', async () => {

@@ -1,6 +1,6 @@
 import { crossedThresholds, thresholdsOf } from '../alerts.js';
 import { limitedSpend, memberSpend } from './key-controls.js';
-import type { AlertFiring, HoldRow, KeyRow, MemberRow, PlanContext } from './types.js';
+import type { AlertFiring, BalanceRow, HoldRow, KeyRow, MemberRow, PlanContext, TeamRow } from './types.js';
 
 /**
  * The alert crossings of one settlement, on the working rows right after it was charged (planner.ts settleOne): the
@@ -42,5 +42,29 @@ export function memberCrossings(member: MemberRow, hold: HoldRow, ctx: PlanConte
   return crossed.map((threshold) => ({
     eventType: 'member.budget_threshold', scopeId: member.id, periodStart: member.periodStart ?? ctx.period.start, threshold,
     userId: hold.userId, teamId: hold.teamId, keyId: hold.keyId, spentMicro: spent, limitMicro: member.budgetMicro!, requestId: hold.requestId, createdAt: ctx.now,
+  }));
+}
+
+/** A personal balance: the share of the plan's included usage used this billing month (none without included usage). */
+export function balanceCrossings(b: BalanceRow, hold: HoldRow, ctx: PlanContext): AlertFiring[] {
+  if (b.includedMicro <= 0) return [];
+  const spent = b.includedUsedMicro;
+  const { crossed, firedPct } = crossedThresholds(thresholdsOf(b.alertThresholds), b.includedMicro, spent, b.alertFiredPct);
+  b.alertFiredPct = firedPct;
+  return crossed.map((threshold) => ({
+    eventType: 'balance.threshold', scopeId: b.userId, periodStart: ctx.period.start, threshold, userId: b.userId, teamId: null,
+    keyId: hold.keyId, spentMicro: spent, limitMicro: b.includedMicro, requestId: hold.requestId, createdAt: ctx.now,
+  }));
+}
+
+/** A team balance: the share of its balance at the last top-up spent since (none before a first top-up). */
+export function teamBalanceCrossings(team: TeamRow, hold: HoldRow, ctx: PlanContext): AlertFiring[] {
+  if (team.alertBaseMicro === null || team.alertBaseMicro <= 0 || team.alertSince === null) return [];
+  const spent = team.alertBaseMicro - team.balanceMicro;
+  const { crossed, firedPct } = crossedThresholds(thresholdsOf(team.alertThresholds), team.alertBaseMicro, spent, team.alertFiredPct);
+  team.alertFiredPct = firedPct;
+  return crossed.map((threshold) => ({
+    eventType: 'team.balance_threshold', scopeId: team.id, periodStart: team.alertSince!, threshold, userId: hold.userId, teamId: team.id,
+    keyId: hold.keyId, spentMicro: spent, limitMicro: team.alertBaseMicro!, requestId: hold.requestId, createdAt: ctx.now,
   }));
 }

@@ -10,7 +10,7 @@ import {
   admitToRateWindow, atLimit, correctRateTokens, limitedSpend, memberBudgetReached, memberSpend, modelNotAllowed, rateStatus, rollKeyPeriod,
   rollMemberPeriod, secondsUntil,
 } from './key-controls.js';
-import { keyCrossings, memberCrossings } from './alert-crossings.js';
+import { balanceCrossings, keyCrossings, memberCrossings, teamBalanceCrossings } from './alert-crossings.js';
 import { MeteringRowMissing } from './types.js';
 import type {
   AdmissionItem, BalanceRow, BatchPlan, GrowItem, GrowResult, Hold, HoldRow, KeyRow, LedgerEntryRow, MemberRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows,
@@ -364,6 +364,7 @@ function settleOne({ hold: given, settlement: st }: SettlementItem, w: Working, 
     team.charged ||= cost !== 0;
     split.teamMicro = cost;
     debit('team', cost, null);
+    if (cost > 0) w.changes.alerts.push(...teamBalanceCrossings(team, hold, ctx));
   } else {
     const person = w.balances.get(hold.userId)!;
     person.heldMicro -= hold.payerHoldMicro;
@@ -379,6 +380,7 @@ function settleOne({ hold: given, settlement: st }: SettlementItem, w: Working, 
       debit('user_included', s.includedMicro, ctx.period.start);
       debit('user_prepaid', s.prepaidMicro, null);
       debit('user_overage', s.overageMicro, ctx.period.start);
+      w.changes.alerts.push(...balanceCrossings(person, hold, ctx));
     }
   }
   w.changes.usageEvents.push(usageEvent(hold, st, cost, split, ctx));
@@ -410,11 +412,11 @@ function collectChanges(w: Working, ctx: PlanContext): void {
   for (const b of sortedValues(w.balances))
     if (b.touched)
       w.changes.balances.push({
-        userId: b.userId, heldMicro: b.heldMicro,
+        userId: b.userId, heldMicro: b.heldMicro, alertFiredPct: b.alertFiredPct,
         ...(b.charged ? { charged: { includedUsedMicro: b.includedUsedMicro, prepaidMicro: b.prepaidMicro, overageUsedMicro: b.overageUsedMicro, updatedAt: ctx.now } } : {}),
       });
   for (const t of sortedValues(w.teams))
-    if (t.touched) w.changes.teams.push({ id: t.id, heldMicro: t.heldMicro, ...(t.charged ? { balanceMicro: t.balanceMicro } : {}) });
+    if (t.touched) w.changes.teams.push({ id: t.id, heldMicro: t.heldMicro, alertFiredPct: t.alertFiredPct, ...(t.charged ? { balanceMicro: t.balanceMicro } : {}) });
   for (const m of sortedValues(w.members))
     if (m.touched) w.changes.members.push({ id: m.id, heldMicro: m.heldMicro, spendMicro: m.spendMicro, periodStart: m.periodStart, alertFiredPct: m.alertFiredPct });
 }
@@ -436,12 +438,12 @@ export function applyChanges(rows: MeteringRows, changes: MeteringChanges): Mete
   const balances = new Map(rows.balances);
   for (const c of changes.balances) {
     const b = balances.get(c.userId)!;
-    balances.set(c.userId, { ...b, heldMicro: c.heldMicro, ...(c.charged ? { includedUsedMicro: c.charged.includedUsedMicro, prepaidMicro: c.charged.prepaidMicro, overageUsedMicro: c.charged.overageUsedMicro } : {}) });
+    balances.set(c.userId, { ...b, heldMicro: c.heldMicro, alertFiredPct: c.alertFiredPct, ...(c.charged ? { includedUsedMicro: c.charged.includedUsedMicro, prepaidMicro: c.charged.prepaidMicro, overageUsedMicro: c.charged.overageUsedMicro } : {}) });
   }
   const teams = new Map(rows.teams);
   for (const c of changes.teams) {
     const t = teams.get(c.id)!;
-    teams.set(c.id, { ...t, heldMicro: c.heldMicro, ...(c.balanceMicro !== undefined ? { balanceMicro: c.balanceMicro } : {}) });
+    teams.set(c.id, { ...t, heldMicro: c.heldMicro, alertFiredPct: c.alertFiredPct, ...(c.balanceMicro !== undefined ? { balanceMicro: c.balanceMicro } : {}) });
   }
   const members = new Map(rows.members);
   for (const c of changes.members) members.set(c.id, { ...members.get(c.id)!, heldMicro: c.heldMicro, spendMicro: c.spendMicro, periodStart: c.periodStart, alertFiredPct: c.alertFiredPct });

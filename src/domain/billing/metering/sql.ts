@@ -52,10 +52,14 @@ const BALANCES: Omit<LockedRead, 'ids'> = {
   from: 'personal_balances b', id: 'b.user_id', idColumn: 'user_id',
   columns: [
     ...(['user_id', 'included_used_micro', 'prepaid_micro', 'overage_used_micro', 'held_micro', 'period_start'] as const).map((c): [string, string] => [c, `b.${c}`]),
-    plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'),
+    plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'), ['alert_fired_pct', 'b.alert_fired_pct'],
+    ['user_alert_thresholds', '(SELECT u.alert_thresholds FROM users u WHERE u.id = b.user_id)'],
   ],
 };
-const TEAMS: Omit<LockedRead, 'ids'> = { from: 'teams', id: 'id', idColumn: 'id', columns: columns('id', 'balance_micro', 'held_micro') };
+const TEAMS: Omit<LockedRead, 'ids'> = {
+  from: 'teams', id: 'id', idColumn: 'id',
+  columns: columns('id', 'balance_micro', 'held_micro', 'alert_thresholds', 'balance_alert_base_micro', 'balance_alert_since', 'balance_alert_fired_pct'),
+};
 const MEMBERS: Omit<LockedRead, 'ids'> = {
   from: 'team_members', id: 'id', idColumn: 'id',
   columns: [
@@ -125,8 +129,13 @@ const balanceRow = (r: Row): BalanceRow => ({
   userId: r.user_id as string, includedUsedMicro: toMicro(r.included_used_micro), overageUsedMicro: toMicro(r.overage_used_micro),
   prepaidMicro: toMicro(r.prepaid_micro), heldMicro: toMicro(r.held_micro), periodStart: toDate(r.period_start),
   includedMicro: toMicro(r.included_micro), overageAllowed: toBool(r.overage_allowed), overageCapMicro: toMicroOrNull(r.overage_cap_micro),
+  alertThresholds: parseThresholds(r.user_alert_thresholds), alertFiredPct: toInt(r.alert_fired_pct), storedThresholds: r.user_alert_thresholds ?? null,
 });
-const teamRow = (r: Row): TeamRow => ({ id: r.id as string, balanceMicro: toMicro(r.balance_micro), heldMicro: toMicro(r.held_micro) });
+const teamRow = (r: Row): TeamRow => ({
+  id: r.id as string, balanceMicro: toMicro(r.balance_micro), heldMicro: toMicro(r.held_micro), alertThresholds: parseThresholds(r.alert_thresholds),
+  alertBaseMicro: toMicroOrNull(r.balance_alert_base_micro), alertSince: toDateOrNull(r.balance_alert_since), alertFiredPct: toInt(r.balance_alert_fired_pct),
+  storedThresholds: r.alert_thresholds ?? null,
+});
 const holdRow = (r: Row): HoldRow => ({
   requestId: r.request_id as string, keyId: r.key_id as string, userId: r.user_id as string, teamId: (r.team_id as string | null) ?? null,
   keyHoldMicro: toMicro(r.amount_micro), payerHoldMicro: toMicro(r.payer_amount_micro), memberHoldMicro: toMicro(r.member_amount_micro),
@@ -163,8 +172,12 @@ const memberImage = (m: MemberRow): Row => ({
 const balanceImage = (b: BalanceRow): Row => ({
   user_id: b.userId, included_used_micro: b.includedUsedMicro, prepaid_micro: b.prepaidMicro, overage_used_micro: b.overageUsedMicro,
   held_micro: b.heldMicro, period_start: b.periodStart, included_micro: b.includedMicro, overage_allowed: b.overageAllowed, overage_cap_micro: b.overageCapMicro,
+  alert_fired_pct: b.alertFiredPct, user_alert_thresholds: b.storedThresholds ?? null,
 });
-const teamImage = (t: TeamRow): Row => ({ id: t.id, balance_micro: t.balanceMicro, held_micro: t.heldMicro });
+const teamImage = (t: TeamRow): Row => ({
+  id: t.id, balance_micro: t.balanceMicro, held_micro: t.heldMicro, alert_thresholds: t.storedThresholds ?? null, balance_alert_base_micro: t.alertBaseMicro,
+  balance_alert_since: t.alertSince, balance_alert_fired_pct: t.alertFiredPct,
+});
 const holdImage = (h: HoldRow): Row => ({
   request_id: h.requestId, key_id: h.keyId, user_id: h.userId, team_id: h.teamId, amount_micro: h.keyHoldMicro, payer_amount_micro: h.payerHoldMicro,
   member_amount_micro: h.memberHoldMicro, rate_tokens: h.rateTokens, model: h.model, provider: h.provider, endpoint: h.endpoint, streamed: h.streamed, created_at: h.createdAt, deadline_at: h.deadlineAt,
@@ -237,8 +250,10 @@ export function statements(changes: MeteringChanges): Stmt[] {
     })),
     ...updateRows('personal_balances', 'user_id', changes.balances, (c) => c.userId, (c) => c.charged ? {
       included_used_micro: c.charged.includedUsedMicro, prepaid_micro: c.charged.prepaidMicro, overage_used_micro: c.charged.overageUsedMicro, updated_at: c.charged.updatedAt,
-    } : null, (c) => ({ held_micro: c.heldMicro })),
-    ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({ held_micro: c.heldMicro })),
+    } : null, (c) => ({ held_micro: c.heldMicro, alert_fired_pct: c.alertFiredPct })),
+    ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({
+      held_micro: c.heldMicro, balance_alert_fired_pct: c.alertFiredPct,
+    })),
     ...updateRows('team_members', 'id', changes.members, (c) => c.id, () => null, (c) => ({
       budget_held_micro: c.heldMicro, budget_spend_micro: c.spendMicro, budget_period_start: c.periodStart, alert_fired_pct: c.alertFiredPct,
     })),

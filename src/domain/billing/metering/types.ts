@@ -204,12 +204,24 @@ export interface BalanceRow {
   includedMicro: Micro;
   overageAllowed: boolean;
   overageCapMicro: Micro | null;
+  /** The user's thresholds on the share of included usage used this month (null: the defaults), the highest fired. */
+  alertThresholds: number[] | null;
+  alertFiredPct: number;
+  /** users.alert_thresholds as read (remembered as it was). */
+  storedThresholds?: unknown;
 }
 
 export interface TeamRow {
   id: string;
   balanceMicro: Micro;
   heldMicro: Micro;
+  /** The team's thresholds (null: the defaults) on the share spent of its balance at the last top-up (`alertBaseMicro`, at `alertSince`). */
+  alertThresholds: number[] | null;
+  alertBaseMicro: Micro | null;
+  alertSince: Date | null;
+  alertFiredPct: number;
+  /** teams.alert_thresholds as read. */
+  storedThresholds?: unknown;
 }
 
 export interface HoldRow extends Hold {
@@ -261,15 +273,15 @@ export interface MemberChange {
   alertFiredPct: number;
 }
 
-export const ALERT_EVENT_TYPES = ['key.limit_threshold', 'key.limit_reached', 'member.budget_threshold'] as const;
+export const ALERT_EVENT_TYPES = ['key.limit_threshold', 'key.limit_reached', 'member.budget_threshold', 'balance.threshold', 'team.balance_threshold'] as const;
 export type AlertEventType = (typeof ALERT_EVENT_TYPES)[number];
 
 /** A threshold crossed by a settlement: recorded once per (type, scope, period start, threshold). */
 export interface AlertFiring {
   eventType: AlertEventType;
-  /** The key id, or the membership row id. */
+  /** The key id, the membership row id, the user id (balance) or the team id. */
   scopeId: string;
-  /** The start of the limit's period (the epoch for a lifetime limit). */
+  /** The start of the limit's period (the epoch for a lifetime limit; the last top-up for a team balance). */
   periodStart: Date;
   threshold: number;
   userId: string;
@@ -284,6 +296,7 @@ export interface AlertFiring {
 export interface BalanceChange {
   userId: string;
   heldMicro: Micro;
+  alertFiredPct: number;
   /** Present when the batch charged this balance (never for a balance in an ended period: it is rolled over first). */
   charged?: { includedUsedMicro: Micro; prepaidMicro: Micro; overageUsedMicro: Micro; updatedAt: Date };
 }
@@ -291,6 +304,7 @@ export interface BalanceChange {
 export interface TeamChange {
   id: string;
   heldMicro: Micro;
+  alertFiredPct: number;
   balanceMicro?: Micro;
 }
 
