@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/domain/clock.js';
+import { ManualClock, systemClock } from '../../src/domain/clock.js';
 import { jobInstance } from '../support/jobs.js';
 import { toMicro } from '../../src/domain/money.js';
 import { makeKey, makeUser } from '../support/factories.js';
@@ -63,9 +63,19 @@ describe('a Galera node killed with -9 under load', () => {
 
     // Nothing lost: every request the upstream served is a usage event and a charge (settlements still being retried
     // finish first).
-    await waitFor(async () => toMicro((await k.c.nodes[0]!('api_keys').where({ id: key.id }).first()).held_micro) === 0, 20_000);
+    await waitFor(async () => k.apps.every((a) => a.services.metering.settlements.pending === 0), 30_000);
+    // An admission whose commit was stalled past its query deadline answered 503 and may still have committed once the
+    // cluster dropped the node (src/db/deadlines.ts): a hold nobody tracks. The release job frees it once its
+    // deadline has passed — here a clock past every deadline, now that no request is in flight.
+    expect(k.apps.every((a) => a.services.metering.liveHolds === 0)).toBe(true);
+    const late = new ManualClock(new Date(Date.now() + 24 * 3_600_000));
+    expect((await jobInstance(k.c.nodes[0]!, late).run('release-holds')).result).toBe('ok');
+    expect(toMicro((await k.c.nodes[0]!('api_keys').where({ id: key.id }).first()).held_micro)).toBe(0);
     const events = await k.c.nodes[0]!('usage_events').where({ key_id: key.id });
-    expect(events).toHaveLength(k.fake.served);
+    const served = events.filter((e) => e.outcome !== 'abandoned');
+    console.log(`node kill: ${events.length - served.length} orphaned admissions released as abandoned`);
+    expect(served).toHaveLength(k.fake.served);
+    expect(events.filter((e) => e.outcome === 'abandoned').every((e) => toMicro(e.cost_micro) === 0)).toBe(true);
     expect(statuses.filter((s) => s === 200)).toHaveLength(k.fake.served);
 
     const rejoin = Date.now();
@@ -74,7 +84,7 @@ describe('a Galera node killed with -9 under load', () => {
     // Instance 3's pool reconnects by itself.
     await waitFor(async () => (await request(k.apps[2]!.url, secret, 0)) === 200, 20_000);
     await expectInvariantsOnEveryNode(k.c);
-    expect((await k.c.nodes[2]!('usage_events').where({ key_id: key.id })).length).toBe(k.fake.served);
+    expect((await k.c.nodes[2]!('usage_events').where({ key_id: key.id }).whereNot({ outcome: 'abandoned' })).length).toBe(k.fake.served);
   });
 });
 
