@@ -24,6 +24,8 @@ import * as createLoginFailures from './20261202130000_create-login-failures.js'
 import * as createStoredResponses from './20261202130000_create-stored-responses.js';
 import * as createPasswordResets from './20261203120000_create-password-resets.js';
 import * as createKeyRefusals from './20261203120100_create-key-refusals.js';
+import * as addSpendAlerts from './20261204110000_add-spend-alerts.js';
+import * as addBalanceAlerts from './20261204110100_add-balance-alerts.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -57,6 +59,8 @@ const migrations: Array<[string, Migration]> = [
   ['20261202140000_add-key-controls', addKeyControls],
   ['20261203120000_create-password-resets', createPasswordResets],
   ['20261203120100_create-key-refusals', createKeyRefusals],
+  ['20261204110000_add-spend-alerts', addSpendAlerts],
+  ['20261204110100_add-balance-alerts', addBalanceAlerts],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

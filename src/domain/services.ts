@@ -15,6 +15,7 @@ import { UsageService } from './usage/usage.service.js';
 import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
 import { RefusalsService } from './keys/refusals.js';
+import { AlertsService } from './billing/alerts.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
 import { StoredResponsesService } from './responses/stored-responses.service.js';
@@ -58,6 +59,7 @@ export function createServices(options: ServicesOptions) {
     usage: new UsageService({ db, clock, timeZone, keys }),
     usageReports: new UsageReports({ db, clock, keys }),
     refusals: new RefusalsService({ db, clock, timeZone, keys }),
+    alerts: new AlertsService({ db, clock, timeZone, keys }),
     keyExpiry: new KeyExpiryService({ db, clock, audit }),
     reconcile: new ReconcileService({ db, clock, audit }),
     rollover: new RolloverService({ db, clock, timeZone }),

@@ -1,9 +1,10 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { PASSWORD_MIN } from '../domain/accounts/users.service.js';
 import { formBody, onBadInput, param, viewer, viewerOf, type Portal } from './context.js';
+import { thresholdsFromForm, thresholdsText } from './alert-settings.js';
 import { text } from './forms.js';
 
-/** A signed-in user's own account: changing the password. */
+/** A signed-in user's own account: changing the password, and the spend alerts on the personal balance. */
 export function accountRoutes(portal: Portal): Router {
   const { deps, render } = portal;
   const router = Router();
@@ -19,6 +20,26 @@ export function accountRoutes(portal: Portal): Router {
     onBadInput(res, (error, status) => render(req, res, page, { title: 'Change your password', error, passwordMin: PASSWORD_MIN }, { status }));
     await deps.services.users.changePassword(v.actor, text(body, 'current'), text(body, 'password'), v.sessionId);
     res.redirect(303, '/account/password?done=password_changed');
+  });
+
+  async function alertsPage(req: Request, res: Response, error: string | null, status = 200, value?: string) {
+    const v = viewer(res);
+    const [balance, alerts] = await Promise.all([deps.services.balances.personal(v.user.id), deps.services.alerts.forUser(v.actor)]);
+    render(req, res, 'account/alerts', {
+      title: 'Spend alerts', error, alerts, thresholds: thresholdsText(balance.alertThresholds),
+      value: value ?? (balance.alertThresholds === null ? '' : thresholdsText(balance.alertThresholds)), balance,
+    }, { status });
+  }
+
+  /** The caller's thresholds on their plan's included usage, the notice of this month and the crossings so far. */
+  router.get('/account/alerts', (req, res) => alertsPage(req, res, null));
+
+  router.post('/account/alerts', async (req, res) => {
+    const v = viewer(res);
+    const body = formBody(req);
+    onBadInput(res, (error, status) => alertsPage(req, res, error, status, text(body, 'alertThresholds')));
+    await deps.services.balances.setAlertThresholds(thresholdsFromForm(body), v.actor);
+    res.redirect(303, '/account/alerts?done=alerts_saved');
   });
 
   return router;

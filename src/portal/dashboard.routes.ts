@@ -10,12 +10,13 @@ export function dashboardRoutes(portal: Portal): Router {
 
   router.get('/', async (req, res) => {
     const v = viewer(res);
-    const [balance, allKeys, myTeams, ownScope, personalScope] = await Promise.all([
+    const [balance, allKeys, myTeams, ownScope, personalScope, alerts] = await Promise.all([
       balances.personal(v.user.id),
       keys.list({}, v.actor),
       teams.list(v.actor),
       reports.scope({ ownOnly: true }, v.actor),
       reports.scope({ personal: true }, v.actor),
+      deps.services.alerts.forUser(v.actor),
     ]);
     const [daily, periodAll, periodPersonal] = await Promise.all([
       reports.daily(ownScope, 30, v.timeZone),
@@ -28,6 +29,7 @@ export function dashboardRoutes(portal: Portal): Router {
     render(req, res, 'dashboard/index', {
       title: 'Dashboard',
       balance,
+      alerts,
       includedRemaining,
       overageHeadroom,
       periodAll,

@@ -3,6 +3,7 @@ import { badInput } from '../domain/errors.js';
 import { LIMIT_RESETS, type LimitReset } from '../domain/keys/controls.js';
 import type { KeyControlsInput } from '../domain/keys/key-settings.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
+import { thresholdsFromForm, thresholdsText } from './alert-settings.js';
 import { backWithNotice, text } from './forms.js';
 
 /**
@@ -20,6 +21,7 @@ export function keyControlsRoutes(portal: Portal): Router {
     const form = values ?? {
       limitReset: key.limitReset ?? '', allowedModels: (key.allowedModels ?? []).join(', '), rpmLimit: String(key.rpmLimit ?? ''),
       tpmLimit: String(key.tpmLimit ?? ''), maxParallel: String(key.maxParallel ?? ''), tags: key.tags.join(', '),
+      alertThresholds: key.alertThresholds === null ? '' : thresholdsText(key.alertThresholds),
     };
     render(req, res, 'keys/controls', { title: `Controls of ${key.name}`, key, form, error, resets: LIMIT_RESETS }, { status });
   }
@@ -65,5 +67,6 @@ export function controlsFromForm(body: FormBody): KeyControlsInput {
     tpmLimit: count('tpmLimit', 'Tokens per minute'),
     maxParallel: count('maxParallel', 'Requests in parallel'),
     tags: list('tags'),
+    alertThresholds: thresholdsFromForm(body),
   };
 }

@@ -3,6 +3,7 @@ import { KEY_STATUSES, type ApiKey, type KeyStatus } from '../domain/keys/key.js
 import { MAX_GRACE_SECONDS } from '../domain/keys/keys.service.js';
 import { teamPermissions } from '../domain/teams/roles.js';
 import { badInput, collectFieldErrors, throwIfFieldErrors } from '../domain/errors.js';
+import { thresholdsText } from './alert-settings.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal, type Viewer } from './context.js';
 import { backWithNotice, choice, optionalAud, optionalEndOfLocalDate, safeNext, text } from './forms.js';
 import { keySnippets } from './key-snippets.js';
@@ -99,7 +100,7 @@ export function keysRoutes(portal: Portal): Router {
     const key = await keys.get(param(req, 'id'), v.actor);
     const scope = await reports.scope({ keyId: key.id }, v.actor);
     const since = new Date(clock.now().getTime() - 30 * 86_400_000);
-    const [daily, models, recent, myTeams, successor, visible, refused] = await Promise.all([
+    const [daily, models, recent, myTeams, successor, visible, refused, alerts] = await Promise.all([
       reports.daily(scope, 30, v.timeZone),
       reports.byModel(scope, since),
       usage.list({ keyId: key.id, limit: 25 }, v.actor),
@@ -107,6 +108,7 @@ export function keysRoutes(portal: Portal): Router {
       key.rotatedToId ? keys.get(key.rotatedToId, v.actor).catch(() => null) : Promise.resolve(null),
       keys.list({}, v.actor),
       deps.services.refusals.forKey(key.id, v.actor),
+      deps.services.alerts.forKey(key.id, v.actor),
     ]);
     render(req, res, 'keys/show', {
       title: key.name,
@@ -115,6 +117,8 @@ export function keysRoutes(portal: Portal): Router {
       models,
       recent: recent.events,
       refused,
+      alerts,
+      alertThresholds: thresholdsText(key.alertThresholds),
       successor,
       // The set-up snippets again, with a placeholder where the secret (shown once, not stored) goes.
       ...(key.status === 'active' || key.status === 'limit_reached'

@@ -19,6 +19,7 @@ const NOTICES: Record<string, string> = {
   signed_out: 'You are signed out.',
   password_changed: 'Password changed. Your other sessions were signed out.',
   password_reset: 'Your password was set. Sign in with it now.',
+  alerts_saved: 'Alert thresholds saved.',
 };
 
 export function noticeText(code: unknown): string | null {

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { billingPeriodAt } from '../domain/billing/period.js';
 import { TEAM_ROLES, teamPermissions, type TeamRole } from '../domain/teams/roles.js';
 import { badInput, UnknownEmailError } from '../domain/errors.js';
+import { thresholdsFromForm, thresholdsText } from './alert-settings.js';
 import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
 import { choice, optionalAud, text } from './forms.js';
 import { rowModel, teamNames } from './view-models.js';
@@ -46,7 +47,9 @@ export function teamsRoutes(portal: Portal): Router {
       reports.total(scope, period.start),
     ]);
     const names = teamNames([team]);
-    const budgets = new Map((await deps.services.teamControls.get(team.id, v.actor)).members.map((b) => [b.userId, b]));
+    const controls = await deps.services.teamControls.get(team.id, v.actor);
+    const budgets = new Map(controls.members.map((b) => [b.userId, b]));
+    const alerts = await deps.services.alerts.forTeam(team.id, v.actor);
     render(
       req,
       res,
@@ -72,6 +75,9 @@ export function teamsRoutes(portal: Portal): Router {
         })),
         keys: teamKeys.map((k) => rowModel(k, names, clock.now(), v.user.id)),
         usage: { byUser, byKey, total, periodStart: period.start },
+        alerts,
+        alertThresholds: thresholdsText(controls.alertThresholds),
+        alertValue: controls.alertThresholds === null ? '' : thresholdsText(controls.alertThresholds),
         memberForm: {},
         memberError: null,
         emailError: null,
@@ -105,6 +111,15 @@ export function teamsRoutes(portal: Portal): Router {
     onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberError }, status));
     await teams.setRole(teamId, param(req, 'userId'), roleFrom(text(formBody(req), 'role')), v.actor);
     res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_updated`);
+  });
+
+  router.post('/teams/:id/alerts', async (req, res) => {
+    const v = viewer(res);
+    const teamId = param(req, 'id');
+    const body = formBody(req);
+    onBadInput(res, (alertError, status) => teamPage(req, res, teamId, { alertError, alertValue: text(body, 'alertThresholds') }, status));
+    await deps.services.teamControls.setControls(teamId, { alertThresholds: thresholdsFromForm(body) }, v.actor);
+    res.redirect(303, `/teams/${encodeURIComponent(teamId)}?done=alerts_saved`);
   });
 
   router.post('/teams/:id/members/:userId/budget', async (req, res) => {

@@ -34,5 +34,7 @@ export const limitReset = z.enum(LIMIT_RESETS);
 export const rateLimit = z.number().int();
 export const modelList = z.array(z.string().max(200)).max(1000);
 export const tags = z.array(z.string().max(100)).max(100);
+/** Alert thresholds in percent; validated by the domain (validateAlertThresholds), so a wrong value says why. */
+export const alertThresholds = z.array(z.number().int()).max(20);
 export const teamRole = z.enum(['owner', 'admin', 'member', 'viewer']);
 export const provider = z.enum(['openai', 'anthropic']);

@@ -47,12 +47,16 @@ export function keyDto(k: ApiKey) {
     maxParallel: k.maxParallel,
     tags: k.tags,
     disabledAt: iso(k.disabledAt),
+    alertThresholds: k.alertThresholds,
   };
 }
 export type KeyDto = ReturnType<typeof keyDto>;
 
 export function teamControlsDto(c: TeamControls) {
-  return { allowedModels: c.allowedModels, defaultRpmLimit: c.defaultRpmLimit, defaultTpmLimit: c.defaultTpmLimit, defaultMaxParallel: c.defaultMaxParallel };
+  return {
+    allowedModels: c.allowedModels, defaultRpmLimit: c.defaultRpmLimit, defaultTpmLimit: c.defaultTpmLimit, defaultMaxParallel: c.defaultMaxParallel,
+    alertThresholds: c.alertThresholds,
+  };
 }
 
 export function memberBudgetDto(m: MemberBudget) {
@@ -91,6 +95,7 @@ export function balanceDto(b: PersonalBalance) {
     overageCapAud: audOrNull(b.overageCapMicro),
     periodStart: b.periodStart.toISOString(),
     periodEnd: b.periodEnd.toISOString(),
+    alertThresholds: b.alertThresholds,
   };
 }
 

@@ -8,7 +8,9 @@ import { clientFor, expectTrpcError, isoIn } from '../support/trpc.js';
 
 const KEY_FIELDS = ['id', 'name', 'last4', 'status', 'spendAud', 'spendLimitAud', 'expiresAt', 'teamId', 'ownerId', 'requestCount', 'createdAt', 'lastUsedAt', 'revokedAt', 'successorId', 'retiresAt',
   // The key controls (docs/limits.md).
-  'limitReset', 'periodSpendAud', 'nextResetAt', 'allowedModels', 'rpmLimit', 'tpmLimit', 'maxParallel', 'tags', 'disabledAt'];
+  'limitReset', 'periodSpendAud', 'nextResetAt', 'allowedModels', 'rpmLimit', 'tpmLimit', 'maxParallel', 'tags', 'disabledAt',
+  // Spend alerts (docs/limits.md, "Alerts").
+  'alertThresholds'];
 
 describe(`key status transitions over tRPC (${dialect})`, () => {
   let app: TestApp;

@@ -61,9 +61,9 @@ function rowsOf(i: Of<typeof installation>): MeteringRows {
     keys,
     balances: new Map([[USER, {
       userId: USER, includedUsedMicro: 0, overageUsedMicro: 0, prepaidMicro: i.payerRoom, heldMicro: 0, periodStart: ctx.period.start,
-      includedMicro: 0, overageAllowed: false, overageCapMicro: null,
+      includedMicro: 0, overageAllowed: false, overageCapMicro: null, alertThresholds: null, alertFiredPct: 0,
     }]]),
-    teams: new Map([[TEAM, { id: TEAM, balanceMicro: i.payerRoom, heldMicro: 0 }]]),
+    teams: new Map([[TEAM, { id: TEAM, balanceMicro: i.payerRoom, heldMicro: 0, alertThresholds: null, alertBaseMicro: i.payerRoom, alertSince: NOW, alertFiredPct: 0 }]]),
     holds: new Map(),
     members: new Map(),
     models: new Map(),

@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyChanges, planBatch } from '../../src/domain/billing/metering/planner.js';
 import { keyRow, memberRow } from '../support/metering-rows.js';
-import type { Hold, KeyRow, MeteringOp, MeteringRows, OpResult, PlanContext } from '../../src/domain/billing/metering/types.js';
+import type { AlertFiring, Hold, KeyRow, MeteringOp, MeteringRows, OpResult, PlanContext } from '../../src/domain/billing/metering/types.js';
 import { billingPeriodAt } from '../../src/domain/billing/period.js';
+import { limitPeriodAt, spendInPeriod } from '../../src/domain/keys/controls.js';
 import { MeteringRefusal } from '../../src/domain/billing/refusal.js';
 import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 
@@ -66,9 +67,9 @@ function worldOf(i: Installation): World {
       keys,
       balances: new Map([[USER, {
         userId: USER, includedUsedMicro: 0, overageUsedMicro: 0, prepaidMicro: i.prepaid, heldMicro: 0, periodStart: ctx.period.start,
-        includedMicro: i.included, overageAllowed: i.overageAllowed, overageCapMicro: i.overageCap,
+        includedMicro: i.included, overageAllowed: i.overageAllowed, overageCapMicro: i.overageCap, alertThresholds: null, alertFiredPct: 0,
       }]]),
-      teams: new Map([[TEAM, { id: TEAM, balanceMicro: i.teamBalance, heldMicro: 0 }]]),
+      teams: new Map([[TEAM, { id: TEAM, balanceMicro: i.teamBalance, heldMicro: 0, alertThresholds: null, alertBaseMicro: i.teamBalance, alertSince: NOW, alertFiredPct: 0 }]]),
       members: new Map([[memberRow(TEAM, USER, i.memberBudget).id, memberRow(TEAM, USER, i.memberBudget)]]),
       holds: new Map(),
       models: new Map(),
@@ -243,6 +244,44 @@ describe('the metering planner (pure, no database)', () => {
     );
   });
 
+  it('fires each alert threshold once per scope and period: never twice, and every one the spend has passed (batched or not)', () => {
+    fc.assert(
+      fc.property(installation, traffic, (inst, batches) => {
+        const batched = worldOf(inst);
+        const single = worldOf(inst);
+        const firedBatched: string[] = [], firedSingle: string[] = [];
+        const name = (a: AlertFiring) => `${a.eventType} ${a.scopeId} ${a.periodStart.toISOString()} ${a.threshold}`;
+        for (const { batch, advanceMs } of [...batches, { batch: [] as Step[], advanceMs: 0 }]) {
+          batched.now = single.now = new Date(batched.now.getTime() + advanceMs);
+          const ops = batch.length ? opsOf(batched, batch) : [...batched.rows.holds.values()].map((h) => settleOp(h, batched.costs.get(h.requestId)!));
+          single.costs = batched.costs;
+          firedBatched.push(...run(batched, ops).changes.alerts.map(name));
+          const rank = (op: MeteringOp) => ('admit' in op ? 2 : 'grow' in op ? 1 : 0);
+          for (const i of [...ops.keys()].sort((a, b) => rank(ops[a]!) - rank(ops[b]!))) firedSingle.push(...run(single, [ops[i]!]).changes.alerts.map(name));
+        }
+        expect(new Set(firedBatched).size).toBe(firedBatched.length);
+        expect([...firedBatched].sort()).toEqual([...firedSingle].sort());
+        // Every threshold passed in the period each row is in now has fired in it (no threshold of 50/80/100 missed).
+        const fired = new Set(firedBatched);
+        const expectFired = (type: string, scope: string, start: Date, spent: number, limit: number) => {
+          for (const t of [50, 80, 100]) if (spent * 100 >= t * limit) expect(fired.has(`${type} ${scope} ${start.toISOString()} ${t}`), `${type} ${scope} ${t}`).toBe(true);
+        };
+        const c = ctxAt(batched.now);
+        for (const k of batched.rows.keys.values()) {
+          if (k.limitMicro === null || (k.limitReset && !k.periodStart)) continue;
+          expectFired('key.limit_threshold', k.id, k.limitReset ? k.periodStart! : new Date(0), k.limitReset ? spendInPeriod(k, limitPeriodAt(k.limitReset, c.now, ZONE)) : k.spendMicro, k.limitMicro);
+        }
+        const team = batched.rows.teams.get(TEAM)!;
+        if (team.alertBaseMicro) expectFired('team.balance_threshold', TEAM, team.alertSince!, team.alertBaseMicro - team.balanceMicro, team.alertBaseMicro);
+        const me = batched.rows.balances.get(USER)!;
+        if (me.includedMicro > 0) expectFired('balance.threshold', USER, c.period.start, me.includedUsedMicro, me.includedMicro);
+        const member = batched.rows.members.get(memberRow(TEAM, USER, null).id)!;
+        if (member.budgetMicro !== null && member.periodStart) expectFired('member.budget_threshold', member.id, member.periodStart, member.spendMicro, member.budgetMicro);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('splits every debit so that it adds up to the cost, in ledger entries and in the usage event', () => {
     fc.assert(
       fc.property(installation, traffic, (inst, batches) => {
@@ -278,7 +317,7 @@ describe('the metering planner (pure, no database)', () => {
           const before = world.rows;
           const replay = run(world, ops);
           expect(replay.results.every((r) => (r as { applied: boolean }).applied === false)).toBe(true);
-          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] });
+          expect(replay.changes).toEqual({ keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [], alerts: [] });
           expect(world.rows).toEqual(before);
         }
       }),

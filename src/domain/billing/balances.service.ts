@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import { badInput, forbidden, notFound } from '../errors.js';
 import { formatAud, MAX_AMOUNT_MICRO, toMicro, type Micro } from '../money.js';
 import { planFromRow, type Plan } from '../accounts/plans.js';
+import { parseThresholds, storeThresholds, validateAlertThresholds } from './alerts.js';
 import { appendLedger } from './ledger.js';
 import { billingPeriodAt } from './period.js';
 import { countersInPeriod } from './rollover.js';
@@ -26,6 +27,8 @@ export interface PersonalBalance {
   heldMicro: Micro;
   periodStart: Date;
   periodEnd: Date;
+  /** The user's alert thresholds on included usage used this month, in percent (null: the defaults). */
+  alertThresholds: number[] | null;
 }
 
 export interface BalancesDeps {
@@ -43,7 +46,7 @@ export class BalancesService {
       .join('users as u', 'u.id', 'b.user_id')
       .join('plans as p', 'p.id', 'u.plan_id')
       .where('b.user_id', userId)
-      .first('b.*', 'p.id', 'p.name', 'p.included_micro', 'p.overage_allowed', 'p.overage_cap_micro', 'p.is_default');
+      .first('b.*', 'p.id', 'p.name', 'p.included_micro', 'p.overage_allowed', 'p.overage_cap_micro', 'p.is_default', 'u.alert_thresholds');
     if (!row) throw notFound('Balance');
     const plan = planFromRow(row);
     const period = billingPeriodAt(this.deps.clock.now(), this.deps.timeZone);
@@ -58,7 +61,18 @@ export class BalancesService {
       heldMicro: toMicro(row.held_micro),
       periodStart: period.start,
       periodEnd: period.end,
+      alertThresholds: parseThresholds(row.alert_thresholds),
     };
+  }
+
+  /** The caller's own alert thresholds on their plan's included usage (null: the defaults; [] none). */
+  async setAlertThresholds(thresholds: number[] | null, actor: Actor): Promise<number[] | null> {
+    const list = validateAlertThresholds(thresholds);
+    await withTransaction(this.deps.db, async (tx) => {
+      await tx('users').where({ id: actor.userId }).update({ alert_thresholds: storeThresholds(list) });
+      await this.deps.audit.record(tx, actor, 'user.alert_thresholds', { type: 'user', id: actor.userId }, { alertThresholds: list });
+    });
+    return list;
   }
 
   /** Records a top-up (payments happen outside ModelBridge): a ledger credit and the cached balance, together. */
@@ -83,7 +97,10 @@ export class BalancesService {
       if (!changed) throw (await tx('teams').where({ id: target.teamId }).first('id')) ? tooMuch() : notFound('Team');
       await appendLedger(tx, [{ account: 'team', teamId: target.teamId, amountMicro, kind: 'topup', note, createdBy: actor.userId }], now);
       await this.deps.audit.record(tx, actor, 'balance.credit', { type: 'team', id: target.teamId }, { amountMicro, note });
-      return toMicro((await tx('teams').where({ id: target.teamId }).first('balance_micro'))!.balance_micro);
+      const balance = toMicro((await tx('teams').where({ id: target.teamId }).first('balance_micro'))!.balance_micro);
+      // The team's balance alerts are shares of the balance right after its last top-up: they start afresh.
+      await tx('teams').where({ id: target.teamId }).update({ balance_alert_base_micro: balance, balance_alert_since: now, balance_alert_fired_pct: 0 });
+      return balance;
     });
   }
 }

@@ -67,6 +67,8 @@ export async function rollPersonalPeriodIfDue(
   }
   await tx('personal_balances').where({ user_id: userId }).update({
     included_used_micro: 0,
+    // A new month: the included-usage alerts fire afresh.
+    alert_fired_pct: 0,
     overage_used_micro: 0,
     period_start: current.start,
     updated_at: now,

@@ -1,4 +1,5 @@
 import type { Queryable } from '../../db/knex.js';
+import { storeThresholds, validateAlertThresholds } from '../billing/alerts.js';
 import { badInput } from '../errors.js';
 import type { CatalogModel } from '../models/models.service.js';
 import {
@@ -16,6 +17,8 @@ export interface KeyControlsInput {
   tpmLimit?: number | null;
   maxParallel?: number | null;
   tags?: string[];
+  /** Percentages of the spending limit that fire an alert once per period (null: the defaults, [] none). */
+  alertThresholds?: number[] | null;
 }
 
 /** Resolves a model id or alias to its catalog entry (ModelsService.lookup). */
@@ -61,6 +64,7 @@ export async function controlColumns(input: KeyControlsInput, resolve: ResolveMo
   if (input.rpmLimit !== undefined) columns.rpm_limit = validateRateLimit('rpmLimit', input.rpmLimit);
   if (input.tpmLimit !== undefined) columns.tpm_limit = validateRateLimit('tpmLimit', input.tpmLimit);
   if (input.maxParallel !== undefined) columns.max_parallel = validateRateLimit('maxParallel', input.maxParallel);
+  if (input.alertThresholds !== undefined) columns.alert_thresholds = storeThresholds(validateAlertThresholds(input.alertThresholds));
   return { columns, ...(input.tags !== undefined && { tags: validateTags(input.tags) }) };
 }
 

@@ -1,5 +1,6 @@
 import { toDate, toDateOrNull, toInt } from '../../db/rows.js';
 import { toMicro, toMicroOrNull, type Micro } from '../money.js';
+import { parseThresholds } from '../billing/alerts.js';
 import { limitPeriodAt, parseModelList, spendInPeriod, type LimitReset } from './controls.js';
 
 /** `disabled`: paused by its owner or a manager (reversible, keys.enable); `revoked` is final. */
@@ -37,6 +38,8 @@ export interface ApiKey {
   maxParallel: number | null;
   tags: string[];
   disabledAt: Date | null;
+  /** Alert thresholds on the spending limit (percent; null: the defaults 50, 80, 100). */
+  alertThresholds: number[] | null;
 }
 
 /**
@@ -92,6 +95,7 @@ export function keyFromRow(r: Record<string, unknown>, now: Date, timeZone: stri
     maxParallel: toIntOrNull(r.max_parallel),
     tags,
     disabledAt: toDateOrNull(r.disabled_at),
+    alertThresholds: parseThresholds(r.alert_thresholds),
   };
 }
 

@@ -113,7 +113,7 @@ export class KeysService {
         // A key that gains a period starts it now (its spend so far belongs to no period); one that loses it is
         // judged on lifetime spend again.
         const reset = controls.columns.limit_reset === undefined ? key.limitReset : (controls.columns.limit_reset as string | null);
-        if (controls.columns.limit_reset !== undefined && reset !== key.limitReset) Object.assign(patch, { period_spend_micro: 0, period_start: null });
+        if (controls.columns.limit_reset !== undefined && reset !== key.limitReset) Object.assign(patch, { period_spend_micro: 0, period_start: null, alert_fired_pct: 0 });
         const counted = !reset ? key.spendMicro : reset === key.limitReset ? key.periodSpendMicro : 0;
         patch.status = statusForLimit(key.status, counted, newLimit);
       }

@@ -3,6 +3,7 @@ import { toDateOrNull } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
 import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
+import { parseThresholds, storeThresholds, validateAlertThresholds } from '../billing/alerts.js';
 import { billingPeriodAt } from '../billing/period.js';
 import type { Clock } from '../clock.js';
 import { badInput, forbidden, notFound } from '../errors.js';
@@ -18,6 +19,8 @@ export interface TeamControls {
   defaultRpmLimit: number | null;
   defaultTpmLimit: number | null;
   defaultMaxParallel: number | null;
+  /** Alert thresholds on member budgets, in percent (null: the defaults 50, 80, 100). */
+  alertThresholds: number[] | null;
 }
 
 /** A member's monthly budget on what their team keys spend (null: none), and what they spent this month. */
@@ -72,6 +75,7 @@ export class TeamControlsService {
     if (changes.defaultRpmLimit !== undefined) patch.default_rpm_limit = validateRateLimit('defaultRpmLimit', changes.defaultRpmLimit);
     if (changes.defaultTpmLimit !== undefined) patch.default_tpm_limit = validateRateLimit('defaultTpmLimit', changes.defaultTpmLimit);
     if (changes.defaultMaxParallel !== undefined) patch.default_max_parallel = validateRateLimit('defaultMaxParallel', changes.defaultMaxParallel);
+    if (changes.alertThresholds !== undefined) patch.alert_thresholds = storeThresholds(validateAlertThresholds(changes.alertThresholds));
     return withTransaction(this.deps.db, async (tx) => {
       await this.requireManager(tx, teamId, actor);
       if (Object.keys(patch).length) await tx('teams').where({ id: teamId }).update(patch);
@@ -107,6 +111,6 @@ function controlsOf(row: Record<string, unknown>): TeamControls {
   const int = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return {
     allowedModels: parseModelList(row.allowed_models), defaultRpmLimit: int(row.default_rpm_limit),
-    defaultTpmLimit: int(row.default_tpm_limit), defaultMaxParallel: int(row.default_max_parallel),
+    defaultTpmLimit: int(row.default_tpm_limit), defaultMaxParallel: int(row.default_max_parallel), alertThresholds: parseThresholds(row.alert_thresholds),
   };
 }

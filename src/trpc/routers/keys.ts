@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../init.js';
-import { aud, id, isoDate, keyStatus, limitReset, modelList, rateLimit, tags, text } from '../inputs.js';
+import { alertThresholds, aud, id, isoDate, keyStatus, limitReset, modelList, rateLimit, tags, text } from '../inputs.js';
 import { keyDto, keyUsageDto } from '../presenters.js';
 
 /** The controls of docs/limits.md, as keys.create and keys.update take them (null removes one). */
@@ -11,11 +11,12 @@ const controls = {
   tpmLimit: rateLimit.nullable().optional(),
   maxParallel: rateLimit.nullable().optional(),
   tags: tags.optional(),
+  alertThresholds: alertThresholds.nullable().optional(),
 };
 type ControlsInput = { [K in keyof typeof controls]?: z.output<(typeof controls)[K]> };
 const controlsOf = (input: ControlsInput) => ({
   limitReset: input.limitReset, allowedModels: input.allowedModels, rpmLimit: input.rpmLimit, tpmLimit: input.tpmLimit,
-  maxParallel: input.maxParallel, tags: input.tags,
+  maxParallel: input.maxParallel, tags: input.tags, alertThresholds: input.alertThresholds,
 });
 
 export const keysRouter = router({

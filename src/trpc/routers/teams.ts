@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../init.js';
-import { aud, id, modelList, rateLimit, teamRole, text } from '../inputs.js';
+import { alertThresholds, aud, id, modelList, rateLimit, teamRole, text } from '../inputs.js';
 import { memberBudgetDto, memberDto, teamControlsDto, teamDto } from '../presenters.js';
 
 export const teamsRouter = router({
@@ -22,11 +22,15 @@ export const teamsRouter = router({
     return { ...teamControlsDto(c), members: c.members.map(memberBudgetDto) };
   }),
 
-  /** Owners and admins: the allow-list the team's keys cannot widen, and rate-limit defaults (null removes one). */
+  /**
+   * Owners and admins: the allow-list the team's keys cannot widen, rate-limit defaults, and the alert thresholds on
+   * member budgets (null removes one; null thresholds: the defaults).
+   */
   setControls: authedProcedure
     .input(z.object({
       teamId: id, allowedModels: modelList.nullable().optional(), defaultRpmLimit: rateLimit.nullable().optional(),
       defaultTpmLimit: rateLimit.nullable().optional(), defaultMaxParallel: rateLimit.nullable().optional(),
+      alertThresholds: alertThresholds.nullable().optional(),
     }).strict())
     .mutation(async ({ ctx, input }) => {
       const { teamId, ...changes } = input;

@@ -73,6 +73,7 @@ export function rollKeyPeriod(key: KeyRow, ctx: PlanContext): void {
   if (key.periodStart !== null && key.periodStart.getTime() >= period.start.getTime()) return;
   key.periodStart = period.start;
   key.periodSpendMicro = 0;
+  key.alertFiredPct = 0;
   if (key.status === 'limit_reached' && (key.limitMicro === null || key.limitMicro > 0)) key.status = 'active';
 }
 
@@ -81,6 +82,7 @@ export function rollMemberPeriod(member: MemberRow, ctx: PlanContext): void {
   if (member.periodStart !== null && member.periodStart.getTime() >= ctx.period.start.getTime()) return;
   member.periodStart = ctx.period.start;
   member.spendMicro = 0;
+  member.alertFiredPct = 0;
 }
 
 export const memberSpend = (m: MemberRow, ctx: PlanContext): Micro =>

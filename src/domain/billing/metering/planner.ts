@@ -10,6 +10,7 @@ import {
   admitToRateWindow, atLimit, correctRateTokens, limitedSpend, memberBudgetReached, memberSpend, modelNotAllowed, rateStatus, rollKeyPeriod,
   rollMemberPeriod, secondsUntil,
 } from './key-controls.js';
+import { balanceCrossings, keyCrossings, memberCrossings, teamBalanceCrossings } from './alert-crossings.js';
 import { MeteringRowMissing } from './types.js';
 import type {
   AdmissionItem, BalanceRow, BatchPlan, GrowItem, GrowResult, Hold, HoldRow, KeyRow, LedgerEntryRow, MemberRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows,
@@ -75,7 +76,7 @@ export function planBatch(rows: MeteringRows, ops: MeteringOp[], ctx: PlanContex
     teams: copyAll(rows.teams),
     members: copyAll(rows.members),
     holds: new Map(rows.holds),
-    changes: { keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [] },
+    changes: { keys: [], balances: [], teams: [], members: [], holdsPlaced: [], holdsRemoved: [], holdsResized: [], usageEvents: [], ledger: [], alerts: [] },
   };
   const results: OpResult[] = new Array(ops.length);
   if (rolloverDue.length) return { results, changes: w.changes, rolloverDue };
@@ -338,12 +339,14 @@ function settleOne({ hold: given, settlement: st }: SettlementItem, w: Working, 
   key.touched = key.charged = true;
   correctRateTokens(key, hold, st, ctx);
   if (key.status === 'active' && key.limitMicro !== null && limitedSpend(key, ctx) >= key.limitMicro) key.status = 'limit_reached';
+  if (cost > 0) w.changes.alerts.push(...keyCrossings(key, hold, ctx));
   const member = hold.teamId ? w.members.get(memberRowId(hold.teamId, hold.userId)) : undefined;
   if (member && (hold.memberHoldMicro > 0 || (member.budgetMicro !== null && cost > 0))) {
     rollMemberPeriod(member, ctx);
     member.heldMicro -= hold.memberHoldMicro;
     member.spendMicro += cost;
     member.touched = true;
+    if (cost > 0) w.changes.alerts.push(...memberCrossings(member, hold, ctx));
   }
   const split = { includedMicro: 0, prepaidMicro: 0, overageMicro: 0, teamMicro: 0 };
   const debit = (account: LedgerEntryRow['account'], amount: Micro, periodStart: Date | null) => {
@@ -361,6 +364,7 @@ function settleOne({ hold: given, settlement: st }: SettlementItem, w: Working, 
     team.charged ||= cost !== 0;
     split.teamMicro = cost;
     debit('team', cost, null);
+    if (cost > 0) w.changes.alerts.push(...teamBalanceCrossings(team, hold, ctx));
   } else {
     const person = w.balances.get(hold.userId)!;
     person.heldMicro -= hold.payerHoldMicro;
@@ -376,6 +380,7 @@ function settleOne({ hold: given, settlement: st }: SettlementItem, w: Working, 
       debit('user_included', s.includedMicro, ctx.period.start);
       debit('user_prepaid', s.prepaidMicro, null);
       debit('user_overage', s.overageMicro, ctx.period.start);
+      w.changes.alerts.push(...balanceCrossings(person, hold, ctx));
     }
   }
   w.changes.usageEvents.push(usageEvent(hold, st, cost, split, ctx));
@@ -401,18 +406,19 @@ function collectChanges(w: Working, ctx: PlanContext): void {
       w.changes.keys.push({
         id: k.id, heldMicro: k.heldMicro, status: k.status as KeyStatus, inFlight: k.inFlight, rateWindowStart: k.rateWindowStart,
         rateWindowRequests: k.rateWindowRequests, rateWindowTokens: k.rateWindowTokens, periodStart: k.periodStart, periodSpendMicro: k.periodSpendMicro,
+        alertFiredPct: k.alertFiredPct,
         ...(k.charged ? { charged: { spendMicro: k.spendMicro, requestCount: k.requestCount, lastUsedAt: ctx.now } } : {}),
       });
   for (const b of sortedValues(w.balances))
     if (b.touched)
       w.changes.balances.push({
-        userId: b.userId, heldMicro: b.heldMicro,
+        userId: b.userId, heldMicro: b.heldMicro, alertFiredPct: b.alertFiredPct,
         ...(b.charged ? { charged: { includedUsedMicro: b.includedUsedMicro, prepaidMicro: b.prepaidMicro, overageUsedMicro: b.overageUsedMicro, updatedAt: ctx.now } } : {}),
       });
   for (const t of sortedValues(w.teams))
-    if (t.touched) w.changes.teams.push({ id: t.id, heldMicro: t.heldMicro, ...(t.charged ? { balanceMicro: t.balanceMicro } : {}) });
+    if (t.touched) w.changes.teams.push({ id: t.id, heldMicro: t.heldMicro, alertFiredPct: t.alertFiredPct, ...(t.charged ? { balanceMicro: t.balanceMicro } : {}) });
   for (const m of sortedValues(w.members))
-    if (m.touched) w.changes.members.push({ id: m.id, heldMicro: m.heldMicro, spendMicro: m.spendMicro, periodStart: m.periodStart });
+    if (m.touched) w.changes.members.push({ id: m.id, heldMicro: m.heldMicro, spendMicro: m.spendMicro, periodStart: m.periodStart, alertFiredPct: m.alertFiredPct });
 }
 
 /**
@@ -425,22 +431,22 @@ export function applyChanges(rows: MeteringRows, changes: MeteringChanges): Mete
     const k = keys.get(c.id)!;
     keys.set(c.id, {
       ...k, heldMicro: c.heldMicro, status: c.status, inFlight: c.inFlight, rateWindowStart: c.rateWindowStart, rateWindowRequests: c.rateWindowRequests,
-      rateWindowTokens: c.rateWindowTokens, periodStart: c.periodStart, periodSpendMicro: c.periodSpendMicro,
+      rateWindowTokens: c.rateWindowTokens, periodStart: c.periodStart, periodSpendMicro: c.periodSpendMicro, alertFiredPct: c.alertFiredPct,
       ...(c.charged ? { spendMicro: c.charged.spendMicro, requestCount: c.charged.requestCount } : {}),
     });
   }
   const balances = new Map(rows.balances);
   for (const c of changes.balances) {
     const b = balances.get(c.userId)!;
-    balances.set(c.userId, { ...b, heldMicro: c.heldMicro, ...(c.charged ? { includedUsedMicro: c.charged.includedUsedMicro, prepaidMicro: c.charged.prepaidMicro, overageUsedMicro: c.charged.overageUsedMicro } : {}) });
+    balances.set(c.userId, { ...b, heldMicro: c.heldMicro, alertFiredPct: c.alertFiredPct, ...(c.charged ? { includedUsedMicro: c.charged.includedUsedMicro, prepaidMicro: c.charged.prepaidMicro, overageUsedMicro: c.charged.overageUsedMicro } : {}) });
   }
   const teams = new Map(rows.teams);
   for (const c of changes.teams) {
     const t = teams.get(c.id)!;
-    teams.set(c.id, { ...t, heldMicro: c.heldMicro, ...(c.balanceMicro !== undefined ? { balanceMicro: c.balanceMicro } : {}) });
+    teams.set(c.id, { ...t, heldMicro: c.heldMicro, alertFiredPct: c.alertFiredPct, ...(c.balanceMicro !== undefined ? { balanceMicro: c.balanceMicro } : {}) });
   }
   const members = new Map(rows.members);
-  for (const c of changes.members) members.set(c.id, { ...members.get(c.id)!, heldMicro: c.heldMicro, spendMicro: c.spendMicro, periodStart: c.periodStart });
+  for (const c of changes.members) members.set(c.id, { ...members.get(c.id)!, heldMicro: c.heldMicro, spendMicro: c.spendMicro, periodStart: c.periodStart, alertFiredPct: c.alertFiredPct });
   const holds = new Map(rows.holds);
   for (const r of changes.holdsResized)
     holds.set(r.requestId, { ...holds.get(r.requestId)!, keyHoldMicro: r.keyHoldMicro, payerHoldMicro: r.payerHoldMicro, memberHoldMicro: r.memberHoldMicro });

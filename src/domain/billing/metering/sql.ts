@@ -6,6 +6,7 @@ import { toBool, toDate, toDateOrNull, toInt } from '../../../db/rows.js';
 import type { KeyStatus } from '../../keys/key.js';
 import { allowedModelsOf, effectiveRateLimits, parseModelList, type LimitReset } from '../../keys/controls.js';
 import { modelFromRow, type CatalogModel } from '../../models/models.service.js';
+import { parseThresholds } from '../alerts.js';
 import { toMicro, toMicroOrNull } from '../../money.js';
 import { applyChanges, idsOf, planBatch } from './planner.js';
 import type { BalanceRow, HoldRow, KeyRow, MemberRow, MeteringChanges, MeteringIds, MeteringOp, MeteringRows, OpResult, PlanContext, TeamRow } from './types.js';
@@ -26,7 +27,7 @@ export class PeriodRolloverDue extends Error {
 const columns = (...names: string[]): Array<[string, string]> => names.map((n) => [n, n]);
 
 const KEY_SETTINGS = [
-  'limit_reset', 'allowed_models', 'rpm_limit', 'tpm_limit', 'max_parallel',
+  'limit_reset', 'allowed_models', 'rpm_limit', 'tpm_limit', 'max_parallel', 'alert_thresholds',
   'team_allowed_models', 'team_default_rpm_limit', 'team_default_tpm_limit', 'team_default_max_parallel',
 ] as const;
 const KEYS: Omit<LockedRead, 'ids'> = {
@@ -34,7 +35,7 @@ const KEYS: Omit<LockedRead, 'ids'> = {
   columns: [
     ...columns('id', 'owner_id', 'team_id', 'status', 'spend_micro', 'held_micro', 'spend_limit_micro', 'request_count', 'expires_at', 'retire_at'),
     ...columns('limit_reset', 'period_spend_micro', 'period_start', 'allowed_models', 'rpm_limit', 'tpm_limit', 'max_parallel', 'in_flight'),
-    ...columns('rate_window_start', 'rate_window_requests', 'rate_window_tokens'),
+    ...columns('rate_window_start', 'rate_window_requests', 'rate_window_tokens', 'alert_thresholds', 'alert_fired_pct'),
     ['owner_disabled', '(SELECT u.disabled FROM users u WHERE u.id = api_keys.owner_id)'],
     // The team's list and rate defaults come along unlocked, like the plan of a balance: a change to them shows in
     // the next batch (the guess no longer matches), without serialising the team's keys on the team row.
@@ -51,12 +52,21 @@ const BALANCES: Omit<LockedRead, 'ids'> = {
   from: 'personal_balances b', id: 'b.user_id', idColumn: 'user_id',
   columns: [
     ...(['user_id', 'included_used_micro', 'prepaid_micro', 'overage_used_micro', 'held_micro', 'period_start'] as const).map((c): [string, string] => [c, `b.${c}`]),
-    plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'),
+    plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'), ['alert_fired_pct', 'b.alert_fired_pct'],
+    ['user_alert_thresholds', '(SELECT u.alert_thresholds FROM users u WHERE u.id = b.user_id)'],
   ],
 };
-const TEAMS: Omit<LockedRead, 'ids'> = { from: 'teams', id: 'id', idColumn: 'id', columns: columns('id', 'balance_micro', 'held_micro') };
+const TEAMS: Omit<LockedRead, 'ids'> = {
+  from: 'teams', id: 'id', idColumn: 'id',
+  columns: columns('id', 'balance_micro', 'held_micro', 'alert_thresholds', 'balance_alert_base_micro', 'balance_alert_since', 'balance_alert_fired_pct'),
+};
 const MEMBERS: Omit<LockedRead, 'ids'> = {
-  from: 'team_members', id: 'id', idColumn: 'id', columns: columns('id', 'budget_micro', 'budget_spend_micro', 'budget_held_micro', 'budget_period_start'),
+  from: 'team_members', id: 'id', idColumn: 'id',
+  columns: [
+    ...columns('id', 'budget_micro', 'budget_spend_micro', 'budget_held_micro', 'budget_period_start', 'alert_fired_pct'),
+    // The team's thresholds on member budgets, unlocked like its other settings on the key read.
+    ['team_alert_thresholds', '(SELECT t.alert_thresholds FROM teams t WHERE t.id = team_members.team_id)'],
+  ],
 };
 const HOLDS: Omit<LockedRead, 'ids'> = {
   from: 'holds', id: 'request_id', idColumn: 'request_id',
@@ -106,20 +116,26 @@ const keyRow = (r: Row): KeyRow => ({
     { rpmLimit: intOrNull(r.team_default_rpm_limit), tpmLimit: intOrNull(r.team_default_tpm_limit), maxParallel: intOrNull(r.team_default_max_parallel) },
   ),
   inFlight: toInt(r.in_flight), rateWindowStart: toDateOrNull(r.rate_window_start), rateWindowRequests: toInt(r.rate_window_requests),
-  rateWindowTokens: toInt(r.rate_window_tokens),
+  rateWindowTokens: toInt(r.rate_window_tokens), alertThresholds: parseThresholds(r.alert_thresholds), alertFiredPct: toInt(r.alert_fired_pct),
   settings: Object.fromEntries(KEY_SETTINGS.map((c) => [c, r[c] ?? null])),
 });
 const intOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : toInt(v));
 const memberRow = (r: Row): MemberRow => ({
   id: r.id as string, budgetMicro: toMicroOrNull(r.budget_micro), spendMicro: toMicro(r.budget_spend_micro), heldMicro: toMicro(r.budget_held_micro),
-  periodStart: toDateOrNull(r.budget_period_start),
+  periodStart: toDateOrNull(r.budget_period_start), alertThresholds: parseThresholds(r.team_alert_thresholds), alertFiredPct: toInt(r.alert_fired_pct),
+  storedThresholds: r.team_alert_thresholds ?? null,
 });
 const balanceRow = (r: Row): BalanceRow => ({
   userId: r.user_id as string, includedUsedMicro: toMicro(r.included_used_micro), overageUsedMicro: toMicro(r.overage_used_micro),
   prepaidMicro: toMicro(r.prepaid_micro), heldMicro: toMicro(r.held_micro), periodStart: toDate(r.period_start),
   includedMicro: toMicro(r.included_micro), overageAllowed: toBool(r.overage_allowed), overageCapMicro: toMicroOrNull(r.overage_cap_micro),
+  alertThresholds: parseThresholds(r.user_alert_thresholds), alertFiredPct: toInt(r.alert_fired_pct), storedThresholds: r.user_alert_thresholds ?? null,
 });
-const teamRow = (r: Row): TeamRow => ({ id: r.id as string, balanceMicro: toMicro(r.balance_micro), heldMicro: toMicro(r.held_micro) });
+const teamRow = (r: Row): TeamRow => ({
+  id: r.id as string, balanceMicro: toMicro(r.balance_micro), heldMicro: toMicro(r.held_micro), alertThresholds: parseThresholds(r.alert_thresholds),
+  alertBaseMicro: toMicroOrNull(r.balance_alert_base_micro), alertSince: toDateOrNull(r.balance_alert_since), alertFiredPct: toInt(r.balance_alert_fired_pct),
+  storedThresholds: r.alert_thresholds ?? null,
+});
 const holdRow = (r: Row): HoldRow => ({
   requestId: r.request_id as string, keyId: r.key_id as string, userId: r.user_id as string, teamId: (r.team_id as string | null) ?? null,
   keyHoldMicro: toMicro(r.amount_micro), payerHoldMicro: toMicro(r.payer_amount_micro), memberHoldMicro: toMicro(r.member_amount_micro),
@@ -147,16 +163,21 @@ const keyImage = (k: KeyRow): Row => ({
   id: k.id, owner_id: k.ownerId, team_id: k.teamId, status: k.status, spend_micro: k.spendMicro, held_micro: k.heldMicro,
   spend_limit_micro: k.limitMicro, request_count: k.requestCount, expires_at: k.expiresAt, retire_at: k.retireAt, owner_disabled: k.ownerDisabled,
   period_spend_micro: k.periodSpendMicro, period_start: k.periodStart, in_flight: k.inFlight, rate_window_start: k.rateWindowStart,
-  rate_window_requests: k.rateWindowRequests, rate_window_tokens: k.rateWindowTokens, ...k.settings,
+  rate_window_requests: k.rateWindowRequests, rate_window_tokens: k.rateWindowTokens, alert_fired_pct: k.alertFiredPct, ...k.settings,
 });
 const memberImage = (m: MemberRow): Row => ({
   id: m.id, budget_micro: m.budgetMicro, budget_spend_micro: m.spendMicro, budget_held_micro: m.heldMicro, budget_period_start: m.periodStart,
+  alert_fired_pct: m.alertFiredPct, team_alert_thresholds: m.storedThresholds ?? null,
 });
 const balanceImage = (b: BalanceRow): Row => ({
   user_id: b.userId, included_used_micro: b.includedUsedMicro, prepaid_micro: b.prepaidMicro, overage_used_micro: b.overageUsedMicro,
   held_micro: b.heldMicro, period_start: b.periodStart, included_micro: b.includedMicro, overage_allowed: b.overageAllowed, overage_cap_micro: b.overageCapMicro,
+  alert_fired_pct: b.alertFiredPct, user_alert_thresholds: b.storedThresholds ?? null,
 });
-const teamImage = (t: TeamRow): Row => ({ id: t.id, balance_micro: t.balanceMicro, held_micro: t.heldMicro });
+const teamImage = (t: TeamRow): Row => ({
+  id: t.id, balance_micro: t.balanceMicro, held_micro: t.heldMicro, alert_thresholds: t.storedThresholds ?? null, balance_alert_base_micro: t.alertBaseMicro,
+  balance_alert_since: t.alertSince, balance_alert_fired_pct: t.alertFiredPct,
+});
 const holdImage = (h: HoldRow): Row => ({
   request_id: h.requestId, key_id: h.keyId, user_id: h.userId, team_id: h.teamId, amount_micro: h.keyHoldMicro, payer_amount_micro: h.payerHoldMicro,
   member_amount_micro: h.memberHoldMicro, rate_tokens: h.rateTokens, model: h.model, provider: h.provider, endpoint: h.endpoint, streamed: h.streamed, created_at: h.createdAt, deadline_at: h.deadlineAt,
@@ -225,14 +246,16 @@ export function statements(changes: MeteringChanges): Stmt[] {
       spend_micro: c.charged.spendMicro, request_count: c.charged.requestCount, last_used_at: c.charged.lastUsedAt,
     } : null, (c) => ({
       held_micro: c.heldMicro, status: c.status, in_flight: c.inFlight, rate_window_start: c.rateWindowStart, rate_window_requests: c.rateWindowRequests,
-      rate_window_tokens: c.rateWindowTokens, period_start: c.periodStart, period_spend_micro: c.periodSpendMicro,
+      rate_window_tokens: c.rateWindowTokens, period_start: c.periodStart, period_spend_micro: c.periodSpendMicro, alert_fired_pct: c.alertFiredPct,
     })),
     ...updateRows('personal_balances', 'user_id', changes.balances, (c) => c.userId, (c) => c.charged ? {
       included_used_micro: c.charged.includedUsedMicro, prepaid_micro: c.charged.prepaidMicro, overage_used_micro: c.charged.overageUsedMicro, updated_at: c.charged.updatedAt,
-    } : null, (c) => ({ held_micro: c.heldMicro })),
-    ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({ held_micro: c.heldMicro })),
+    } : null, (c) => ({ held_micro: c.heldMicro, alert_fired_pct: c.alertFiredPct })),
+    ...updateRows('teams', 'id', changes.teams, (c) => c.id, (c) => (c.balanceMicro !== undefined ? { balance_micro: c.balanceMicro } : null), (c) => ({
+      held_micro: c.heldMicro, balance_alert_fired_pct: c.alertFiredPct,
+    })),
     ...updateRows('team_members', 'id', changes.members, (c) => c.id, () => null, (c) => ({
-      budget_held_micro: c.heldMicro, budget_spend_micro: c.spendMicro, budget_period_start: c.periodStart,
+      budget_held_micro: c.heldMicro, budget_spend_micro: c.spendMicro, budget_period_start: c.periodStart, alert_fired_pct: c.alertFiredPct,
     })),
     ...updateRows('holds', 'request_id', changes.holdsResized, (c) => c.requestId, () => null, (c) => ({
       amount_micro: c.keyHoldMicro, payer_amount_micro: c.payerHoldMicro, member_amount_micro: c.memberHoldMicro,
@@ -246,10 +269,33 @@ export function statements(changes: MeteringChanges): Stmt[] {
     ...(changes.ledger.length ? [insertRows('ledger_entries', LEDGER_COLUMNS, changes.ledger.map((l) => [
       l.account, l.userId, l.teamId, l.keyId, l.amountMicro, 'usage', l.requestId, l.periodStart, l.createdAt,
     ].map(b)))] : []),
+    ...(changes.alerts.length ? [insertFirings(changes.alerts)] : []),
     ...(changes.holdsPlaced.length ? [insertRows('holds', HOLD_COLUMNS, changes.holdsPlaced.map((h) => [
       h.requestId, h.keyId, h.userId, h.teamId, h.keyHoldMicro, h.payerHoldMicro, h.memberHoldMicro, h.rateTokens, h.model, h.provider, h.endpoint, h.streamed, h.createdAt, h.deadlineAt,
     ].map(b)))] : []),
   ];
+}
+
+const FIRING_COLUMNS = [
+  'event_type', 'scope_id', 'period_start', 'threshold', 'user_id', 'team_id', 'key_id', 'spent_micro', 'limit_micro', 'request_id', 'created_at',
+] as const;
+
+/**
+ * The firing records of a batch's crossings, each only if its (type, scope, period, threshold) is not recorded yet.
+ * The planner never crosses a threshold twice in a period (the highest fired is on the locked row), but a row whose
+ * period was restarted within the same period (keys.update switching limitReset back and forth) could: then the
+ * firing is skipped instead of failing the settlement on the unique key. The scope's row lock serialises these.
+ */
+function insertFirings(alerts: MeteringChanges['alerts']): Stmt {
+  const row = `SELECT ${FIRING_COLUMNS.map((c) => `? AS ${c}`).join(', ')}`;
+  const values = (a: MeteringChanges['alerts'][number]) => [
+    a.eventType, a.scopeId, a.periodStart, a.threshold, a.userId, a.teamId, a.keyId, a.spentMicro, a.limitMicro, a.requestId, a.createdAt,
+  ] as Knex.RawBinding[];
+  return {
+    sql: `INSERT INTO alert_firings (${FIRING_COLUMNS.join(', ')}) SELECT ${FIRING_COLUMNS.map((c) => `f.${c}`).join(', ')} FROM (${alerts.map(() => row).join(' UNION ALL ')}) AS f ` +
+      'WHERE NOT EXISTS (SELECT 1 FROM alert_firings a WHERE a.event_type = f.event_type AND a.scope_id = f.scope_id AND a.period_start = f.period_start AND a.threshold = f.threshold)',
+    bindings: alerts.flatMap(values),
+  };
 }
 
 // ---- One batch ----------------------------------------------------------------------------------------------------

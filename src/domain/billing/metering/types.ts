@@ -166,6 +166,9 @@ export interface KeyRow {
   rateWindowStart: Date | null;
   rateWindowRequests: number;
   rateWindowTokens: number;
+  /** Alert thresholds on the limit (null: the defaults), and the highest fired in the limit's period (alerts.ts). */
+  alertThresholds: number[] | null;
+  alertFiredPct: number;
   /**
    * The stored settings behind limitReset, allowedModels and rateLimits, as read (key columns and team_* ones):
    * metering never changes them, and the SQL adapter remembers them as they were so its guess of the row matches.
@@ -182,6 +185,11 @@ export interface MemberRow {
   spendMicro: Micro;
   heldMicro: Micro;
   periodStart: Date | null;
+  /** The team's alert thresholds on member budgets (null: the defaults), and the highest fired this month. */
+  alertThresholds: number[] | null;
+  alertFiredPct: number;
+  /** The thresholds as stored (teams.alert_thresholds), remembered as read, like KeyRow.settings. */
+  storedThresholds?: unknown;
 }
 
 export interface BalanceRow {
@@ -196,12 +204,24 @@ export interface BalanceRow {
   includedMicro: Micro;
   overageAllowed: boolean;
   overageCapMicro: Micro | null;
+  /** The user's thresholds on the share of included usage used this month (null: the defaults), the highest fired. */
+  alertThresholds: number[] | null;
+  alertFiredPct: number;
+  /** users.alert_thresholds as read (remembered as it was). */
+  storedThresholds?: unknown;
 }
 
 export interface TeamRow {
   id: string;
   balanceMicro: Micro;
   heldMicro: Micro;
+  /** The team's thresholds (null: the defaults) on the share spent of its balance at the last top-up (`alertBaseMicro`, at `alertSince`). */
+  alertThresholds: number[] | null;
+  alertBaseMicro: Micro | null;
+  alertSince: Date | null;
+  alertFiredPct: number;
+  /** teams.alert_thresholds as read. */
+  storedThresholds?: unknown;
 }
 
 export interface HoldRow extends Hold {
@@ -241,6 +261,7 @@ export interface KeyChange {
   rateWindowTokens: number;
   periodStart: Date | null;
   periodSpendMicro: Micro;
+  alertFiredPct: number;
   charged?: { spendMicro: Micro; requestCount: number; lastUsedAt: Date };
 }
 
@@ -249,11 +270,33 @@ export interface MemberChange {
   heldMicro: Micro;
   spendMicro: Micro;
   periodStart: Date | null;
+  alertFiredPct: number;
+}
+
+export const ALERT_EVENT_TYPES = ['key.limit_threshold', 'key.limit_reached', 'member.budget_threshold', 'balance.threshold', 'team.balance_threshold'] as const;
+export type AlertEventType = (typeof ALERT_EVENT_TYPES)[number];
+
+/** A threshold crossed by a settlement: recorded once per (type, scope, period start, threshold). */
+export interface AlertFiring {
+  eventType: AlertEventType;
+  /** The key id, the membership row id, the user id (balance) or the team id. */
+  scopeId: string;
+  /** The start of the limit's period (the epoch for a lifetime limit; the last top-up for a team balance). */
+  periodStart: Date;
+  threshold: number;
+  userId: string;
+  teamId: string | null;
+  keyId: string;
+  spentMicro: Micro;
+  limitMicro: Micro;
+  requestId: string;
+  createdAt: Date;
 }
 
 export interface BalanceChange {
   userId: string;
   heldMicro: Micro;
+  alertFiredPct: number;
   /** Present when the batch charged this balance (never for a balance in an ended period: it is rolled over first). */
   charged?: { includedUsedMicro: Micro; prepaidMicro: Micro; overageUsedMicro: Micro; updatedAt: Date };
 }
@@ -261,6 +304,7 @@ export interface BalanceChange {
 export interface TeamChange {
   id: string;
   heldMicro: Micro;
+  alertFiredPct: number;
   balanceMicro?: Micro;
 }
 
@@ -313,6 +357,8 @@ export interface MeteringChanges {
   holdsResized: Array<{ requestId: string; keyHoldMicro: Micro; payerHoldMicro: Micro; memberHoldMicro: Micro }>;
   usageEvents: UsageEventRow[];
   ledger: LedgerEntryRow[];
+  /** Thresholds crossed by the batch's settlements (empty on the common path: no statement then). */
+  alerts: AlertFiring[];
 }
 
 export interface PlanContext {
