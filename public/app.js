@@ -5,6 +5,18 @@
   document.documentElement.classList.remove('no-js');
   document.documentElement.classList.add('js');
 
+  // A page answering a POST (a form shown again with its errors, a show-once secret) names the page the form came
+  // from: put that in the address bar, so a reload is a plain GET and never sends the form again.
+  var pageUrl = document.querySelector('meta[name="mb-page-url"]');
+  if (pageUrl && window.history && window.history.replaceState) window.history.replaceState(null, '', pageUrl.getAttribute('content'));
+
+  // Filters apply as soon as a value changes: <form data-filter> is submitted (htmx picks it up where it is wired);
+  // its button is the no-JavaScript way and is hidden by app.css.
+  document.addEventListener('change', function (event) {
+    var form = event.target.closest && event.target.closest('form[data-filter]');
+    if (form && form.reportValidity()) form.requestSubmit();
+  });
+
   // Copy buttons: <button data-copy="element-id">. Falls back to selecting the text when the clipboard API is not
   // available (plain-http installations that are not localhost).
   document.addEventListener('click', function (event) {

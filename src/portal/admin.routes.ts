@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { listJobStatus } from '../domain/jobs/job-locks.js';
 import { PROVIDERS, type CatalogModel } from '../domain/models/models.service.js';
-import { badInput } from '../domain/errors.js';
+import { badInput, notFound } from '../domain/errors.js';
 import { JOB_NAMES } from '../jobs/job.js';
 import { KEY_STATUSES as ALL_KEY_STATUSES, type KeyStatus } from '../domain/keys/key.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
@@ -52,6 +52,25 @@ export function adminRoutes(portal: Portal): Router {
     onBadInput(res, (error, status) => usersPage(req, res, { error }, status));
     await users.setPlan(param(req, 'id'), text(formBody(req), 'plan'), viewer(res).actor);
     back(res, 'users', 'user_updated');
+  });
+
+  // Disabling stops every key of the user at once: the portal's one confirmation page first (views/confirm.eta).
+  router.get('/users/:id/disable', async (req, res) => {
+    const user = await users.get(param(req, 'id'));
+    if (!user) throw notFound('User');
+    render(req, res, 'confirm', {
+      title: `Disable ${user.email}`,
+      confirm: {
+        crumbs: [['/admin/users', 'Users']],
+        heading: 'Disable this user?',
+        object: user.name ? `${user.name} (${user.email})` : user.email,
+        consequence: 'They are signed out everywhere and cannot sign in, and every key they own is refused from its next request until you enable them again.',
+        done: user.disabled ? 'This user is already disabled.' : null,
+        action: `/admin/users/${user.id}/disable`,
+        button: 'Disable user',
+        cancelHref: '/admin/users',
+      },
+    });
   });
 
   router.post('/users/:id/disable', async (req, res) => {

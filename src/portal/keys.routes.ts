@@ -157,11 +157,27 @@ export function keysRoutes(portal: Portal): Router {
     res.redirect(303, backWithNotice(body.back, '/keys', 'done=limit'));
   });
 
-  // Revoke: a confirmation page without JavaScript; with htmx, the browser's confirm() and the row swapped in place.
+  // Revoke: the portal's one confirmation pattern (views/confirm.eta), with or without JavaScript.
   router.get('/keys/:id/revoke', async (req, res) => {
     const v = viewer(res);
     const key = await keys.get(param(req, 'id'), v.actor);
-    render(req, res, 'keys/revoke', { title: `Revoke ${key.name}`, key, back: safeNext(req.query.back) });
+    const back = safeNext(req.query.back) === '/' ? '/keys' : safeNext(req.query.back);
+    render(req, res, 'confirm', {
+      title: `Revoke ${key.name}`,
+      confirm: {
+        crumbs: [['/keys', 'API keys'], [`/keys/${key.id}`, key.name]],
+        heading: 'Revoke this key?',
+        object: key.name,
+        objectId: `mbk_…${key.last4}`,
+        consequence: 'Anything using this key stops working on its very next request. Revoking cannot be undone; its usage history stays.',
+        done: key.status === 'revoked' ? 'This key is already revoked.' : null,
+        action: `/keys/${key.id}/revoke`,
+        back,
+        button: 'Revoke key',
+        cancel: 'Keep it',
+        cancelHref: back,
+      },
+    });
   });
 
   router.post('/keys/:id/revoke', async (req, res) => {

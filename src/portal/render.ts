@@ -6,6 +6,7 @@ import type { Clock } from '../domain/clock.js';
 import { viewerOf } from './context.js';
 import { formatters } from './format.js';
 import { noticeText } from './notices.js';
+import { safeNext } from './forms.js';
 import { meterSvg } from './charts.js';
 import { createUpstreams } from '../proxy/upstreams/index.js';
 
@@ -47,10 +48,32 @@ export function createRender(config: Config, clock: Clock): Render {
       f: formatters(timeZone, clock.now()),
       meter: meterSvg,
       demoProviders,
+      pageUrl: req.method === 'GET' || isHtmx(req) ? null : pageUrlAfterPost(req),
       ...data,
     });
     if (options.fragment) res.vary('HX-Request');
     res.set('Cache-Control', options.noStore ? 'no-store' : 'private, no-cache');
     res.status(options.status ?? 200).type('html').send(html);
   };
+}
+
+/**
+ * The page a form was sent from, for a page rendered in answer to a POST (a refused form shown again with its
+ * messages, or a show-once secret). app.js puts it in the address bar with history.replaceState, so the address is
+ * never the POST target: reloading shows the page again instead of sending the form twice, and a bookmark works.
+ * The Referer is same-origin here (the CSRF check refused anything else; the policy is same-origin), and only its
+ * path and query are used, without a stale ?done= notice.
+ */
+export function pageUrlAfterPost(req: Request): string | null {
+  const referer = req.get('referer');
+  if (!referer) return null;
+  let url: URL;
+  try {
+    url = new URL(referer);
+  } catch {
+    return null;
+  }
+  url.searchParams.delete('done');
+  const path = url.pathname + url.search;
+  return safeNext(path) === path ? path : null;
 }

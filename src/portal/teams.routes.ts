@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { billingPeriodAt } from '../domain/billing/period.js';
 import { TEAM_ROLES, teamPermissions, type TeamRole } from '../domain/teams/roles.js';
-import { badInput, UnknownEmailError } from '../domain/errors.js';
+import { badInput, notFound, UnknownEmailError } from '../domain/errors.js';
 import { thresholdsFromForm, thresholdsText } from './alert-settings.js';
 import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
 import { choice, optionalAud, text } from './forms.js';
@@ -128,6 +128,29 @@ export function teamsRoutes(portal: Portal): Router {
     onBadInput(res, (memberError, status) => teamPage(req, res, teamId, { memberError }, status));
     await deps.services.teamControls.setMemberBudget(teamId, param(req, 'userId'), optionalAud(formBody(req), 'budget', 'The monthly budget'), v.actor);
     res.redirect(303, `/teams/${encodeURIComponent(teamId)}?done=member_updated`);
+  });
+
+  // Removing (or leaving) revokes the member's keys for the team: the portal's one confirmation page first.
+  router.get('/teams/:id/members/:userId/remove', async (req, res) => {
+    const v = viewer(res);
+    const team = await teams.get(param(req, 'id'), v.actor);
+    const member = team.members.find((m) => m.userId === param(req, 'userId'));
+    if (!member) throw notFound('Member');
+    const leaving = member.userId === v.user.id;
+    render(req, res, 'confirm', {
+      title: leaving ? `Leave ${team.name}` : `Remove ${member.email}`,
+      confirm: {
+        crumbs: [['/teams', 'Teams'], [`/teams/${team.id}`, team.name]],
+        heading: leaving ? 'Leave this team?' : 'Remove this member?',
+        object: leaving ? team.name : `${member.name} (${member.email})`,
+        consequence: leaving
+          ? 'Your keys for this team are revoked at once, and you no longer see its keys or usage.'
+          : `Their keys for ${team.name} are revoked at once. Their personal keys are not affected.`,
+        action: `/teams/${team.id}/members/${member.userId}/remove`,
+        button: leaving ? 'Leave team' : 'Remove member',
+        cancelHref: `/teams/${team.id}`,
+      },
+    });
   });
 
   router.post('/teams/:id/members/:userId/remove', async (req, res) => {

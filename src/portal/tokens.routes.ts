@@ -37,7 +37,21 @@ export function tokensRoutes(portal: Portal): Router {
     const v = viewer(res);
     const token = (await tokens.list(v.actor)).find((t) => t.id === param(req, 'id'));
     if (!token) throw notFound('Token');
-    render(req, res, 'tokens/revoke', { title: `Revoke ${token.name}`, token });
+    render(req, res, 'confirm', {
+      title: `Revoke ${token.name}`,
+      confirm: {
+        crumbs: [['/tokens', 'Management tokens']],
+        heading: 'Revoke this token?',
+        object: token.name,
+        objectId: `mbm_…${token.last4}`,
+        consequence: 'Automation using this token stops working at once. This cannot be undone.',
+        done: token.status === 'active' ? null : 'This token no longer works.',
+        action: `/tokens/${token.id}/revoke`,
+        button: 'Revoke token',
+        cancel: 'Keep it',
+        cancelHref: '/tokens',
+      },
+    });
   });
 
   router.post('/tokens/:id/revoke', async (req, res) => {

@@ -149,9 +149,10 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     expect(await page.locator('section[aria-labelledby="recent-title"] tbody tr').count()).toBe(3);
     await page.goto(`${app.url}/keys`);
 
-    // Revoke with confirmation; the row turns revoked in place, and the proxy refuses the key at once.
-    page.once('dialog', (dialog) => void dialog.accept());
+    // Revoke through the confirmation page (the same one without JavaScript); the proxy refuses the key at once.
     await page.locator('tr', { hasText: 'Deploy bot' }).getByRole('link', { name: /Revoke/ }).click();
+    await page.getByRole('button', { name: 'Revoke key' }).click();
+    await page.waitForURL(/done=revoked/);
     await page.locator('tr', { hasText: 'Deploy bot' }).getByText('Revoked').waitFor();
     const afterRevoke = await chat(app, secret);
     expect(afterRevoke.status).toBe(401);
