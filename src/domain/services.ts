@@ -15,6 +15,7 @@ import { UsageService } from './usage/usage.service.js';
 import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
 import { RefusalsService } from './keys/refusals.js';
+import { LeaksService } from './keys/leaks.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
 import { StoredResponsesService } from './responses/stored-responses.service.js';
@@ -47,6 +48,7 @@ export function createServices(options: ServicesOptions) {
     audit,
     users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
     keys,
+    leaks: new LeaksService({ db, clock, audit }),
     teams: new TeamsService({ db, clock, audit }),
     teamControls: new TeamControlsService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) }),
     tokens: new TokensService({ db, clock, audit }),
