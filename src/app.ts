@@ -6,6 +6,7 @@ import { createDemoUpstreamRouter } from './proxy/upstreams/demo/index.js';
 import { createTrpcHandler } from './trpc/express.js';
 import { createPortalRouter } from './portal/router.js';
 import { createOpsRouter } from './ops/router.js';
+import { createSecretScanningRouter } from './scanning/router.js';
 
 /**
  * The HTTP app: middleware order and mounts, nothing else. Each door brings its own body parsing, auth and error
@@ -19,6 +20,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   // The proxy first: it carries nearly all the traffic, so it should not walk other routers' routes.
   app.use('/v1', createProxyRouter(deps));
+  // Signed reports of leaked keys from secret scanning services: no cookie, no Origin, so before the portal's checks.
+  app.use(createSecretScanningRouter(deps));
   // API paths without /v1 (a base URL missing it) get a JSON 404 that says so, not the portal's pages or CSRF 403.
   app.use(createMisdirectedApiRouter(deps));
   app.use(createOpsRouter(deps));

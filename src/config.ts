@@ -38,6 +38,9 @@ function originProblem(entry: string): string | null {
   return `"${entry}" is not an origin such as https://portal.example.com (scheme, host and port only)`;
 }
 
+/** GitHub's published key set for secret scanning partner reports. */
+export const GITHUB_SECRET_SCANNING_KEYS_URL = 'https://api.github.com/meta/public_keys/secret_scanning';
+
 const schema = z.object({
   DATABASE_URL: z
     .string()
@@ -75,6 +78,8 @@ const schema = z.object({
   METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters (a random secret)').optional().or(z.literal('').transform(() => undefined)),
   // Internal: the cluster primary gives its workers one demo credential (src/cluster.ts); unset, each process makes one.
   MODELBRIDGE_DEMO_TOKEN: z.string().regex(/^demo_[0-9A-Za-z]{32}$/, 'is set by the cluster primary; leave it unset').optional(),
+  // Where the secret scanning service publishes the public keys its reports are signed with (https://, or file://).
+  SECRET_SCANNING_KEYS_URL: z.string().url().default(GITHUB_SECRET_SCANNING_KEYS_URL),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -115,6 +120,8 @@ export interface Config {
    * else. Shared by every worker of a cluster: the demo call may land on another worker than the one that sent it.
    */
   readonly demoToken: string;
+  /** The key set that signs secret scanning reports to POST /secret-scanning/github (docs/security.md). */
+  readonly secretScanningKeysUrl: string;
 }
 
 export function newDemoToken(): string {
@@ -156,5 +163,6 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowedOrigins: Object.freeze(e.MODELBRIDGE_ALLOWED_ORIGINS.map((o) => new URL(o).origin)),
     metrics: Object.freeze({ allow: Object.freeze(e.METRICS_ALLOW), token: e.METRICS_TOKEN }),
     demoToken: e.MODELBRIDGE_DEMO_TOKEN ?? newDemoToken(),
+    secretScanningKeysUrl: e.SECRET_SCANNING_KEYS_URL,
   });
 }

@@ -16,6 +16,7 @@ import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
 import { RefusalsService } from './keys/refusals.js';
 import { AlertsService } from './billing/alerts.service.js';
+import { LeaksService } from './keys/leaks.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
 import { StoredResponsesService } from './responses/stored-responses.service.js';
@@ -48,6 +49,7 @@ export function createServices(options: ServicesOptions) {
     audit,
     users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
     keys,
+    leaks: new LeaksService({ db, clock, audit }),
     teams: new TeamsService({ db, clock, audit }),
     teamControls: new TeamControlsService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) }),
     tokens: new TokensService({ db, clock, audit }),

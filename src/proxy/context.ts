@@ -1,3 +1,4 @@
+import type { LeaksService } from '../domain/keys/leaks.service.js';
 import type { RefusalsService } from '../domain/keys/refusals.js';
 import type { MeteringService } from '../domain/billing/metering.service.js';
 import type { ModelsService } from '../domain/models/models.service.js';
@@ -13,6 +14,7 @@ export interface ProxyContext {
   models: ModelsService;
   storedResponses: StoredResponsesService;
   refusals: RefusalsService;
+  leaks: LeaksService;
   upstreams: Upstreams;
   http: UpstreamClient;
   metrics: Metrics;

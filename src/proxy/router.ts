@@ -5,6 +5,7 @@ import { countTokens } from './count-tokens.js';
 import { ENDPOINTS } from './endpoints.js';
 import { sendProxyError, unknownUrl } from './errors.js';
 import { formatOf, getModel, keyStatus, listModels } from './info.js';
+import { revokeOwnKey } from './self-revoke.js';
 import { meteredHandler } from './pipeline.js';
 import { storedResponse } from './stored-responses.js';
 import { createUpstreamClient } from './upstreams/http.js';
@@ -21,6 +22,7 @@ export function createProxyRouter(deps: AppDeps): Router {
     models: deps.services.models,
     storedResponses: deps.services.storedResponses,
     refusals: deps.services.refusals,
+    leaks: deps.services.leaks,
     upstreams: createUpstreams(deps.config),
     http: createUpstreamClient({ timeoutMs: deps.config.upstreamTimeoutMs }),
     metrics: deps.metrics,
@@ -45,6 +47,7 @@ export function createProxyRouter(deps: AppDeps): Router {
   router.get('/models', listModels(ctx));
   router.get('/models/*id', getModel(ctx));
   router.get('/key', keyStatus(ctx));
+  router.post('/key/revoke', revokeOwnKey(ctx));
   router.use((req: Request, res: Response) => sendProxyError(res, formatOf(req), unknownUrl(req.method, req.originalUrl), ctx.logger));
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => sendProxyError(res, formatOf(req), err, ctx.logger));
   return router;

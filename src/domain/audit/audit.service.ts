@@ -34,7 +34,7 @@ export class AuditService {
     details?: Record<string, unknown>,
   ): Promise<void> {
     await q('audit_events').insert({
-      actor_id: actor.via === 'system' ? null : actor.userId,
+      actor_id: actor.via === 'system' || actor.via === 'key' || actor.via === 'scanner' ? null : actor.userId,
       actor_kind: actor.via === 'session' || actor.via === 'token' ? (actor.via === 'token' ? 'token' : 'user') : actor.via,
       action,
       target_type: target.type,

@@ -216,8 +216,7 @@ export class KeysService {
   }
 
   private async markRevoked(tx: Queryable, id: string): Promise<void> {
-    const now = this.deps.clock.now();
-    await tx('api_keys').where({ id }).update({ status: 'revoked', revoked_at: now, updated_at: now });
+    await markKeyRevoked(tx, id, this.deps.clock.now());
   }
 
   private async reload(q: Queryable, id: string): Promise<ApiKey> {
@@ -250,6 +249,14 @@ export class KeysService {
     if (isInstallationAdmin(actor) && access !== 'manage') return key;
     throw notFound('Key');
   }
+}
+
+/**
+ * Revokes a key for good. The status is all it takes: admission re-reads it under the key's row lock and /v1 lookups
+ * read it uncached, so every instance refuses the key from its very next request.
+ */
+export async function markKeyRevoked(tx: Queryable, id: string, now: Date): Promise<void> {
+  await tx('api_keys').where({ id }).update({ status: 'revoked', revoked_at: now, updated_at: now });
 }
 
 /**
