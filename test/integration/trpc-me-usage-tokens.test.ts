@@ -32,7 +32,7 @@ describe(`me, usage, tokens and models over tRPC (${dialect})`, () => {
     expect(me.plan).toMatchObject({ id: 'plan_free', name: 'Free', includedAud: '5', overageAllowed: false });
     expect(me.balance).toEqual({
       includedAud: '5', includedUsedAud: '1.234567', prepaidAud: '3.25', overageUsedAud: '0', overageCapAud: '0',
-      periodStart: '2026-10-31T13:30:00.000Z', periodEnd: '2026-11-30T13:30:00.000Z',
+      periodStart: '2026-10-31T13:30:00.000Z', periodEnd: '2026-11-30T13:30:00.000Z', alertThresholds: null,
     });
     expect(me.teams).toEqual([
       { id: own.id, name: 'Alpha', balanceAud: '0', role: 'owner' },

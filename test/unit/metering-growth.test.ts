@@ -26,14 +26,17 @@ const TEAM = 'team-1';
 /** The output increment, in micro-AUD (the proxy's is a token count at the model's output price). */
 const INC = 1_000;
 
+/** Which sides' headroom capped a hold at admission (the request is then the one admitted alone past that end). */
+interface Capped { key: boolean; payer: boolean }
+
 interface Stream {
   hold: Hold;
   /** Its whole cost if it runs to its end. */
   total: number;
   /** Cost produced so far (its input from the start). */
   produced: number;
-  /** Admitted with a hold capped at the rest of a headroom, alone there. */
-  cappedAtAdmission: boolean;
+  /** Admitted with a hold capped at the rest of a headroom, alone there: on the key's side, on the payer's. */
+  cappedAtAdmission: Capped;
 }
 
 const installation = fc.record({
@@ -87,7 +90,7 @@ interface Outcome {
 function simulate(inst: Of<typeof installation>, traffic: Of<typeof rounds>): Outcome {
   let rows = rowsOf(inst);
   const streams = new Map<string, Stream>();
-  const oneShot = new Map<string, { hold: Hold; cost: number; capped: boolean }>();
+  const oneShot = new Map<string, { hold: Hold; cost: number; capped: Capped }>();
   const out: Outcome = { rows, overshoot: new Map(), cut: 0, charged: new Map(), totals: new Map() };
   const over = (id: string, kind: 'streams' | 'admittedAlone', amount: number) => {
     const o = out.overshoot.get(id) ?? { streams: [], admittedAlone: [] };
@@ -97,15 +100,16 @@ function simulate(inst: Of<typeof installation>, traffic: Of<typeof rounds>): Ou
   const payerOf = (h: Hold) => h.teamId ?? h.userId;
   let n = 0;
   const pending: Array<{ op: MeteringOp; done: (r: unknown) => void }> = [];
-  const settleNow = (hold: Hold, cost: number, alone: boolean) => {
+  const settleNow = (hold: Hold, cost: number, alone: Capped | null) => {
     pending.push({
       op: settle(hold, cost),
       done: (r) => {
         if (!(r as SettleResult).applied) return;
         // The locked row's amounts are what the settlement released: the overshoot is measured against them.
         const held = rows.holds.get(hold.requestId)!;
-        over(hold.keyId, alone ? 'admittedAlone' : 'streams', cost - held.keyHoldMicro);
-        over(payerOf(hold), alone ? 'admittedAlone' : 'streams', cost - held.payerHoldMicro);
+        // A hold capped on one side only is alone past that end; on the other side it is a stream like any other.
+        over(hold.keyId, alone?.key ? 'admittedAlone' : 'streams', cost - held.keyHoldMicro);
+        over(payerOf(hold), alone?.payer ? 'admittedAlone' : 'streams', cost - held.payerHoldMicro);
         out.charged.set(hold.requestId, cost);
       },
     });
@@ -117,7 +121,7 @@ function simulate(inst: Of<typeof installation>, traffic: Of<typeof rounds>): Ou
     for (const s of streams.values()) {
       s.produced = Math.min(s.total, s.produced + round.pace[lane++ % round.pace.length]!);
       const budget = Math.min(s.hold.keyHoldMicro, s.hold.payerHoldMicro);
-      if (s.produced >= s.total && s.produced <= budget) settleNow(s.hold, s.total, false);
+      if (s.produced >= s.total && s.produced <= budget) settleNow(s.hold, s.total, null);
       else if (s.produced > budget) {
         out.cut++;
         settleNow(s.hold, s.produced, s.cappedAtAdmission);
@@ -137,7 +141,7 @@ function simulate(inst: Of<typeof installation>, traffic: Of<typeof rounds>): Ou
         done: (r) => {
           if (r instanceof Error) return;
           const hold = r as Hold;
-          const capped = Math.min(hold.keyHoldMicro, hold.payerHoldMicro) < estimate;
+          const capped = { key: hold.keyHoldMicro < estimate, payer: hold.payerHoldMicro < estimate };
           if (a.streamed) streams.set(requestId, { hold, total: a.input + a.output, produced: a.input, cappedAtAdmission: capped });
           else oneShot.set(requestId, { hold, cost: a.input + a.output, capped });
         },
