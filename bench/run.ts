@@ -228,10 +228,16 @@ async function main(): Promise<void> {
 
   console.error('scenario: direct');
   loads.direct = await load(direct, directHeaders, undefined, true);
+  // Each load is followed by the same load on keys with every control set (bench/seed.ts BENCH_CONTROLS), so the
+  // pair shows what the controls cost.
   console.error('scenario: ModelBridge, 100 keys');
   await meteredLoad('modelbridge_100_keys', json, seed.keys);
+  console.error('scenario: ModelBridge, 100 keys with every control');
+  await meteredLoad('modelbridge_100_keys_controls', json, seed.controlledKeys);
   console.error('scenario: ModelBridge, one hot key');
   await meteredLoad('modelbridge_hot_key', { ...json, authorization: `Bearer ${seed.hotKey}` });
+  console.error('scenario: ModelBridge, one hot key with every control');
+  await meteredLoad('modelbridge_hot_key_controls', { ...json, authorization: `Bearer ${seed.controlledHotKey}` });
   if (!skipPeer) {
     console.error('scenario: Portkey');
     loads.portkey = await load(peer, peerHeaders);
@@ -270,7 +276,10 @@ function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<s
   const pk = r.loads.portkey?.requestsPerSecond;
   if (pk) {
     lines.push('', `ratio to Portkey: 100 keys ${(r.loads.modelbridge_100_keys!.requestsPerSecond / pk).toFixed(2)}×, hot key ${(r.loads.modelbridge_hot_key!.requestsPerSecond / pk).toFixed(2)}×`);
+    lines.push(`with every key control set: 100 keys ${(r.loads.modelbridge_100_keys_controls!.requestsPerSecond / pk).toFixed(2)}×, hot key ${(r.loads.modelbridge_hot_key_controls!.requestsPerSecond / pk).toFixed(2)}×`);
   }
+  const withControls = (name: string) => (r.loads[`${name}_controls`]!.requestsPerSecond / r.loads[name]!.requestsPerSecond).toFixed(2);
+  lines.push('', `throughput with every key control set, relative to none: 100 keys ${withControls('modelbridge_100_keys')}×, hot key ${withControls('modelbridge_hot_key')}×`);
   lines.push('', '| one in flight | ttfb p50 µs | ttfb p99 µs | total p50 µs | total p90 µs | total p99 µs | failures |', '|---|---|---|---|---|---|---|');
   for (const [name, l] of Object.entries(r.latency))
     lines.push(`| ${name} | ${l.ttfbUs.p50.toFixed(0)} | ${l.ttfbUs.p99.toFixed(0)} | ${l.totalUs.p50.toFixed(0)} | ${l.totalUs.p90.toFixed(0)} | ${l.totalUs.p99.toFixed(0)} | ${l.failures} |`);

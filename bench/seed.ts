@@ -6,16 +6,35 @@ import { systemClock } from '../src/domain/clock.js';
 import { createServices } from '../src/domain/services.js';
 import { parseAud } from '../src/domain/money.js';
 import type { Actor } from '../src/domain/actor.js';
+import type { KeyControlsInput } from '../src/domain/keys/key-settings.js';
 
 export interface BenchSeed {
   keys: string[];
   hotKey: string;
+  /** The same users' second keys, with every key control set (none of them binding): #16's bench. */
+  controlledKeys: string[];
+  controlledHotKey: string;
   /** Usage events by outcome, once every admitted request has settled (no hold left). */
   countEvents(): Promise<{ total: number; ok: number }>;
   close(): Promise<void>;
 }
 
 const admin: Actor = { userId: 'bench', role: 'admin', via: 'cli' };
+
+/**
+ * Every key control at once, set so that none refuses a benchmark request: a monthly budget period, an allow-list,
+ * requests and tokens per minute, a parallel cap, tags and the default alert thresholds. What is measured is the
+ * work the controls add to admission and settlement, not refusals.
+ */
+export const BENCH_CONTROLS: KeyControlsInput = {
+  limitReset: 'monthly',
+  allowedModels: ['gpt-4o-mini'],
+  rpmLimit: 10_000_000,
+  tpmLimit: 1_000_000_000,
+  maxParallel: 10_000,
+  tags: ['bench', 'controls'],
+  alertThresholds: null,
+};
 
 export async function seedBench(databaseUrl: string, users: number): Promise<BenchSeed> {
   const url = new URL(databaseUrl);
@@ -30,19 +49,25 @@ export async function seedBench(databaseUrl: string, users: number): Promise<Ben
   await migrateLatest(db);
   const services = createServices({ db, clock: systemClock, timeZone: 'Australia/Sydney' });
   const keys: string[] = [];
+  const controlledKeys: string[] = [];
   const topUp = parseAud('100000')!;
   for (let i = 0; i < users; i++) {
     const user = await services.users.create({ email: `bench${i}@example.test`, password: 'bench-password-123', planName: 'Pro' }, admin);
     await services.balances.credit({ userId: user.id }, topUp, 'bench', admin);
     const actor: Actor = { userId: user.id, role: 'user', via: 'cli' };
     keys.push((await services.keys.create({ name: `bench key ${i}`, spendLimitMicro: parseAud('50000') }, actor)).secret);
+    controlledKeys.push((await services.keys.create({ name: `bench key ${i} (controls)`, spendLimitMicro: parseAud('50000'), ...BENCH_CONTROLS }, actor)).secret);
   }
   const hot = await services.users.create({ email: 'hot@example.test', password: 'bench-password-123', planName: 'Pro' }, admin);
   await services.balances.credit({ userId: hot.id }, topUp, 'bench', admin);
-  const hotKey = (await services.keys.create({ name: 'hot key', spendLimitMicro: parseAud('50000') }, { userId: hot.id, role: 'user', via: 'cli' })).secret;
+  const hotActor: Actor = { userId: hot.id, role: 'user', via: 'cli' };
+  const hotKey = (await services.keys.create({ name: 'hot key', spendLimitMicro: parseAud('50000') }, hotActor)).secret;
+  const controlledHotKey = (await services.keys.create({ name: 'hot key (controls)', spendLimitMicro: parseAud('50000'), ...BENCH_CONTROLS }, hotActor)).secret;
   return {
     keys,
     hotKey,
+    controlledKeys,
+    controlledHotKey,
     countEvents: async () => {
       for (let i = 0; i < 100 && Number((await db('holds').count({ n: '*' }).first())?.n ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 50));
       const rows = await db('usage_events').select('outcome').count({ n: '*' }).groupBy('outcome');
