@@ -137,8 +137,9 @@ describe.skipIf(!chromiumAvailable)('the portal in a real browser', () => {
     await input.waitFor();
     await input.fill('5');
     await page.getByRole('button', { name: 'Save' }).click();
-    await expect(row.locator('.spend')).toBeDefined();
     await page.locator('tr', { hasText: 'Deploy bot' }).getByText('A$5.00').waitFor();
+    // The swapped-in row shows the new limit next to the spend, not only somewhere in the row.
+    await expect(page.locator('tr', { hasText: 'Deploy bot' }).locator('.spend').textContent()).resolves.toMatch(/A\$0\.0\d+ \/ A\$5\.00/);
     await expect(page.locator('tr', { hasText: 'Deploy bot' }).getByText('Active').isVisible()).resolves.toBe(true);
     expect((await chat(app, secret)).status).toBe(200);
 

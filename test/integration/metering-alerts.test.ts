@@ -1,16 +1,11 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Settlement } from '../../src/domain/billing/metering.service.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { newId } from '../../src/domain/ids.js';
-import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { adminActor, makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
-
-const ok = (costMicro: number): Settlement => ({
-  ...NO_TOKENS, inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
-});
+import { okSettlement as ok } from '../support/metering-rows.js';
 
 /**
  * Spend alerts (docs/limits.md, "Alerts") through the MeteringService on a real database: each threshold of a key

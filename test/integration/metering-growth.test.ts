@@ -1,21 +1,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Hold, Settlement } from '../../src/domain/billing/metering.service.js';
+import type { Hold } from '../../src/domain/billing/metering.service.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { newId } from '../../src/domain/ids.js';
 import { toMicro } from '../../src/domain/money.js';
-import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { makeKey, makeTeam, makeUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
+import { okSettlement as ok } from '../support/metering-rows.js';
 
 // Holds that grow, carried out in SQL: the hold rows, the key's and the payer's held amounts move together, the
 // rows this instance remembers stay right (the next batch is still one round trip), and concurrent growth on one
 // key never holds more than its limit leaves.
-
-const ok = (costMicro: number): Settlement => ({
-  ...NO_TOKENS, inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
-});
 
 describe(`holds that grow (${dialect})`, () => {
   let t: TestDb;

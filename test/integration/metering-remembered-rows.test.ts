@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Settlement } from '../../src/domain/billing/metering.service.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { newId } from '../../src/domain/ids.js';
 import { toMicro } from '../../src/domain/money.js';
@@ -7,15 +6,11 @@ import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { adminActor, makeKey, makeUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
-import { NO_TOKENS } from '../../src/domain/models/pricing.js';
+import { okSettlement as ok } from '../support/metering-rows.js';
 
 // Metering plans each batch from the rows as this instance last wrote them (one round trip) and checks them under
 // lock. These tests change those rows behind its back — the portal, an admin, another instance — and check that the
 // next request is metered from the rows as they are, not as remembered.
-
-const ok = (costMicro: number): Settlement => ({
-  ...NO_TOKENS, inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
-});
 
 describe(`metering from remembered rows (${dialect})`, () => {
   let t: TestDb;

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Hold, Settlement } from '../../src/domain/billing/metering.service.js';
+import type { Hold } from '../../src/domain/billing/metering.service.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { newId } from '../../src/domain/ids.js';
 import { toMicro } from '../../src/domain/money.js';
@@ -7,11 +7,7 @@ import { createServices, type Services } from '../../src/domain/services.js';
 import { createTestDb, dialect, onMysql, type TestDb } from '../support/db.js';
 import { makeKey, makeUser } from '../support/factories.js';
 import { expectMeteringInvariants } from '../support/invariants.js';
-import { NO_TOKENS } from '../../src/domain/models/pricing.js';
-
-const ok = (costMicro: number): Settlement => ({
-  ...NO_TOKENS, inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
-});
+import { okSettlement as ok } from '../support/metering-rows.js';
 
 describe(`settlement is exactly once (${dialect})`, () => {
   let t: TestDb;

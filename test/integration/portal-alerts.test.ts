@@ -1,14 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Settlement } from '../../src/domain/billing/metering.service.js';
 import { newId } from '../../src/domain/ids.js';
-import { NO_TOKENS } from '../../src/domain/models/pricing.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { signIn, type PortalClient } from '../support/portal.js';
-
-const ok = (costMicro: number): Settlement => ({
-  ...NO_TOKENS, inputTokens: 10, outputTokens: 5, costMicro, outcome: 'ok', estimated: false, httpStatus: 200, latencyMs: 12,
-});
+import { okSettlement as ok } from '../support/metering-rows.js';
 
 describe('spend alerts in the portal', () => {
   let app: TestApp;
