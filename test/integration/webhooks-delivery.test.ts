@@ -182,8 +182,11 @@ describe(`webhook deliveries (${dialect})`, () => {
     expect(receiver.accepted().map((r) => [r.body.type, r.body.data.threshold])).toEqual([
       ['key.limit_threshold', 50], ['key.limit_threshold', 80], ['key.limit_threshold', 100], ['key.limit_reached', 100],
     ]);
-    expect(Number((await t.db('events').whereNotNull('firing_id').count({ n: '*' }).first())?.n)).toBe(4);
+    expect(Number((await t.db('events').whereNotNull('firing_id').where({ key_id: key.id }).whereIn('type', ['key.limit_threshold', 'key.limit_reached']).count({ n: '*' }).first())?.n)).toBe(4);
     expect(new Set(receiver.accepted().map((r) => r.id)).size).toBe(4);
+    // Every firing became exactly one event, whether or not an endpoint wanted it.
+    const firings = (await t.db('alert_firings').orderBy('id').pluck('id')).map(Number);
+    expect((await t.db('events').whereNotNull('firing_id').orderBy('firing_id').pluck('firing_id')).map(Number)).toEqual(firings);
   });
 
   it('sends a team’s events to the team’s endpoint, managed by its owners and admins only', async () => {
