@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { startReceiver } from '../support/webhook-receiver.js';
-import { chromiumAvailable, openBrowser, type Browser } from './support/browser.js';
+import { chromiumAvailable, openBrowser, signIn, type Browser } from './support/browser.js';
 
 /** The Webhooks page in a real browser at desktop and phone widths: create (secret once), test, deliveries, delete. */
 describe.skipIf(!chromiumAvailable)('webhooks page in a real browser', () => {
@@ -17,12 +17,7 @@ describe.skipIf(!chromiumAvailable)('webhooks page in a real browser', () => {
     ada = await makeUser(app.services, { email: 'ada@example.com' });
     await makeTeam(app.services, ada, { name: 'Platform' });
     browser = await openBrowser();
-    const { page } = browser;
-    await page.goto(`${app.url}/login`);
-    await page.getByLabel('E-mail').fill(ada.email);
-    await page.getByLabel('Password').fill(ada.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${app.url}/`);
+    await signIn(browser.page, app.url, ada);
   });
   afterAll(async () => {
     await browser?.close();
