@@ -144,6 +144,18 @@ describe(`webhook deliveries (${dialect})`, () => {
     expect(JSON.stringify(receiver.received)).not.toContain(rotated.secret);
   });
 
+  it('records key.leaked and key.revoked when a leaked key revokes itself, once', async () => {
+    await endpoint(['key.leaked', 'key.revoked']);
+    const { key, secret } = await makeKey(a, owner, { name: 'pasted in a gist' });
+    await a.leaks.selfRevoke(secret, { ip: '203.0.113.9' });
+    await a.leaks.selfRevoke(secret, { ip: '203.0.113.9' });
+    await deliverAll([a]);
+    expect(receiver.accepted().map((r) => [r.body.type, r.body.data.keyId, r.body.data.reason]).sort()).toEqual([
+      ['key.leaked', key.id, 'self_revoked'], ['key.revoked', key.id, 'self_revoked'],
+    ]);
+    expect(JSON.stringify(receiver.received)).not.toContain(secret);
+  });
+
   it('records key.expiring a week and a day ahead, then key.expired, each once', async () => {
     await endpoint(['key.expiring', 'key.expired']);
     const expiresAt = new Date(clock.now().getTime() + 10 * 24 * 3600_000);
@@ -162,6 +174,7 @@ describe(`webhook deliveries (${dialect})`, () => {
     clock.set(expiresAt);
     await runExpiry();
     await runExpiry();
+    // One round per clock step, so these arrive in order.
     expect(receiver.accepted().map((r) => [r.body.type, r.body.data.horizon])).toEqual([
       ['key.expiring', '7d'], ['key.expiring', '1d'], ['key.expired', undefined],
     ]);
@@ -179,8 +192,8 @@ describe(`webhook deliveries (${dialect})`, () => {
     }]);
     await spend(a, key.id, 5_000_000);
     await deliverAll([a, b]);
-    expect(receiver.accepted().map((r) => [r.body.type, r.body.data.threshold])).toEqual([
-      ['key.limit_threshold', 50], ['key.limit_threshold', 80], ['key.limit_threshold', 100], ['key.limit_reached', 100],
+    expect(receiver.accepted().map((r) => [r.body.type, r.body.data.threshold]).sort()).toEqual([
+      ['key.limit_reached', 100], ['key.limit_threshold', 100], ['key.limit_threshold', 50], ['key.limit_threshold', 80],
     ]);
     expect(Number((await t.db('events').whereNotNull('firing_id').where({ key_id: key.id }).whereIn('type', ['key.limit_threshold', 'key.limit_reached']).count({ n: '*' }).first())?.n)).toBe(4);
     expect(new Set(receiver.accepted().map((r) => r.id)).size).toBe(4);

@@ -64,7 +64,7 @@ export class WebhookDeliveryService {
     const now = this.deps.clock.now();
     const due = (q: ReturnType<Db>) => q.where('status', 'pending').where('next_attempt_at', '<=', now)
       .andWhere((w) => w.whereNull('claimed_until').orWhere('claimed_until', '<', now));
-    const ids = (await due(db('webhook_deliveries')).orderBy('next_attempt_at').limit(CLAIM_BATCH).pluck('id')) as number[];
+    const ids = (await due(db('webhook_deliveries')).orderBy(['next_attempt_at', 'id']).limit(CLAIM_BATCH).pluck('id')) as number[];
     if (!ids.length) return { by, rows: [] };
     await due(db('webhook_deliveries').whereIn('id', ids)).update({ claimed_by: by, claimed_until: new Date(now.getTime() + CLAIM_MS) });
     const rows = (await db('webhook_deliveries as d')
