@@ -1,3 +1,4 @@
+import type { ViolatingKey } from '../domain/keys/key-policy.service.js';
 import type { MemberBudget, TeamControls } from '../domain/teams/team-controls.service.js';
 import type { Plan } from '../domain/accounts/plans.js';
 import type { User } from '../domain/accounts/users.service.js';
@@ -196,4 +197,8 @@ export function auditDto(e: AuditEvent) {
     userAgent: e.userAgent,
     createdAt: e.createdAt.toISOString(),
   };
+}
+
+export function violatingKeyDto(v: ViolatingKey) {
+  return { key: keyDto(v.key), violations: v.violations.map((x) => ({ rule: x.rule, field: x.field, message: x.message })) };
 }
