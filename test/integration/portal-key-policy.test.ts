@@ -22,6 +22,6 @@ describe(`the create form under guard-rails (${dialect})`, () => {
     expect(res.status).toBe(400);
     expect(res.text).toMatch(/id="key-limit-error">This installation requires a spending limit/);
     expect(res.text).toMatch(/id="key-expires-error">This installation requires an expiry within 30 days/);
-    expect(await app.services.db('api_keys').count({ n: '*' }).first()).toMatchObject({ n: 0 });
+    expect(await app.services.db('api_keys').select('id')).toEqual([]);
   });
 });
