@@ -26,6 +26,7 @@ import * as createPasswordResets from './20261203120000_create-password-resets.j
 import * as createKeyRefusals from './20261203120100_create-key-refusals.js';
 import * as addSpendAlerts from './20261204110000_add-spend-alerts.js';
 import * as addBalanceAlerts from './20261204110100_add-balance-alerts.js';
+import * as createTeamInvites from './20261205110000_create-team-invites.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -61,6 +62,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261203120100_create-key-refusals', createKeyRefusals],
   ['20261204110000_add-spend-alerts', addSpendAlerts],
   ['20261204110100_add-balance-alerts', addBalanceAlerts],
+  ['20261205110000_create-team-invites', createTeamInvites],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

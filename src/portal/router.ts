@@ -16,6 +16,7 @@ import { usageRoutes } from './usage.routes.js';
 import { tokensRoutes } from './tokens.routes.js';
 import { adminRoutes } from './admin.routes.js';
 import { accountRoutes, passwordResetRoutes } from './account.routes.js';
+import { inviteRoutes } from './invites.routes.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../../public', import.meta.url));
 const HTMX_FILE = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js');
@@ -67,6 +68,7 @@ export function createPortalRouter(deps: AppDeps): Router {
 
   router.use(authRoutes(portal));
   router.use(passwordResetRoutes(portal));
+  router.use(inviteRoutes(portal));
   router.use(requireUser);
   router.use(accountRoutes(portal));
   router.use(dashboardRoutes(portal));

@@ -9,6 +9,7 @@ import type { CatalogListing } from '../domain/models/models.service.js';
 import type { TokenUsage } from '../domain/models/pricing.js';
 import { microToAud, type Micro } from '../domain/money.js';
 import type { Team, TeamMember } from '../domain/teams/teams.service.js';
+import type { TeamInvite } from '../domain/teams/invites.service.js';
 import type { ManagementToken } from '../domain/tokens/tokens.service.js';
 import type { KeyUsage, UsageEvent, UsageTotals } from '../domain/usage/usage.service.js';
 
@@ -69,6 +70,10 @@ export function teamDto(t: Team) {
 
 export function memberDto(m: TeamMember) {
   return { userId: m.userId, email: m.email, name: m.name, role: m.role };
+}
+
+export function inviteDto(i: TeamInvite) {
+  return { id: i.id, teamId: i.teamId, email: i.email, role: i.role, expiresAt: i.expiresAt.toISOString(), createdAt: i.createdAt.toISOString() };
 }
 
 export function userDto(u: User) {

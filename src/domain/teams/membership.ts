@@ -1,5 +1,7 @@
 import type { Queryable } from '../../db/knex.js';
-import type { TeamRole } from './roles.js';
+import type { Actor } from '../actor.js';
+import { forbidden, notFound } from '../errors.js';
+import { teamPermissions, type TeamRole } from './roles.js';
 
 /**
  * Reading team membership. A role check that guards a write must hold a lock on the membership row it read, in the
@@ -40,4 +42,13 @@ export async function revokeMemberTeamKeys(tx: Queryable, teamId: string, userId
     .where({ team_id: teamId, owner_id: userId })
     .whereNot('status', 'revoked')
     .update({ status: 'revoked', revoked_at: now, updated_at: now });
+}
+
+/** The caller's role from the team's locked membership rows, if it lets them manage a member of `targetRole`. */
+export function requireMemberManager(members: Map<string, TeamRole>, actor: Actor, targetRole: TeamRole): TeamRole {
+  const role = members.get(actor.userId);
+  if (!role) throw notFound('Team');
+  if (!teamPermissions.manageMembers(role)) throw forbidden('Only team owners and admins manage members.');
+  if (!teamPermissions.canManageRole(role, targetRole)) throw forbidden('Only owners can grant or manage the owner role.');
+  return role;
 }
