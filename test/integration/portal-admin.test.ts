@@ -105,13 +105,13 @@ describe('admin area', () => {
   it('shows the audit log with actors, never a secret', async () => {
     const { secret } = await makeKey(app.services, ivy, { name: 'audited key' });
     const res = await admin.get('/admin/audit');
-    expect(res.text).toContain('key.create');
-    expect(res.text).toContain('balance.credit');
+    expect(res.text).toContain('created the key <a href=');
+    expect(res.text).toContain('topped up the prepaid balance of');
     expect(res.text).toContain('root@admin.test');
     expect(res.text).not.toContain(secret);
     const keysOnly = await admin.get('/admin/audit?type=key');
-    expect(keysOnly.text).toContain('key.create');
-    expect(keysOnly.text).not.toContain('balance.credit');
+    expect(keysOnly.text).toContain('created the key');
+    expect(keysOnly.text).not.toContain('topped up');
   });
 
   it('shows job status, "not run yet" before the first run, and the result after one', async () => {
