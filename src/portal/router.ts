@@ -15,6 +15,7 @@ import { teamsRoutes } from './teams.routes.js';
 import { usageRoutes } from './usage.routes.js';
 import { tokensRoutes } from './tokens.routes.js';
 import { adminRoutes } from './admin.routes.js';
+import { adminUsageRoutes } from './admin-usage.routes.js';
 import { accountRoutes, passwordResetRoutes } from './account.routes.js';
 import { inviteRoutes } from './invites.routes.js';
 
@@ -77,7 +78,7 @@ export function createPortalRouter(deps: AppDeps): Router {
   router.use(teamsRoutes(portal));
   router.use(usageRoutes(portal));
   router.use(tokensRoutes(portal));
-  router.use('/admin', requireAdmin, adminRoutes(portal));
+  router.use('/admin', requireAdmin, adminRoutes(portal), adminUsageRoutes(portal));
 
   router.use(notFoundHandler);
   router.use(portalErrorHandler(render, deps.logger));

@@ -42,8 +42,8 @@ export function teamsRoutes(portal: Portal): Router {
     const period = billingPeriodAt(clock.now(), deps.config.timeZone);
     const scope = role ? await reports.scope({ teamId: team.id }, v.actor) : { keys: null };
     const [byUser, byKey, total] = await Promise.all([
-      reports.byUser(scope, period.start),
-      reports.byKey(scope, period.start),
+      reports.byUser(scope, { from: period.start }),
+      reports.byKey(scope, { from: period.start }),
       reports.total(scope, period.start),
     ]);
     const names = teamNames([team]);

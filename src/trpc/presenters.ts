@@ -12,6 +12,7 @@ import type { Team, TeamMember } from '../domain/teams/teams.service.js';
 import type { TeamInvite } from '../domain/teams/invites.service.js';
 import type { ManagementToken } from '../domain/tokens/tokens.service.js';
 import type { KeyUsage, UsageEvent, UsageTotals } from '../domain/usage/usage.service.js';
+import type { Breakdown, InstallationSummary } from '../domain/usage/usage-reports.js';
 
 /**
  * Domain values → the API's wire shapes (SPEC §7): money as AUD decimal strings, timestamps as ISO-8601, ids as
@@ -157,6 +158,25 @@ export function keyUsageDto(u: KeyUsage) {
     totals: totalsDto(u.totals),
     byDay: u.byDay.map((d) => ({ day: d.day, ...totalsDto(d) })),
     byModel: u.byModel.map((m) => ({ model: m.model, ...totalsDto(m) })),
+  };
+}
+
+function breakdownDto(b: Breakdown) {
+  return { id: b.id, label: b.label, requests: b.requests, inputTokens: b.inputTokens, outputTokens: b.outputTokens, costAud: microToAud(b.costMicro) };
+}
+
+export function installationSummaryDto(s: InstallationSummary) {
+  return {
+    from: s.from.toISOString(),
+    to: s.to.toISOString(),
+    total: { requests: s.total.requests, inputTokens: s.total.inputTokens, outputTokens: s.total.outputTokens, costAud: microToAud(s.total.costMicro) },
+    bucketDays: s.bucketDays,
+    over: s.over.map((d) => ({ day: d.date, requests: d.requests, costAud: microToAud(d.costMicro) })),
+    byModel: s.byModel.map(breakdownDto),
+    byProvider: s.byProvider.map(breakdownDto),
+    /** `id: null` is the personal keys. */
+    byTeam: s.byTeam.map((b) => ({ ...breakdownDto(b), id: b.id || null, label: b.label || null })),
+    byUser: s.byUser.map(breakdownDto),
   };
 }
 

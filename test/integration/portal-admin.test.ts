@@ -3,7 +3,7 @@ import { startTestApp, type TestApp } from '../support/app.js';
 import { makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { portalClient, signIn, type PortalClient } from '../support/portal.js';
 
-const ADMIN_PAGES = ['/admin', '/admin/users', '/admin/keys', '/admin/balances', '/admin/plans', '/admin/models', '/admin/audit', '/admin/jobs'];
+const ADMIN_PAGES = ['/admin', '/admin/users', '/admin/keys', '/admin/usage', '/admin/balances', '/admin/plans', '/admin/models', '/admin/audit', '/admin/jobs'];
 
 describe('admin area', () => {
   let app: TestApp;

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { adminProcedure, router } from '../init.js';
-import { aud, id, provider, text } from '../inputs.js';
+import { aud, id, isoDate, provider, text } from '../inputs.js';
 import { microToAud } from '../../domain/money.js';
-import { auditDto, modelDto, planDto, userDto } from '../presenters.js';
+import { auditDto, installationSummaryDto, modelDto, planDto, userDto } from '../presenters.js';
 
 const planFields = {
   name: text,
@@ -122,11 +122,23 @@ const auditRouter = router({
     }),
 });
 
+const usageRouter = router({
+  /**
+   * The whole installation's usage in [from, to) (at most 366 days): totals, spend over time, and by model,
+   * provider, team and user. Day boundaries of the chart are the installation's time zone.
+   */
+  summary: adminProcedure
+    .input(z.object({ from: isoDate, to: isoDate }).strict())
+    .query(async ({ ctx, input }) =>
+      installationSummaryDto(await ctx.deps.services.usageReports.installationSummary(input, ctx.actor, ctx.deps.config.timeZone))),
+});
+
 export const adminRouter = router({
   users: usersRouter,
   models: modelsRouter,
   plans: plansRouter,
   audit: auditRouter,
+  usage: usageRouter,
   /** Records a top-up (payments happen outside ModelBridge) on a user's prepaid balance or a team's balance. */
   credit: adminProcedure
     .input(
