@@ -4,7 +4,7 @@ import { microToAud } from '../domain/money.js';
 import type { Breakdown } from '../domain/usage/usage-reports.js';
 import { onBadInput, viewer, type Portal } from './context.js';
 import { csvDate, csvLine } from './csv.js';
-import { localDateStart } from './forms.js';
+import { DATE_HINT, isoDateText, localDateStart } from './forms.js';
 import { dailyChart } from './view-models.js';
 
 /**
@@ -20,7 +20,7 @@ export function adminUsageRoutes(portal: Portal): Router {
   /** The period from the query string: local days of the viewer, "to" inclusive; by default this billing month. */
   function periodOf(req: Request, res: Response) {
     const v = viewer(res);
-    const str = (x: unknown) => (typeof x === 'string' && x.length <= 10 ? x.trim() : '');
+    const str = (x: unknown) => (typeof x === 'string' && x.length <= 10 ? isoDateText(x) : '');
     const month = billingPeriodAt(clock.now(), v.timeZone);
     const f = new Intl.DateTimeFormat('en-CA', { timeZone: v.timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     const form = { from: str(req.query.from) || f.format(month.start), to: str(req.query.to) || f.format(clock.now()) };
@@ -33,7 +33,7 @@ export function adminUsageRoutes(portal: Portal): Router {
     const { v, form, from, to } = periodOf(req, res);
     const page = (extra: Record<string, unknown>, status = 200) =>
       render(req, res, 'admin/usage', { title: 'Installation usage', section: 'usage', form, summary: null, rangeError: null, ...extra }, { status });
-    if (!from || !to) return page({ rangeError: 'Dates look like 2026-12-31.' }, 400);
+    if (!from || !to) return page({ rangeError: DATE_HINT }, 400);
     onBadInput(res, (rangeError, status) => page({ rangeError }, status));
     const summary = await reports.installationSummary({ from, to }, v.actor, v.timeZone);
     const query = new URLSearchParams(form).toString();
@@ -47,7 +47,7 @@ export function adminUsageRoutes(portal: Portal): Router {
 
   router.get('/usage.csv', async (req, res) => {
     const { v, form, from, to } = periodOf(req, res);
-    if (!from || !to) return render(req, res, 'error', { title: 'That did not work', status: 400, message: 'Dates look like 2026-12-31.' }, { status: 400 });
+    if (!from || !to) return render(req, res, 'error', { title: 'That did not work', status: 400, message: DATE_HINT }, { status: 400 });
     const summary = await reports.installationSummary({ from, to }, v.actor, v.timeZone);
     res.set({
       'Content-Type': 'text/csv; charset=utf-8',

@@ -5,7 +5,7 @@ import { badInput, notFound } from '../domain/errors.js';
 import { JOB_NAMES } from '../jobs/job.js';
 import { KEY_STATUSES as ALL_KEY_STATUSES, type KeyStatus } from '../domain/keys/key.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
-import { choice, localDateStart, optionalAud, requiredAud, text } from './forms.js';
+import { choice, isoDateText, localDateStart, optionalAud, requiredAud, text } from './forms.js';
 import { AUDIT_ACTIONS, describeAuditEvent } from '../domain/audit/describe-event.js';
 import { auditNames } from '../domain/audit/audit-names.js';
 import { publicBase } from './view-models.js';
@@ -178,7 +178,7 @@ export function adminRoutes(portal: Portal): Router {
     const q = req.query;
     const form = {
       type: choice(q.type, AUDIT_TARGETS) ?? '', action: choice(q.action, AUDIT_ACTIONS) ?? '', actor: typeof q.actor === 'string' ? q.actor.slice(0, 40) : '',
-      from: typeof q.from === 'string' ? q.from.slice(0, 10) : '', to: typeof q.to === 'string' ? q.to.slice(0, 10) : '',
+      from: typeof q.from === 'string' ? isoDateText(q.from.slice(0, 10)) : '', to: typeof q.to === 'string' ? isoDateText(q.to.slice(0, 10)) : '',
     };
     const [, actorId] = /^user:([0-9A-Za-z]{1,32})$/.exec(form.actor) ?? [];
     const actorKind = choice(form.actor, AUDIT_ACTOR_KINDS);

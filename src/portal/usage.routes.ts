@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import type { UsageEvent, UsageFilter } from '../domain/usage/usage.service.js';
 import { microToAud } from '../domain/money.js';
 import { viewer, type Portal, type Viewer } from './context.js';
-import { localDateStart } from './forms.js';
+import { isoDateText, localDateStart } from './forms.js';
 import { teamNames } from './view-models.js';
 import { csvCell, csvDate } from './csv.js';
 
@@ -20,7 +20,7 @@ export function usageRoutes(portal: Portal): Router {
   function filterOf(req: Request, v: Viewer) {
     const q = req.query;
     const str = (x: unknown) => (typeof x === 'string' && x.length <= 100 ? x.trim() : '');
-    const form = { key: str(q.key), team: str(q.team), tag: str(q.tag), from: str(q.from), to: str(q.to) };
+    const form = { key: str(q.key), team: str(q.team), tag: str(q.tag), from: isoDateText(str(q.from)), to: isoDateText(str(q.to)) };
     const filter: UsageFilter = {
       keyId: form.key || undefined,
       tag: form.tag || undefined,
