@@ -32,6 +32,15 @@ describe(`failure policies (${dialect})`, () => {
     seen = rows.length;
     return fresh;
   }
+  /** The next usage event: an upstream error event reaches the client as it streams, before the request settles. */
+  async function settledEvent() {
+    let event: Record<string, unknown> | undefined;
+    await vi.waitFor(async () => {
+      [event] = await newEvents();
+      expect(event).toBeDefined();
+    });
+    return event!;
+  }
   const spend = async () => toMicro((await app.t.db('api_keys').where({ id: keyId }).first()).spend_micro);
 
   describe('upstream errors before any output: nothing charged', () => {
@@ -172,7 +181,7 @@ describe(`failure policies (${dialect})`, () => {
       expect(err).toBeInstanceOf(OpenAI.APIError);
       expect((err as Error).message).toContain('(fake)');
       expect(got.join('')).toBe('tok tok ');
-      const [event] = await newEvents();
+      const event = await settledEvent();
       expect(event).toMatchObject({ outcome: 'upstream_error', input_tokens: inputTokenBound({ ...chat, stream: true }) });
       expect(Boolean(event.estimated)).toBe(true);
       expect(event.output_tokens).toBeGreaterThanOrEqual(2);
@@ -187,7 +196,7 @@ describe(`failure policies (${dialect})`, () => {
       })().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Anthropic.APIError);
       expect((err as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ error: { type: 'overloaded_error' } });
-      const [event] = await newEvents();
+      const event = await settledEvent();
       expect(event).toMatchObject({ outcome: 'upstream_error', input_tokens: fake.expectedUsage(body).inputTokens });
       expect(Boolean(event.estimated)).toBe(true);
       expect(event.output_tokens).toBeGreaterThanOrEqual(2);
