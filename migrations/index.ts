@@ -26,6 +26,9 @@ import * as createPasswordResets from './20261203120000_create-password-resets.j
 import * as createKeyRefusals from './20261203120100_create-key-refusals.js';
 import * as addSpendAlerts from './20261204110000_add-spend-alerts.js';
 import * as addBalanceAlerts from './20261204110100_add-balance-alerts.js';
+import * as createEvents from './20261205120000_create-events.js';
+import * as createWebhookEndpoints from './20261205120100_create-webhook-endpoints.js';
+import * as createWebhookDeliveries from './20261205120200_create-webhook-deliveries.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -61,6 +64,9 @@ const migrations: Array<[string, Migration]> = [
   ['20261203120100_create-key-refusals', createKeyRefusals],
   ['20261204110000_add-spend-alerts', addSpendAlerts],
   ['20261204110100_add-balance-alerts', addBalanceAlerts],
+  ['20261205120000_create-events', createEvents],
+  ['20261205120100_create-webhook-endpoints', createWebhookEndpoints],
+  ['20261205120200_create-webhook-deliveries', createWebhookDeliveries],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

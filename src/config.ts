@@ -80,6 +80,8 @@ const schema = z.object({
   MODELBRIDGE_DEMO_TOKEN: z.string().regex(/^demo_[0-9A-Za-z]{32}$/, 'is set by the cluster primary; leave it unset').optional(),
   // Where the secret scanning service publishes the public keys its reports are signed with (https://, or file://).
   SECRET_SCANNING_KEYS_URL: z.string().url().default(GITHUB_SECRET_SCANNING_KEYS_URL),
+  // Webhooks may reach loopback / private / link-local receivers (tests, private deployments); off by default (SSRF).
+  MODELBRIDGE_WEBHOOK_ALLOW_PRIVATE: z.enum(['0', '1']).default('0'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -122,6 +124,8 @@ export interface Config {
   readonly demoToken: string;
   /** The key set that signs secret scanning reports to POST /secret-scanning/github (docs/security.md). */
   readonly secretScanningKeysUrl: string;
+  /** Webhook URLs and deliveries may name loopback / private addresses (docs/webhooks.md). */
+  readonly webhookAllowPrivate: boolean;
 }
 
 export function newDemoToken(): string {
@@ -164,5 +168,6 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: Object.freeze({ allow: Object.freeze(e.METRICS_ALLOW), token: e.METRICS_TOKEN }),
     demoToken: e.MODELBRIDGE_DEMO_TOKEN ?? newDemoToken(),
     secretScanningKeysUrl: e.SECRET_SCANNING_KEYS_URL,
+    webhookAllowPrivate: e.MODELBRIDGE_WEBHOOK_ALLOW_PRIVATE === '1',
   });
 }

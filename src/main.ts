@@ -22,6 +22,7 @@ export function wire(config: Config, options: { db?: Db; clock?: Clock; logger?:
     timeZone: config.timeZone,
     holdTtlMs: config.holdTtlMs,
     onUserDisabled: (userId) => sessions.invalidateUser(userId),
+    webhooks: { allowPrivate: config.webhookAllowPrivate },
   });
   return { config, services, sessions, logger: options.logger ?? createLogger(config.logLevel), metrics: createMetrics() };
 }

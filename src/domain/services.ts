@@ -20,6 +20,9 @@ import { LeaksService } from './keys/leaks.service.js';
 import { ReconcileService } from './billing/reconcile.service.js';
 import { RolloverService } from './billing/rollover.service.js';
 import { StoredResponsesService } from './responses/stored-responses.service.js';
+import { WebhookDeliveryService, type SendWebhook } from './webhooks/delivery.service.js';
+import { WebhooksService } from './webhooks/webhooks.service.js';
+import { postWebhook } from '../outbound/webhook-post.js';
 
 /**
  * A hold nobody renews is released after this + the release job's minute: under 2 minutes for the holds of a dead
@@ -34,6 +37,8 @@ export interface ServicesOptions {
   /** How long a hold lives unless its instance renews it (default 45 s; see MeteringDeps.holdTtlMs). */
   holdTtlMs?: number;
   onUserDisabled?: (userId: string) => Promise<void>;
+  /** MODELBRIDGE_WEBHOOK_ALLOW_PRIVATE (default false), and the sender (tests may replace it). */
+  webhooks?: { allowPrivate: boolean; send?: SendWebhook; random?: () => number };
 }
 
 /** Wires the domain once; every door (portal, tRPC, proxy, jobs, CLI) receives this same object. */
@@ -41,6 +46,8 @@ export function createServices(options: ServicesOptions) {
   const { db, clock, timeZone } = options;
   const audit = new AuditService(clock);
   const models = new ModelsService({ db, clock, audit });
+  const allowPrivate = options.webhooks?.allowPrivate ?? false;
+  const send: SendWebhook = options.webhooks?.send ?? ((url, body, headers) => postWebhook(url, body, headers, { allowPrivate }));
   const keys = new KeysService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) });
   return {
     db,
@@ -66,6 +73,8 @@ export function createServices(options: ServicesOptions) {
     reconcile: new ReconcileService({ db, clock, audit }),
     rollover: new RolloverService({ db, clock, timeZone }),
     storedResponses: new StoredResponsesService({ db, clock }),
+    webhooks: new WebhooksService({ db, clock, audit, allowPrivate }),
+    webhookDelivery: new WebhookDeliveryService({ db, clock, send, random: options.webhooks?.random }),
   };
 }
 

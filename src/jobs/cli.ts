@@ -23,7 +23,7 @@ export async function runJobsFromCli(config: Config, name: string | undefined): 
   const db = createDb({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
   try {
     await migrateLatest(db);
-    const services = createServices({ db, clock: systemClock, timeZone: config.timeZone });
+    const services = createServices({ db, clock: systemClock, timeZone: config.timeZone, webhooks: { allowPrivate: config.webhookAllowPrivate } });
     // Logs go to stderr like everything else the CLI says. At the default level the one-line results below replace
     // the runner's info lines; warnings (drift) and errors still show.
     const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);

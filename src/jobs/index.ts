@@ -1,4 +1,5 @@
 import type { Services } from '../domain/services.js';
+import { deliverWebhooksJob } from './deliver-webhooks.js';
 import { expireKeysJob } from './expire-keys.js';
 import type { Job, JobName } from './job.js';
 import { reconcileJob } from './reconcile.js';
@@ -12,5 +13,6 @@ export function createJobs(services: Services): Record<JobName, Job> {
     'release-holds': releaseStaleHoldsJob(services.metering),
     reconcile: reconcileJob(services.reconcile),
     rollover: rolloverJob(services.rollover, services.timeZone),
+    'deliver-webhooks': deliverWebhooksJob(services.webhookDelivery),
   };
 }

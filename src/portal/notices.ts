@@ -11,6 +11,8 @@ const NOTICES: Record<string, string> = {
   member_removed: 'Member removed. Their keys for this team were revoked.',
   left: 'You left the team. Your keys for it were revoked.',
   token_revoked: 'The token was revoked.',
+  webhook_deleted: 'The webhook was deleted.',
+  test_queued: 'A test event was queued; it is sent within a few seconds.',
   user_created: 'User created.',
   user_updated: 'User updated.',
   credited: 'Top-up recorded.',

@@ -14,6 +14,7 @@ import { keyControlsRoutes } from './key-controls.routes.js';
 import { teamsRoutes } from './teams.routes.js';
 import { usageRoutes } from './usage.routes.js';
 import { tokensRoutes } from './tokens.routes.js';
+import { webhooksRoutes } from './webhooks.routes.js';
 import { adminRoutes } from './admin.routes.js';
 import { accountRoutes, passwordResetRoutes } from './account.routes.js';
 
@@ -75,6 +76,7 @@ export function createPortalRouter(deps: AppDeps): Router {
   router.use(teamsRoutes(portal));
   router.use(usageRoutes(portal));
   router.use(tokensRoutes(portal));
+  router.use(webhooksRoutes(portal));
   router.use('/admin', requireAdmin, adminRoutes(portal));
 
   router.use(notFoundHandler);

@@ -10,6 +10,7 @@ import type { TokenUsage } from '../domain/models/pricing.js';
 import { microToAud, type Micro } from '../domain/money.js';
 import type { Team, TeamMember } from '../domain/teams/teams.service.js';
 import type { ManagementToken } from '../domain/tokens/tokens.service.js';
+import type { WebhookDelivery, WebhookEndpoint } from '../domain/webhooks/webhooks.service.js';
 import type { KeyUsage, UsageEvent, UsageTotals } from '../domain/usage/usage.service.js';
 
 /**
@@ -195,5 +196,16 @@ export function auditDto(e: AuditEvent) {
     ip: e.ip,
     userAgent: e.userAgent,
     createdAt: e.createdAt.toISOString(),
+  };
+}
+
+export function webhookDto(w: WebhookEndpoint) {
+  return { id: w.id, url: w.url, events: w.events, teamId: w.teamId, createdAt: w.createdAt.toISOString() };
+}
+
+export function webhookDeliveryDto(d: WebhookDelivery) {
+  return {
+    id: d.id, eventId: d.eventId, eventType: d.eventType, status: d.status, attempts: d.attempts, lastStatusCode: d.lastStatusCode,
+    lastError: d.lastError, nextAttemptAt: iso(d.nextAttemptAt), deliveredAt: iso(d.deliveredAt), createdAt: d.createdAt.toISOString(),
   };
 }

@@ -6,6 +6,7 @@ import { modelsRouter } from './routers/models.js';
 import { teamsRouter } from './routers/teams.js';
 import { tokensRouter } from './routers/tokens.js';
 import { usageRouter } from './routers/usage.js';
+import { webhooksRouter } from './routers/webhooks.js';
 
 /** The whole API (SPEC §7). Its type is what the shipped client (src/client.ts) is typed against. */
 export const appRouter = router({
@@ -15,6 +16,7 @@ export const appRouter = router({
   usage: usageRouter,
   tokens: tokensRouter,
   models: modelsRouter,
+  webhooks: webhooksRouter,
   admin: adminRouter,
 });
 

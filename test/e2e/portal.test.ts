@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { createJobs } from '../../src/jobs/index.js';
 import { JOB_NAMES } from '../../src/jobs/job.js';
 import { JobRunner } from '../../src/jobs/runner.js';
-import { chromiumAvailable, htmxIdle, openBrowser, type Browser } from './support/browser.js';
+import { chromiumAvailable, htmxIdle, openBrowser, signIn, type Browser } from './support/browser.js';
 
 const DAY = 86_400_000;
 
@@ -243,11 +243,7 @@ describe.skipIf(!chromiumAvailable)('the portal without JavaScript', () => {
 
   it('creates a key with plain form posts and shows the secret once, uncacheable', async () => {
     const { page } = browser;
-    await page.goto(`${app.url}/login`);
-    await page.getByLabel('E-mail').fill(ada.email);
-    await page.getByLabel('Password').fill(ada.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${app.url}/`);
+    await signIn(page, app.url, ada);
     await page.goto(`${app.url}/keys`);
     await page.getByLabel('Name').fill('No-JS key');
     const [response] = await Promise.all([

@@ -6,6 +6,7 @@ import { isInstallationAdmin, type Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, collectFieldErrors, conflict, forbidden, notFound, throwIfFieldErrors } from '../errors.js';
+import { recordKeyEvent } from '../events/key-events.js';
 import { newId } from '../ids.js';
 import { validateExpiry } from '../expiry.js';
 import { validateName } from '../names.js';
@@ -164,6 +165,7 @@ export class KeysService {
       await this.deps.audit.record(tx, actor, 'key.revoke', { type: 'key', id }, {
         ...(isInstallationAdmin(actor) && key.ownerId !== actor.userId && { asInstallationAdmin: true }),
       });
+      await recordKeyEvent(tx, 'key.revoked', id, this.deps.clock.now(), { reason: 'revoked' });
       return this.reload(tx, id);
     });
   }
@@ -195,6 +197,10 @@ export class KeysService {
         updated_at: now,
       });
       await this.deps.audit.record(tx, actor, 'key.rotate', { type: 'key', id }, { successorId: created.key.id, gracePeriodSeconds });
+      // The successor's id only: its secret is in this response and nowhere else.
+      await recordKeyEvent(tx, 'key.rotated', id, now, {
+        successorId: created.key.id, gracePeriodSeconds, retireAt: new Date(now.getTime() + gracePeriodSeconds * 1000).toISOString(),
+      });
       return { ...created, previous: await this.reload(tx, id) };
     });
   }

@@ -5,6 +5,7 @@ import { hashSecret, isWellFormedSecret } from '../../auth/secret-format.js';
 import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
+import { recordKeyEvent } from '../events/key-events.js';
 import { markKeyRevoked } from './keys.service.js';
 
 /** One finding of a secret scanning service: the string it found, its type, and where (GitHub's partner format). */
@@ -118,6 +119,9 @@ export class LeaksService {
     if (retireAt && retireAt.getTime() <= now.getTime()) return { now: false, revokedAt: retireAt };
     await markKeyRevoked(tx, row.id as string, now);
     await this.deps.audit.record(tx, actor, 'key.revoke', { type: 'key', id: row.id as string }, details);
+    const how = details.selfRevoked ? 'self_revoked' : 'secret_scanning';
+    await recordKeyEvent(tx, 'key.leaked', row.id as string, now, { reason: how, url: details.url ?? null });
+    await recordKeyEvent(tx, 'key.revoked', row.id as string, now, { reason: how });
     return { now: true, revokedAt: now };
   }
 }
