@@ -4,6 +4,7 @@ import { AuditService } from './audit/audit.service.js';
 import { UsersService } from './accounts/users.service.js';
 import { LoginThrottle } from './accounts/login-throttle.js';
 import { KeysService } from './keys/keys.service.js';
+import { KeyPolicyService } from './keys/key-policy.service.js';
 import { TeamControlsService } from './teams/team-controls.service.js';
 import { TeamsService } from './teams/teams.service.js';
 import { TokensService } from './tokens/tokens.service.js';
@@ -56,6 +57,7 @@ export function createServices(options: ServicesOptions) {
     audit,
     users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
     keys,
+    keyPolicy: new KeyPolicyService({ db, clock, audit, timeZone, listKeys: (filter, actor) => keys.list(filter, actor) }),
     leaks: new LeaksService({ db, clock, audit }),
     teams: new TeamsService({ db, clock, audit }),
     teamControls: new TeamControlsService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) }),

@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { KEY_STATUSES, type ApiKey, type KeyStatus } from '../domain/keys/key.js';
 import { MAX_GRACE_SECONDS } from '../domain/keys/keys.service.js';
+import { describePolicy } from '../domain/keys/key-policy.js';
 import { teamPermissions } from '../domain/teams/roles.js';
 import { badInput, collectFieldErrors, throwIfFieldErrors } from '../domain/errors.js';
 import { thresholdsText } from './alert-settings.js';
@@ -33,17 +34,19 @@ export function keysRoutes(portal: Portal): Router {
     const teamFilter = owner.startsWith('team:') ? owner.slice(5) : undefined;
     let list = await keys.list({ teamId: teamFilter, status: statusFilter }, v.actor);
     if (owner === 'personal') list = list.filter((k) => k.teamId === null);
+    const creatableTeams = myTeams.filter((t) => t.role && teamPermissions.createKeys(t.role));
     render(
       req,
       res,
       'keys/index',
       {
         title: 'API keys',
+        policyNotes: await policyNotes(creatableTeams),
         rows: rowModels(list, v.user.id, myTeams),
         filters: { owner, status: statusFilter ?? '' },
         statuses: STATUSES,
         teams: myTeams,
-        creatableTeams: myTeams.filter((t) => t.role && teamPermissions.createKeys(t.role)),
+        creatableTeams,
         // "Create a team key" on a team's page links here with ?for=<team id>: the form starts on that team.
         form: { owner: typeof req.query.for === 'string' ? req.query.for : '' },
         createError: null,
@@ -53,6 +56,13 @@ export function keysRoutes(portal: Portal): Router {
       },
       { status, fragment, noStore: !!extra.created },
     );
+  }
+
+  /** The guard-rails in force, in words, for personal keys and each team the viewer may create keys for. */
+  async function policyNotes(creatable: Array<{ id: string; name: string }>): Promise<Array<{ owner: string; text: string }>> {
+    const owners = [{ id: null, label: 'Personal keys' }, ...creatable.map((t) => ({ id: t.id, label: `Team ${t.name}` }))];
+    const notes = await Promise.all(owners.map(async (o) => ({ owner: o.label, text: describePolicy(await deps.services.keyPolicy.inForce(o.id)) })));
+    return notes.filter((n): n is { owner: string; text: string } => n.text !== null);
   }
 
   /** One key as a table row for this viewer (with its team's name). */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_POLICY_EXPIRY_DAYS } from '../domain/keys/key-policy.js';
 import { parseAud, type Micro } from '../domain/money.js';
 import { KEY_STATUSES } from '../domain/keys/key.js';
 import { LIMIT_RESETS } from '../domain/keys/controls.js';
@@ -38,3 +39,10 @@ export const tags = z.array(z.string().max(100)).max(100);
 export const alertThresholds = z.array(z.number().int()).max(20);
 export const teamRole = z.enum(['owner', 'admin', 'member', 'viewer']);
 export const provider = z.enum(['openai', 'anthropic']);
+
+/** The guard-rails on new keys (teams.setKeyPolicy, admin.keyPolicy.set): absent stays, maxExpiryDays null removes. */
+export const keyPolicyInput = {
+  requireLimit: z.boolean().optional(),
+  maxExpiryDays: z.number().int().min(1).max(MAX_POLICY_EXPIRY_DAYS).nullable().optional(),
+  uniqueNames: z.boolean().optional(),
+};

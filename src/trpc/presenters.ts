@@ -1,3 +1,4 @@
+import type { ViolatingKey } from '../domain/keys/key-policy.service.js';
 import type { MemberBudget, TeamControls } from '../domain/teams/team-controls.service.js';
 import type { Plan } from '../domain/accounts/plans.js';
 import type { User } from '../domain/accounts/users.service.js';
@@ -208,4 +209,8 @@ export function webhookDeliveryDto(d: WebhookDelivery) {
     id: d.id, eventId: d.eventId, eventType: d.eventType, status: d.status, attempts: d.attempts, lastStatusCode: d.lastStatusCode,
     lastError: d.lastError, nextAttemptAt: iso(d.nextAttemptAt), deliveredAt: iso(d.deliveredAt), createdAt: d.createdAt.toISOString(),
   };
+}
+
+export function violatingKeyDto(v: ViolatingKey) {
+  return { key: keyDto(v.key), violations: v.violations.map((x) => ({ rule: x.rule, field: x.field, message: x.message })) };
 }

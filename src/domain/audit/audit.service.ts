@@ -4,7 +4,7 @@ import { toDate } from '../../db/rows.js';
 import type { Actor } from '../actor.js';
 import type { Clock } from '../clock.js';
 
-export type AuditTarget = 'key' | 'team' | 'user' | 'balance' | 'token' | 'plan' | 'model' | 'job' | 'webhook';
+export type AuditTarget = 'key' | 'team' | 'user' | 'balance' | 'token' | 'plan' | 'model' | 'job' | 'webhook' | 'installation';
 
 export interface AuditEvent {
   id: string;

@@ -14,6 +14,7 @@ import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
 import { lockedTeamRoleOf, teamRoleOf } from '../teams/membership.js';
 import { teamPermissions, type TeamRole } from '../teams/roles.js';
 import { keyFromRow, statusForLimit, type ApiKey, type KeyStatus } from './key.js';
+import { enforceKeyPolicy } from './key-policy.service.js';
 import { controlColumns, replaceTags, tagsOf, type KeyControlsInput, type ResolveModel } from './key-settings.js';
 
 export const KEY_NAME_MAX = 100;
@@ -72,6 +73,8 @@ export class KeysService {
         if (!role) throw notFound('Team');
         if (!teamPermissions.createKeys(role)) throw forbidden('Viewers cannot create team keys.');
       }
+      const ctx = { now: this.deps.clock.now(), timeZone: this.deps.timeZone };
+      await enforceKeyPolicy(tx, { name, spendLimitMicro: limit, expiresAt, ownerId: actor.userId, teamId: input.teamId ?? null }, ctx);
       const created = await this.insertKey(tx, {
         name, limit, expiresAt, teamId: input.teamId ?? null, ownerId: actor.userId, controls: controls.columns, tags: controls.tags ?? [],
       });
@@ -104,6 +107,11 @@ export class KeysService {
       // Lock the key so a concurrent settlement cannot slip between reading spend and writing the status.
       const key = await this.loadFor(tx, id, actor, 'manage', true);
       if (key.status === 'revoked') throw conflict('This key is revoked; revoked keys cannot be changed.');
+      // A change is judged on what it changes: removing a required limit or taking a name in use is refused, while a
+      // key made before a rule keeps working and can still be edited otherwise (it is listed, not broken).
+      const changed = [...(name !== undefined ? ['name' as const] : []), ...(limit !== undefined ? ['spendLimitMicro' as const] : [])];
+      if (changed.length)
+        await enforceKeyPolicy(tx, { ...key, name: name ?? key.name, spendLimitMicro: limit === undefined ? key.spendLimitMicro : limit }, { now: this.deps.clock.now(), timeZone: this.deps.timeZone }, changed);
       const patch: Record<string, unknown> = { updated_at: this.deps.clock.now() };
       if (name !== undefined) patch.name = name;
       Object.assign(patch, controls.columns);
@@ -173,6 +181,8 @@ export class KeysService {
   /**
    * Creates a successor with the same name, team, limit and expiry; the old key keeps working for the grace
    * period (so a deploy can switch over) and then retires. Grace 0 revokes the old key at once.
+   * Not subject to the guard-rails on new keys: rotation replaces a key (above all a leaked one) and must never be
+   * refused; a successor that breaks a rule is listed with the other violating keys, for its people to fix.
    */
   async rotate(id: string, gracePeriodSeconds: number, actor: Actor): Promise<{ key: ApiKey; secret: string; previous: ApiKey }> {
     if (!Number.isInteger(gracePeriodSeconds) || gracePeriodSeconds < 0 || gracePeriodSeconds > MAX_GRACE_SECONDS)

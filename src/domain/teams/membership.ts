@@ -1,5 +1,7 @@
 import type { Queryable } from '../../db/knex.js';
-import type { TeamRole } from './roles.js';
+import type { Actor } from '../actor.js';
+import { forbidden, notFound } from '../errors.js';
+import { teamPermissions, type TeamRole } from './roles.js';
 
 /**
  * Reading team membership. A role check that guards a write must hold a lock on the membership row it read, in the
@@ -22,6 +24,16 @@ export async function teamRoleOf(q: Queryable, teamId: string, userId: string): 
 export async function lockedTeamRoleOf(tx: Queryable, teamId: string, userId: string): Promise<TeamRole | null> {
   const row = await tx('team_members').where({ team_id: teamId, user_id: userId }).forUpdate().first('role');
   return (row?.role as TeamRole | undefined) ?? null;
+}
+
+/**
+ * For the settings only owners and admins change (key controls, member budgets, key guard-rails): the caller's role
+ * under a lock in the write's transaction, so a demotion running now finishes first, or waits for this write.
+ */
+export async function requireTeamManager(tx: Queryable, teamId: string, actor: Actor, refusal: string): Promise<void> {
+  const role = await lockedTeamRoleOf(tx, teamId, actor.userId);
+  if (!role) throw notFound('Team');
+  if (!teamPermissions.manageMembers(role)) throw forbidden(refusal);
 }
 
 /**

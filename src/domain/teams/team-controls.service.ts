@@ -6,12 +6,11 @@ import type { AuditService } from '../audit/audit.service.js';
 import { parseThresholds, storeThresholds, validateAlertThresholds } from '../billing/alerts.js';
 import { billingPeriodAt } from '../billing/period.js';
 import type { Clock } from '../clock.js';
-import { badInput, forbidden, notFound } from '../errors.js';
+import { badInput, notFound } from '../errors.js';
 import { parseModelList, storeModelList } from '../keys/controls.js';
 import { resolveModelList, validateRateLimit, type ResolveModel } from '../keys/key-settings.js';
 import { MAX_AMOUNT_MICRO, toMicro, toMicroOrNull, type Micro } from '../money.js';
-import { lockedTeamRoleOf, teamRoleOf } from './membership.js';
-import { teamPermissions } from './roles.js';
+import { requireTeamManager, teamRoleOf } from './membership.js';
 
 /** A team's controls over its keys (docs/limits.md): the list its keys cannot widen, and rate-limit defaults. */
 export interface TeamControls {
@@ -99,11 +98,8 @@ export class TeamControlsService {
     return (await this.get(teamId, actor)).members.find((m) => m.userId === userId)!;
   }
 
-  /** Under a lock in the write's transaction: a demotion running now finishes first, or waits for this write. */
   private async requireManager(q: Queryable, teamId: string, actor: Actor): Promise<void> {
-    const role = await lockedTeamRoleOf(q, teamId, actor.userId);
-    if (!role) throw notFound('Team');
-    if (!teamPermissions.manageMembers(role)) throw forbidden('Only team owners and admins set the team’s key controls and member budgets.');
+    await requireTeamManager(q, teamId, actor, 'Only team owners and admins set the team’s key controls and member budgets.');
   }
 }
 

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { adminProcedure, router } from '../init.js';
-import { aud, id, provider, text } from '../inputs.js';
+import { aud, id, keyPolicyInput, provider, text } from '../inputs.js';
 import { microToAud } from '../../domain/money.js';
-import { auditDto, modelDto, planDto, userDto } from '../presenters.js';
+import { auditDto, modelDto, planDto, userDto, violatingKeyDto } from '../presenters.js';
 
 const planFields = {
   name: text,
@@ -122,7 +122,17 @@ const auditRouter = router({
     }),
 });
 
+const keyPolicyRouter = router({
+  /** The installation's guard-rails on every new key, and the keys of the installation that break the policy in force. */
+  get: adminProcedure.query(async ({ ctx }) => {
+    const { keyPolicy } = ctx.deps.services;
+    return { policy: await keyPolicy.installation(), violatingKeys: (await keyPolicy.violatingKeys({ all: true }, ctx.actor)).map(violatingKeyDto) };
+  }),
+  set: adminProcedure.input(z.object(keyPolicyInput).strict()).mutation(async ({ ctx, input }) => ctx.deps.services.keyPolicy.setInstallation(input, ctx.actor)),
+});
+
 export const adminRouter = router({
+  keyPolicy: keyPolicyRouter,
   users: usersRouter,
   models: modelsRouter,
   plans: plansRouter,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../init.js';
-import { alertThresholds, aud, id, modelList, rateLimit, teamRole, text } from '../inputs.js';
-import { memberBudgetDto, memberDto, teamControlsDto, teamDto } from '../presenters.js';
+import { alertThresholds, aud, id, keyPolicyInput, modelList, rateLimit, teamRole, text } from '../inputs.js';
+import { memberBudgetDto, memberDto, teamControlsDto, teamDto, violatingKeyDto } from '../presenters.js';
 
 export const teamsRouter = router({
   create: authedProcedure
@@ -42,6 +42,22 @@ export const teamsRouter = router({
     .input(z.object({ teamId: id, userId: id, budgetAud: aud.nullable() }).strict())
     .mutation(async ({ ctx, input }) =>
       memberBudgetDto(await ctx.deps.services.teamControls.setMemberBudget(input.teamId, input.userId, input.budgetAud, ctx.actor))),
+
+  /** The team's guard-rails on new keys and the team keys that break the policy now in force (listed, not broken). */
+  keyPolicy: authedProcedure.input(z.object({ teamId: id }).strict()).query(async ({ ctx, input }) => {
+    const { keyPolicy } = ctx.deps.services;
+    const policy = await keyPolicy.team(input.teamId, ctx.actor);
+    const violating = await keyPolicy.violatingKeys({ teamId: input.teamId }, ctx.actor);
+    return { policy, violatingKeys: violating.map(violatingKeyDto) };
+  }),
+
+  /** Owners and admins: every new team key needs a limit / an expiry within N days / a name unique per owner. */
+  setKeyPolicy: authedProcedure
+    .input(z.object({ teamId: id, ...keyPolicyInput }).strict())
+    .mutation(async ({ ctx, input }) => {
+      const { teamId, ...changes } = input;
+      return ctx.deps.services.keyPolicy.setTeam(teamId, changes, ctx.actor);
+    }),
 
   addMember: authedProcedure
     .input(z.object({ teamId: id, email: text, role: teamRole }).strict())
