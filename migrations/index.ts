@@ -28,6 +28,7 @@ import * as addSpendAlerts from './20261204110000_add-spend-alerts.js';
 import * as addBalanceAlerts from './20261204110100_add-balance-alerts.js';
 import * as addKeyPolicyToTeams from './20261205100000_add-key-policy-to-teams.js';
 import * as createInstallationSettings from './20261205100100_create-installation-settings.js';
+import * as createTeamInvites from './20261205110000_create-team-invites.js';
 import * as createEvents from './20261205120000_create-events.js';
 import * as createWebhookEndpoints from './20261205120100_create-webhook-endpoints.js';
 import * as createWebhookDeliveries from './20261205120200_create-webhook-deliveries.js';
@@ -68,6 +69,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261204110100_add-balance-alerts', addBalanceAlerts],
   ['20261205100000_add-key-policy-to-teams', addKeyPolicyToTeams],
   ['20261205100100_create-installation-settings', createInstallationSettings],
+  ['20261205110000_create-team-invites', createTeamInvites],
   ['20261205120000_create-events', createEvents],
   ['20261205120100_create-webhook-endpoints', createWebhookEndpoints],
   ['20261205120200_create-webhook-deliveries', createWebhookDeliveries],

@@ -128,8 +128,7 @@ export async function runCli(argv: string[]): Promise<void> {
       const secret = await withServices(config, async (s) => {
         const user = await s.users.findByEmail(values.email!);
         if (!user) fail(`no user with e-mail ${values.email}`);
-        const actor: Actor = { userId: user.id, role: user.role, via: 'cli' };
-        return (await s.tokens.create({ name: values.name!, expiresAt }, actor)).secret;
+        return (await s.tokens.create({ name: values.name!, expiresAt, ownerId: user.id }, cliActor)).secret;
       });
       process.stdout.write(`${secret}\n`);
       return;

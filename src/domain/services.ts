@@ -7,6 +7,7 @@ import { KeysService } from './keys/keys.service.js';
 import { KeyPolicyService } from './keys/key-policy.service.js';
 import { TeamControlsService } from './teams/team-controls.service.js';
 import { TeamsService } from './teams/teams.service.js';
+import { InvitesService } from './teams/invites.service.js';
 import { TokensService } from './tokens/tokens.service.js';
 import { BalancesService } from './billing/balances.service.js';
 import { MeteringService } from './billing/metering.service.js';
@@ -49,17 +50,19 @@ export function createServices(options: ServicesOptions) {
   const models = new ModelsService({ db, clock, audit });
   const allowPrivate = options.webhooks?.allowPrivate ?? false;
   const send: SendWebhook = options.webhooks?.send ?? ((url, body, headers) => postWebhook(url, body, headers, { allowPrivate }));
+  const users = new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled });
   const keys = new KeysService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) });
   return {
     db,
     clock,
     timeZone,
     audit,
-    users: new UsersService({ db, clock, audit, timeZone, onDisabled: options.onUserDisabled }),
+    users,
     keys,
     keyPolicy: new KeyPolicyService({ db, clock, audit, timeZone, listKeys: (filter, actor) => keys.list(filter, actor) }),
     leaks: new LeaksService({ db, clock, audit }),
     teams: new TeamsService({ db, clock, audit }),
+    invites: new InvitesService({ db, clock, audit, users }),
     teamControls: new TeamControlsService({ db, clock, audit, timeZone, resolveModel: (name) => models.lookup(name) }),
     tokens: new TokensService({ db, clock, audit }),
     loginThrottle: new LoginThrottle({ db, clock }),

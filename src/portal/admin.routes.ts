@@ -5,10 +5,16 @@ import { badInput, notFound } from '../domain/errors.js';
 import { JOB_NAMES } from '../jobs/job.js';
 import { KEY_STATUSES as ALL_KEY_STATUSES, type KeyStatus } from '../domain/keys/key.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
-import { choice, optionalAud, requiredAud, text } from './forms.js';
+import { choice, isoDateText, localDateStart, optionalAud, requiredAud, text } from './forms.js';
+import { AUDIT_ACTIONS, describeAuditEvent } from '../domain/audit/describe-event.js';
+import { auditNames } from '../domain/audit/audit-names.js';
 import { publicBase } from './view-models.js';
 
 const KEY_STATUSES: readonly KeyStatus[] = ALL_KEY_STATUSES;
+const AUDIT_PAGE = 100;
+const AUDIT_TARGETS = ['key', 'team', 'user', 'token', 'plan', 'model'] as const;
+/** The actors that are not a person (the audit row's actor_kind). */
+const AUDIT_ACTOR_KINDS = ['cli', 'system', 'key', 'scanner'] as const;
 
 const JOB_DESCRIPTIONS: Record<string, string> = {
   'expire-keys': 'Marks keys past their expiry as expired (every minute).',
@@ -166,19 +172,36 @@ export function adminRoutes(portal: Portal): Router {
     back(res, 'models', 'model_saved');
   });
 
+  // The audit log as sentences with links (issue #15, point 13), filtered by who, what kind of action, target, period.
   router.get('/audit', async (req, res) => {
-    const targetType = typeof req.query.type === 'string' && /^[a-z]{1,20}$/.test(req.query.type) ? req.query.type : undefined;
-    const before = typeof req.query.before === 'string' && /^\d+$/.test(req.query.before) ? req.query.before : undefined;
-    const [events, all] = await Promise.all([audit.list(db, { targetType, beforeId: before, limit: 100 }), users.list()]);
-    const emails = Object.fromEntries(all.map((u) => [u.id, u.email]));
+    const v = viewer(res);
+    const q = req.query;
+    const form = {
+      type: choice(q.type, AUDIT_TARGETS) ?? '', action: choice(q.action, AUDIT_ACTIONS) ?? '', actor: typeof q.actor === 'string' ? q.actor.slice(0, 40) : '',
+      from: typeof q.from === 'string' ? isoDateText(q.from.slice(0, 10)) : '', to: typeof q.to === 'string' ? isoDateText(q.to.slice(0, 10)) : '',
+    };
+    const [, actorId] = /^user:([0-9A-Za-z]{1,32})$/.exec(form.actor) ?? [];
+    const actorKind = choice(form.actor, AUDIT_ACTOR_KINDS);
+    const from = localDateStart(form.from, v.timeZone) ?? undefined;
+    const to = localDateStart(form.to, v.timeZone, 1) ?? undefined;
+    const before = typeof q.before === 'string' && /^\d+$/.test(q.before) ? q.before : undefined;
+    const events = await audit.list(db, {
+      targetType: form.type || undefined, action: form.action || undefined, actorId, actorKind: actorId ? undefined : actorKind ?? undefined,
+      from, to, beforeId: before, limit: AUDIT_PAGE,
+    });
+    const names = await auditNames(db, events);
+    const query = new URLSearchParams(Object.entries(form).filter(([, value]) => value)).toString();
     render(req, res, 'admin/audit', {
       title: 'Audit log',
       section: 'audit',
-      events,
-      emails,
-      type: targetType ?? '',
-      types: ['key', 'team', 'user', 'balance', 'token', 'plan', 'model', 'job'],
-      nextUrl: events.length === 100 ? `/admin/audit?${targetType ? `type=${targetType}&` : ''}before=${events[events.length - 1]!.id}` : null,
+      lines: events.map((e) => ({ event: e, ...describeAuditEvent(e, names) })),
+      form,
+      people: await users.list(),
+      actorKinds: AUDIT_ACTOR_KINDS,
+      actions: AUDIT_ACTIONS,
+      types: AUDIT_TARGETS,
+      rangeError: from && to && from.getTime() >= to.getTime() ? 'The “From” date is after the “To” date, so nothing can match: swap them.' : null,
+      nextUrl: events.length === AUDIT_PAGE ? `/admin/audit?${query}${query ? '&' : ''}before=${events[events.length - 1]!.id}` : null,
     });
   });
 

@@ -5,21 +5,15 @@ import { createFirstAdmin, needsFirstRun } from '../domain/accounts/first-run.js
 import { notFound } from '../domain/errors.js';
 import { formBody, onBadInput, viewerOf, type Portal } from './context.js';
 import { safeNext, text } from './forms.js';
+import { startSession } from './sign-in.js';
 
-/** Sign-in, sign-up, first-run set-up and sign-out: the only portal pages open without a session. */
+/** Sign-in, sign-up, first-run set-up and sign-out: with the reset and invite links, the portal pages open without a session. */
 export function authRoutes(portal: Portal): Router {
   const { deps, render } = portal;
   const { users, loginThrottle } = deps.services;
   const router = Router();
 
-  /** Starts a brand-new session (never reusing one the browser brought along) and sends the user on. */
-  async function signIn(req: Request, res: Response, user: User, next: string) {
-    const previous = viewerOf(res)?.sessionId ?? deps.sessions.readCookie(req.headers.cookie);
-    if (previous) await deps.sessions.invalidate(previous);
-    const cookie = await deps.sessions.create(user.id, { ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
-    res.append('Set-Cookie', cookie.serialize());
-    res.redirect(303, next);
-  }
+  const signIn = (req: Request, res: Response, user: User, next: string) => startSession(deps, req, res, user, next);
 
   router.get('/login', async (req, res) => {
     if (viewerOf(res)) return res.redirect(303, '/');

@@ -24,7 +24,11 @@ export function requiredAud(body: FormBody, name: string, label: string): Micro 
   return micro;
 }
 
-const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+/** Day first, as Australians write dates: 25/12/2026, 5/1/2027, 25.12.2026. Never month first. */
+const AU_DATE = /^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$/;
+
+export const DATE_HINT = 'Dates look like 31/12/2026 (day first) or 2026-12-31.';
 
 /**
  * An optional date from <input type="date">, read as "through the end of that day" in the viewer's time zone:
@@ -34,7 +38,7 @@ export function optionalEndOfLocalDate(body: FormBody, name: string, timeZone: s
   const raw = text(body, name).trim();
   if (raw === '') return null;
   const date = calendarDate(raw);
-  if (!date) throw badInput('Dates look like 2026-12-31.');
+  if (!date) throw badInput(DATE_HINT);
   return startOfLocalDate(date.year, date.month, date.day + 1, timeZone);
 }
 
@@ -46,14 +50,22 @@ export function localDateStart(raw: unknown, timeZone: string, dayOffset = 0): D
   return startOfLocalDate(date.year, date.month, date.day + dayOffset, timeZone);
 }
 
+/** A date field's value as YYYY-MM-DD (what <input type="date"> shows again), or as typed when it is no date. */
+export function isoDateText(raw: string): string {
+  const date = calendarDate(raw.trim());
+  return date ? `${date.year}-${String(date.month).padStart(2, '0')}-${String(date.day).padStart(2, '0')}` : raw;
+}
+
 /**
- * YYYY-MM-DD naming a day that exists: 2026-02-30 or 2026-99-99 is refused, not rolled over into another month
- * or year (Date arithmetic would turn 2026-99-99 into 2034).
+ * YYYY-MM-DD (what <input type="date"> sends), or DD/MM/YYYY typed where the browser shows a plain text field,
+ * naming a day that exists: 2026-02-30 or 2026-99-99 is refused, not rolled over into another month or year (Date
+ * arithmetic would turn 2026-99-99 into 2034), and so is a month-first 12/25/2026.
  */
 function calendarDate(raw: string): { year: number; month: number; day: number } | null {
-  const m = DATE.exec(raw);
-  if (!m) return null;
-  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const iso = ISO_DATE.exec(raw);
+  const au = iso ? null : AU_DATE.exec(raw);
+  if (!iso && !au) return null;
+  const [year, month, day] = iso ? [Number(iso[1]), Number(iso[2]), Number(iso[3])] : [Number(au![3]), Number(au![2]), Number(au![1])];
   const probe = new Date(Date.UTC(year, month - 1, day));
   if (probe.getUTCFullYear() !== year || probe.getUTCMonth() !== month - 1 || probe.getUTCDate() !== day) return null;
   return { year, month, day };

@@ -112,7 +112,7 @@ export function keysRoutes(portal: Portal): Router {
     const since = new Date(clock.now().getTime() - 30 * 86_400_000);
     const [daily, models, recent, myTeams, successor, visible, refused, alerts] = await Promise.all([
       reports.daily(scope, 30, v.timeZone),
-      reports.byModel(scope, since),
+      reports.byModel(scope, { from: since }),
       usage.list({ keyId: key.id, limit: 25 }, v.actor),
       teams.list(v.actor),
       key.rotatedToId ? keys.get(key.rotatedToId, v.actor).catch(() => null) : Promise.resolve(null),

@@ -8,6 +8,8 @@ const NOTICES: Record<string, string> = {
   team_created: 'Team created.',
   member_added: 'Member added.',
   member_updated: 'Role updated.',
+  invite_accepted: 'Welcome: you joined the team.',
+  invite_revoked: 'Invitation withdrawn. Its link no longer works.',
   member_removed: 'Member removed. Their keys for this team were revoked.',
   left: 'You left the team. Your keys for it were revoked.',
   token_revoked: 'The token was revoked.',

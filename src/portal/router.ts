@@ -16,7 +16,9 @@ import { usageRoutes } from './usage.routes.js';
 import { tokensRoutes } from './tokens.routes.js';
 import { webhooksRoutes } from './webhooks.routes.js';
 import { adminRoutes } from './admin.routes.js';
+import { adminUsageRoutes } from './admin-usage.routes.js';
 import { accountRoutes, passwordResetRoutes } from './account.routes.js';
+import { inviteRoutes } from './invites.routes.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../../public', import.meta.url));
 const HTMX_FILE = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js');
@@ -68,6 +70,7 @@ export function createPortalRouter(deps: AppDeps): Router {
 
   router.use(authRoutes(portal));
   router.use(passwordResetRoutes(portal));
+  router.use(inviteRoutes(portal));
   router.use(requireUser);
   router.use(accountRoutes(portal));
   router.use(dashboardRoutes(portal));
@@ -77,7 +80,7 @@ export function createPortalRouter(deps: AppDeps): Router {
   router.use(usageRoutes(portal));
   router.use(tokensRoutes(portal));
   router.use(webhooksRoutes(portal));
-  router.use('/admin', requireAdmin, adminRoutes(portal));
+  router.use('/admin', requireAdmin, adminRoutes(portal), adminUsageRoutes(portal));
 
   router.use(notFoundHandler);
   router.use(portalErrorHandler(render, deps.logger));

@@ -5,11 +5,11 @@ import { badInput, notFound, UnknownEmailError } from '../domain/errors.js';
 import { thresholdsFromForm, thresholdsText } from './alert-settings.js';
 import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
 import { choice, optionalAud, text } from './forms.js';
-import { rowModel, teamNames } from './view-models.js';
+import { publicBase, rowModel, teamNames } from './view-models.js';
 
 export function teamsRoutes(portal: Portal): Router {
   const { deps, render, reports } = portal;
-  const { teams, keys, clock } = deps.services;
+  const { teams, invites, keys, clock } = deps.services;
   const router = Router();
 
   async function listPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
@@ -42,14 +42,16 @@ export function teamsRoutes(portal: Portal): Router {
     const period = billingPeriodAt(clock.now(), deps.config.timeZone);
     const scope = role ? await reports.scope({ teamId: team.id }, v.actor) : { keys: null };
     const [byUser, byKey, total] = await Promise.all([
-      reports.byUser(scope, period.start),
-      reports.byKey(scope, period.start),
+      reports.byUser(scope, { from: period.start }),
+      reports.byKey(scope, { from: period.start }),
       reports.total(scope, period.start),
     ]);
     const names = teamNames([team]);
     const controls = await deps.services.teamControls.get(team.id, v.actor);
     const budgets = new Map(controls.members.map((b) => [b.userId, b]));
     const alerts = await deps.services.alerts.forTeam(team.id, v.actor);
+    const canManageMembers = role !== null && teamPermissions.manageMembers(role);
+    const pendingInvites = canManageMembers ? await invites.listPending(team.id, v.actor) : [];
     render(
       req,
       res,
@@ -61,7 +63,7 @@ export function teamsRoutes(portal: Portal): Router {
         roles: TEAM_ROLES,
         can: {
           createKeys: role !== null && teamPermissions.createKeys(role),
-          manageMembers: role !== null && teamPermissions.manageMembers(role),
+          manageMembers: canManageMembers,
           seesAllKeys: seesAll,
           seesKeys: seesAll || (role !== null && teamPermissions.manageOwnKeys(role)),
           grantableRoles: role ? TEAM_ROLES.filter((r) => teamPermissions.canManageRole(role, r)) : [],
@@ -81,9 +83,14 @@ export function teamsRoutes(portal: Portal): Router {
         memberForm: {},
         memberError: null,
         emailError: null,
+        invites: pendingInvites,
+        inviteLink: null,
+        inviteForm: {},
+        inviteError: null,
         ...extra,
       },
-      { status, fragment: 'teams/_members' },
+      // An invite link is shown once, in the answer to the POST that made it: never stored by the browser.
+      { status, fragment: 'teams/_members', noStore: !!extra.inviteLink },
     );
   }
 
@@ -103,6 +110,25 @@ export function teamsRoutes(portal: Portal): Router {
       throw err;
     }
     res.redirect(303, `/teams/${encodeURIComponent(param(req, 'id'))}?done=member_added`);
+  });
+
+  // An invitation by e-mail: the one-time link is shown once, straight in this POST's answer (never redirected with).
+  router.post('/teams/:id/invites', async (req, res) => {
+    const v = viewer(res);
+    const teamId = param(req, 'id');
+    const inviteForm = { email: text(formBody(req), 'email'), role: text(formBody(req), 'role') };
+    onBadInput(res, (inviteError, status) => teamPage(req, res, teamId, { inviteForm, inviteError }, status));
+    const { invite, token } = await invites.create(teamId, inviteForm.email, roleFrom(inviteForm.role), v.actor);
+    const url = `${publicBase(req, deps.config.publicUrl)}/invite/${token}`;
+    await teamPage(req, res, teamId, { inviteLink: { email: invite.email, role: invite.role, url, expiresAt: invite.expiresAt } }, 201);
+  });
+
+  router.post('/teams/:id/invites/:inviteId/revoke', async (req, res) => {
+    const v = viewer(res);
+    const teamId = param(req, 'id');
+    onBadInput(res, (inviteError, status) => teamPage(req, res, teamId, { inviteError }, status));
+    await invites.revoke(teamId, param(req, 'inviteId'), v.actor);
+    res.redirect(303, `/teams/${encodeURIComponent(teamId)}?done=invite_revoked#team-invites`);
   });
 
   router.post('/teams/:id/members/:userId/role', async (req, res) => {

@@ -2,9 +2,9 @@ import { Router, type Request } from 'express';
 import type { UsageEvent, UsageFilter } from '../domain/usage/usage.service.js';
 import { microToAud } from '../domain/money.js';
 import { viewer, type Portal, type Viewer } from './context.js';
-import { localDateStart } from './forms.js';
+import { isoDateText, localDateStart } from './forms.js';
 import { teamNames } from './view-models.js';
-import { localDateOf } from '../domain/billing/period.js';
+import { csvCell, csvDate } from './csv.js';
 
 const PAGE_SIZE = 50;
 const CSV_PAGE = 500;
@@ -20,7 +20,7 @@ export function usageRoutes(portal: Portal): Router {
   function filterOf(req: Request, v: Viewer) {
     const q = req.query;
     const str = (x: unknown) => (typeof x === 'string' && x.length <= 100 ? x.trim() : '');
-    const form = { key: str(q.key), team: str(q.team), tag: str(q.tag), from: str(q.from), to: str(q.to) };
+    const form = { key: str(q.key), team: str(q.team), tag: str(q.tag), from: isoDateText(str(q.from)), to: isoDateText(str(q.to)) };
     const filter: UsageFilter = {
       keyId: form.key || undefined,
       tag: form.tag || undefined,
@@ -104,23 +104,10 @@ const CSV_COLUMNS = [
   'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'reasoning_tokens', 'key_tags',
 ];
 
-/** Today in the viewer's time zone (a file exported on the morning of 3 Dec in Sydney is dated 3 Dec, not 2 Dec UTC). */
-function csvDate(now: Date, timeZone: string): string {
-  const d = localDateOf(now, timeZone);
-  return `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
-}
-
 function csvRow(e: UsageEvent, keyName: string, keyTags: string[]): string {
   return [
     e.createdAt.toISOString(), e.requestId, e.keyId, keyName, e.teamId ?? '', e.model, e.provider, e.endpoint, e.outcome,
     e.httpStatus, e.inputTokens, e.outputTokens, microToAud(e.costMicro), e.estimated, e.streamed, e.latencyMs,
     e.cachedInputTokens, e.cacheWrite5mTokens, e.cacheWrite1hTokens, e.reasoningTokens, keyTags.join(' '),
   ].map(csvCell).join(',');
-}
-
-/** Quotes when needed, and defuses spreadsheet formulas (a key named "=HYPERLINK(…)" stays text). */
-function csvCell(value: unknown): string {
-  let s = String(value);
-  if (/^[=+\-@\t\r]/.test(s) && typeof value === 'string') s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

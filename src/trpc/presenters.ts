@@ -10,9 +10,11 @@ import type { CatalogListing } from '../domain/models/models.service.js';
 import type { TokenUsage } from '../domain/models/pricing.js';
 import { microToAud, type Micro } from '../domain/money.js';
 import type { Team, TeamMember } from '../domain/teams/teams.service.js';
+import type { TeamInvite } from '../domain/teams/invites.service.js';
 import type { ManagementToken } from '../domain/tokens/tokens.service.js';
 import type { WebhookDelivery, WebhookEndpoint } from '../domain/webhooks/webhooks.service.js';
 import type { KeyUsage, UsageEvent, UsageTotals } from '../domain/usage/usage.service.js';
+import type { Breakdown, InstallationSummary } from '../domain/usage/usage-reports.js';
 
 /**
  * Domain values → the API's wire shapes (SPEC §7): money as AUD decimal strings, timestamps as ISO-8601, ids as
@@ -71,6 +73,10 @@ export function teamDto(t: Team) {
 
 export function memberDto(m: TeamMember) {
   return { userId: m.userId, email: m.email, name: m.name, role: m.role };
+}
+
+export function inviteDto(i: TeamInvite) {
+  return { id: i.id, teamId: i.teamId, email: i.email, role: i.role, expiresAt: i.expiresAt.toISOString(), createdAt: i.createdAt.toISOString() };
 }
 
 export function userDto(u: User) {
@@ -154,6 +160,25 @@ export function keyUsageDto(u: KeyUsage) {
     totals: totalsDto(u.totals),
     byDay: u.byDay.map((d) => ({ day: d.day, ...totalsDto(d) })),
     byModel: u.byModel.map((m) => ({ model: m.model, ...totalsDto(m) })),
+  };
+}
+
+function breakdownDto(b: Breakdown) {
+  return { id: b.id, label: b.label, requests: b.requests, inputTokens: b.inputTokens, outputTokens: b.outputTokens, costAud: microToAud(b.costMicro) };
+}
+
+export function installationSummaryDto(s: InstallationSummary) {
+  return {
+    from: s.from.toISOString(),
+    to: s.to.toISOString(),
+    total: { requests: s.total.requests, inputTokens: s.total.inputTokens, outputTokens: s.total.outputTokens, costAud: microToAud(s.total.costMicro) },
+    bucketDays: s.bucketDays,
+    over: s.over.map((d) => ({ day: d.date, requests: d.requests, costAud: microToAud(d.costMicro) })),
+    byModel: s.byModel.map(breakdownDto),
+    byProvider: s.byProvider.map(breakdownDto),
+    /** `id: null` is the personal keys. */
+    byTeam: s.byTeam.map((b) => ({ ...breakdownDto(b), id: b.id || null, label: b.label || null })),
+    byUser: s.byUser.map(breakdownDto),
   };
 }
 

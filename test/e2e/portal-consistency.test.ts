@@ -206,6 +206,7 @@ describe.skipIf(!chromiumAvailable)('issue #15: one way to confirm, one way to f
           ['/usage', '#f-key', 'first', /key=/],
           ['/admin/keys', '#ak-status', 'revoked', /status=revoked/],
           ['/admin/audit', '#a-type', 'key', /type=key/],
+          ['/admin/audit', '#a-action', 'key.create', /action=key.create/],
         ];
         for (const [path, select, value, expected] of filters) {
           await page.goto(`${app.url}${path}`);

@@ -125,6 +125,18 @@ describe(`CLI: jobs:run and credit (${dialect})`, { timeout: 120_000 }, () => {
     expect(await t.db('ledger_entries').count({ n: '*' }).first()).toEqual(before);
   });
 
+  it('token:create makes a token owned by the user, audited as the CLI like every other CLI action', async () => {
+    const owner = await makeUser(services);
+    const made = await cli('token:create', '--email', owner.email, '--name', 'deploy');
+    expect(made.code).toBe(0);
+    const token = await t.db('management_tokens').where({ user_id: owner.user.id }).first();
+    expect(token.name).toBe('deploy');
+    const audit = await t.db('audit_events').where({ action: 'token.create', target_id: token.id }).first();
+    expect({ actorId: audit.actor_id, actorKind: audit.actor_kind }).toEqual({ actorId: 'cli', actorKind: 'cli' });
+    expect(JSON.parse(audit.details)).toEqual({ name: 'deploy', ownerId: owner.user.id });
+    expect(audit.details).not.toContain(made.stdout.trim());
+  });
+
   it('user:password sets a locked-out user\'s password, ends their sessions and is audited as cli', async () => {
     const admin = await makeUser(services, { admin: true });
     await t.db('sessions').insert({ id: 'x'.repeat(64), user_id: admin.user.id, expires_at: new Date(Date.now() + 60_000), created_at: new Date() });

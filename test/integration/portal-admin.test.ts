@@ -3,7 +3,7 @@ import { startTestApp, type TestApp } from '../support/app.js';
 import { makeKey, makeTeam, makeUser, type TestUser } from '../support/factories.js';
 import { portalClient, signIn, type PortalClient } from '../support/portal.js';
 
-const ADMIN_PAGES = ['/admin', '/admin/users', '/admin/keys', '/admin/balances', '/admin/plans', '/admin/models', '/admin/audit', '/admin/jobs'];
+const ADMIN_PAGES = ['/admin', '/admin/users', '/admin/keys', '/admin/usage', '/admin/balances', '/admin/plans', '/admin/models', '/admin/audit', '/admin/jobs'];
 
 describe('admin area', () => {
   let app: TestApp;
@@ -105,13 +105,13 @@ describe('admin area', () => {
   it('shows the audit log with actors, never a secret', async () => {
     const { secret } = await makeKey(app.services, ivy, { name: 'audited key' });
     const res = await admin.get('/admin/audit');
-    expect(res.text).toContain('key.create');
-    expect(res.text).toContain('balance.credit');
+    expect(res.text).toContain('created the key <a href=');
+    expect(res.text).toContain('topped up the prepaid balance of');
     expect(res.text).toContain('root@admin.test');
     expect(res.text).not.toContain(secret);
     const keysOnly = await admin.get('/admin/audit?type=key');
-    expect(keysOnly.text).toContain('key.create');
-    expect(keysOnly.text).not.toContain('balance.credit');
+    expect(keysOnly.text).toContain('created the key');
+    expect(keysOnly.text).not.toContain('topped up');
   });
 
   it('shows job status, "not run yet" before the first run, and the result after one', async () => {

@@ -63,7 +63,7 @@ describe('API keys pages', () => {
       [{ name: '   ' }, 'A key name is 1 to 100 characters.'],
       [{ name: 'ok', limit: 'ten dollars' }, 'The spending limit must be an amount in AUD'],
       [{ name: 'ok', expires: '2001-01-01' }, 'The expiry must be in the future.'],
-      [{ name: 'ok', expires: '31/12/2099' }, 'Dates look like 2026-12-31.'],
+      [{ name: 'ok', expires: '12/31/2099' }, 'Dates look like 31/12/2026 (day first) or 2026-12-31.'],
     ] as const) {
       const res = await client.post('/keys', form);
       expect(res.status).toBe(400);

@@ -104,7 +104,7 @@ describe(`bad input gets a 4xx, never a 5xx (${dialect})`, () => {
       for (const expires of ['2026-99-99', '2027-02-30', '2027-13-01']) {
         const res = await browser.post('/keys', { name: 'bad date', expires });
         expect(res.status, expires).toBe(400);
-        expect(res.text).toContain('Dates look like 2026-12-31.');
+        expect(res.text).toContain('Dates look like 31/12/2026 (day first) or 2026-12-31.');
       }
       expect((await f.app.services.keys.list({}, user.actor)).some((k) => k.name === 'bad date')).toBe(false);
     });

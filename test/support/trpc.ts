@@ -80,7 +80,7 @@ let requestSeq = 0;
 export async function insertUsageEvent(
   app: TestApp,
   key: { id: string; ownerId: string; teamId: string | null },
-  e: { model?: string; costMicro?: number; inputTokens?: number; outputTokens?: number; cachedInputTokens?: number; reasoningTokens?: number; at?: Date } = {},
+  e: { model?: string; provider?: string; costMicro?: number; inputTokens?: number; outputTokens?: number; cachedInputTokens?: number; reasoningTokens?: number; at?: Date } = {},
 ): Promise<void> {
   const at = e.at ?? app.services.clock.now();
   await app.t.db('usage_events').insert({
@@ -89,7 +89,7 @@ export async function insertUsageEvent(
     user_id: key.ownerId,
     team_id: key.teamId,
     model: e.model ?? 'gpt-4o-mini',
-    provider: 'openai',
+    provider: e.provider ?? 'openai',
     endpoint: 'chat.completions',
     input_tokens: e.inputTokens ?? 10,
     output_tokens: e.outputTokens ?? 5,

@@ -1,4 +1,4 @@
-import type { Db, Queryable } from '../../db/knex.js';
+import type { Db, Queryable, Tx } from '../../db/knex.js';
 import { toBool, toDate } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
 import { dummyPasswordHash, hashPassword, verifyPassword } from '../../auth/passwords.js';
@@ -43,6 +43,11 @@ function checkPasswordLength(password: string): void {
     throw badInput(`Passwords are ${PASSWORD_MIN} to ${PASSWORD_MAX} characters long.`);
 }
 
+/** For an already normalised address. */
+export function isValidEmail(email: string): boolean {
+  return EMAIL_PATTERN.test(email) && email.length <= 254;
+}
+
 export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
@@ -72,9 +77,13 @@ export interface UsersDeps {
 export class UsersService {
   constructor(private readonly deps: UsersDeps) {}
 
-  async create(input: NewUser, actor: Actor | null): Promise<User> {
+  /**
+   * `andThen` runs in the transaction that inserts the user, so a follow-up that must not happen without the account
+   * (accepting a team invite) and the account commit together or not at all.
+   */
+  async create(input: NewUser, actor: Actor | null, andThen?: (tx: Tx, user: User) => Promise<void>): Promise<User> {
     const email = normalizeEmail(input.email);
-    if (!EMAIL_PATTERN.test(email) || email.length > 254) throw badInput('Enter a valid e-mail address.');
+    if (!isValidEmail(email)) throw badInput('Enter a valid e-mail address.');
     checkPasswordLength(input.password);
     const name = input.name !== undefined ? validateName(input.name, 'A name', USER_NAME_MAX) : (email.split('@')[0] ?? email).slice(0, USER_NAME_MAX) || email;
     const { db, clock, audit, timeZone } = this.deps;
@@ -96,7 +105,9 @@ export class UsersService {
         await audit.record(tx, actor ?? { userId: id, role: 'user', via: 'session' }, 'user.create', { type: 'user', id }, {
           email, role: input.role ?? 'user', plan: plan.name,
         });
-        return userFromRow((await tx('users').where({ id }).first())!);
+        const user = userFromRow((await tx('users').where({ id }).first())!);
+        await andThen?.(tx, user);
+        return user;
       });
     } catch (err) {
       if (isDuplicateKeyError(err)) throw conflict('A user with that e-mail address already exists.');

@@ -19,6 +19,21 @@ export interface AuditEvent {
   createdAt: Date;
 }
 
+export interface AuditFilter {
+  targetType?: string;
+  targetId?: string;
+  /** A person (sessions and their management tokens). */
+  actorId?: string;
+  /** user, token, cli, system, key, scanner. */
+  actorKind?: string;
+  action?: string;
+  /** Period: from inclusive, to exclusive. */
+  from?: Date;
+  to?: Date;
+  limit?: number;
+  beforeId?: string;
+}
+
 /**
  * Append-only audit trail. Always written inside the transaction of the change it describes, so a change and its
  * record commit together. Details must never carry secrets: callers pass ids, names, amounts, statuses.
@@ -46,11 +61,16 @@ export class AuditService {
     });
   }
 
-  async list(q: Queryable, filter: { targetType?: string; targetId?: string; limit?: number; beforeId?: string } = {}): Promise<AuditEvent[]> {
+  async list(q: Queryable, filter: AuditFilter = {}): Promise<AuditEvent[]> {
     let query: Knex.QueryBuilder = q('audit_events').orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 500));
     if (filter.targetType) query = query.where('target_type', filter.targetType);
     if (filter.targetId) query = query.where('target_id', filter.targetId);
     if (filter.beforeId) query = query.where('id', '<', filter.beforeId);
+    if (filter.actorId) query = query.where('actor_id', filter.actorId);
+    if (filter.actorKind) query = query.where('actor_kind', filter.actorKind);
+    if (filter.action) query = query.where('action', filter.action);
+    if (filter.from) query = query.where('created_at', '>=', filter.from);
+    if (filter.to) query = query.where('created_at', '<', filter.to);
     const rows = await query;
     return rows.map((r: Record<string, unknown>) => ({
       id: String(r.id),

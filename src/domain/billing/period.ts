@@ -86,16 +86,33 @@ export function localDateOf(instant: Date, timeZone: string): { year: number; mo
   return { year, month, day };
 }
 
+export interface LocalDay {
+  /** YYYY-MM-DD in the time zone. */
+  date: string;
+  start: Date;
+  end: Date;
+}
+
 /** The last `count` local days up to and including today, as [start, end) UTC instants, oldest first. */
-export function lastLocalDays(now: Date, count: number, timeZone: string): Array<{ date: string; start: Date; end: Date }> {
+export function lastLocalDays(now: Date, count: number, timeZone: string): LocalDay[] {
   const today = localDateOf(now, timeZone);
-  const days: Array<{ date: string; start: Date; end: Date }> = [];
-  for (let i = count - 1; i >= 0; i--) {
-    const start = startOfLocalDate(today.year, today.month, today.day - i, timeZone);
-    const end = startOfLocalDate(today.year, today.month, today.day - i + 1, timeZone);
-    const d = localDateOf(new Date(start.getTime() + 3_600_000 * 12), timeZone);
-    const date = `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
-    days.push({ date, start, end });
+  return Array.from({ length: count }, (_, i) => localDay(today, i - count + 1, timeZone));
+}
+
+/** The local days that [from, to) touches, oldest first (from's day included even when it starts mid-day). */
+export function localDaysBetween(from: Date, to: Date, timeZone: string): LocalDay[] {
+  const first = localDateOf(from, timeZone);
+  const days: LocalDay[] = [];
+  for (let i = 0; ; i++) {
+    const day = localDay(first, i, timeZone);
+    if (day.start.getTime() >= to.getTime()) return days;
+    days.push(day);
   }
-  return days;
+}
+
+function localDay(base: { year: number; month: number; day: number }, offset: number, timeZone: string): LocalDay {
+  const start = startOfLocalDate(base.year, base.month, base.day + offset, timeZone);
+  const end = startOfLocalDate(base.year, base.month, base.day + offset + 1, timeZone);
+  const d = localDateOf(new Date(start.getTime() + 3_600_000 * 12), timeZone);
+  return { date: `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`, start, end };
 }

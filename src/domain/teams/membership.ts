@@ -53,3 +53,12 @@ export async function revokeMemberTeamKeys(tx: Queryable, teamId: string, userId
     .whereNot('status', 'revoked')
     .update({ status: 'revoked', revoked_at: now, updated_at: now });
 }
+
+/** The caller's role from the team's locked membership rows, if it lets them manage a member of `targetRole`. */
+export function requireMemberManager(members: Map<string, TeamRole>, actor: Actor, targetRole: TeamRole): TeamRole {
+  const role = members.get(actor.userId);
+  if (!role) throw notFound('Team');
+  if (!teamPermissions.manageMembers(role)) throw forbidden('Only team owners and admins manage members.');
+  if (!teamPermissions.canManageRole(role, targetRole)) throw forbidden('Only owners can grant or manage the owner role.');
+  return role;
+}

@@ -8,7 +8,7 @@ import { newId } from '../ids.js';
 import { validateName } from '../names.js';
 import { toMicro, type Micro } from '../money.js';
 import { normalizeEmail } from '../accounts/users.service.js';
-import { lockTeamMembers, revokeMemberTeamKeys, teamRoleOf } from './membership.js';
+import { lockTeamMembers, requireMemberManager, revokeMemberTeamKeys, teamRoleOf } from './membership.js';
 import { teamPermissions, type TeamRole } from './roles.js';
 import { memberRowId } from '../keys/controls.js';
 
@@ -146,15 +146,6 @@ export class TeamsService {
     if (!row) throw notFound('Member');
     return row as TeamMember;
   }
-}
-
-/** The caller's role from the team's locked membership rows, if it lets them manage a member of `targetRole`. */
-function requireMemberManager(members: Map<string, TeamRole>, actor: Actor, targetRole: TeamRole): TeamRole {
-  const role = members.get(actor.userId);
-  if (!role) throw notFound('Team');
-  if (!teamPermissions.manageMembers(role)) throw forbidden('Only team owners and admins manage members.');
-  if (!teamPermissions.canManageRole(role, targetRole)) throw forbidden('Only owners can grant or manage the owner role.');
-  return role;
 }
 
 /** A team always has an owner: asked of the locked membership rows, so two owners leaving at once cannot both pass. */

@@ -5,7 +5,7 @@ import { generateSecret, hashSecret, isWellFormedSecret, lastFour } from '../../
 import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
-import { notFound } from '../errors.js';
+import { forbidden, notFound } from '../errors.js';
 import { validateExpiry } from '../expiry.js';
 import { newId } from '../ids.js';
 import { validateName } from '../names.js';
@@ -34,7 +34,13 @@ export interface TokensDeps {
 export class TokensService {
   constructor(private readonly deps: TokensDeps) {}
 
-  async create(input: { name: string; expiresAt?: Date | null }, actor: Actor): Promise<{ token: ManagementToken; secret: string }> {
+  /**
+   * A token for the actor, or, for an installation admin acting from the CLI, for `input.ownerId`: the audit row then
+   * names the CLI as the actor and the owner in its details, like every other CLI action.
+   */
+  async create(input: { name: string; expiresAt?: Date | null; ownerId?: string }, actor: Actor): Promise<{ token: ManagementToken; secret: string }> {
+    const ownerId = input.ownerId ?? actor.userId;
+    if (ownerId !== actor.userId && actor.role !== 'admin') throw forbidden();
     const name = validateName(input.name, 'A token name', TOKEN_NAME_MAX);
     const now = this.deps.clock.now();
     const expiresAt = validateExpiry(input.expiresAt, now);
@@ -42,10 +48,10 @@ export class TokensService {
     const id = newId();
     return withTransaction(this.deps.db, async (tx) => {
       await tx('management_tokens').insert({
-        id, user_id: actor.userId, name, token_hash: hashSecret(secret), last4: lastFour(secret),
+        id, user_id: ownerId, name, token_hash: hashSecret(secret), last4: lastFour(secret),
         expires_at: expiresAt, created_at: now,
       });
-      await this.deps.audit.record(tx, actor, 'token.create', { type: 'token', id }, { name });
+      await this.deps.audit.record(tx, actor, 'token.create', { type: 'token', id }, { name, ...(ownerId !== actor.userId && { ownerId }) });
       return { token: this.fromRow((await tx('management_tokens').where({ id }).first())!), secret };
     });
   }

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { adminProcedure, router } from '../init.js';
-import { aud, id, keyPolicyInput, provider, text } from '../inputs.js';
+import { aud, id, isoDate, keyPolicyInput, provider, text } from '../inputs.js';
 import { microToAud } from '../../domain/money.js';
-import { auditDto, modelDto, planDto, userDto, violatingKeyDto } from '../presenters.js';
+import { auditDto, installationSummaryDto, modelDto, planDto, userDto, violatingKeyDto } from '../presenters.js';
 
 const planFields = {
   name: text,
@@ -131,12 +131,24 @@ const keyPolicyRouter = router({
   set: adminProcedure.input(z.object(keyPolicyInput).strict()).mutation(async ({ ctx, input }) => ctx.deps.services.keyPolicy.setInstallation(input, ctx.actor)),
 });
 
+const usageRouter = router({
+  /**
+   * The whole installation's usage in [from, to) (at most 366 days): totals, spend over time, and by model,
+   * provider, team and user. Day boundaries of the chart are the installation's time zone.
+   */
+  summary: adminProcedure
+    .input(z.object({ from: isoDate, to: isoDate }).strict())
+    .query(async ({ ctx, input }) =>
+      installationSummaryDto(await ctx.deps.services.usageReports.installationSummary(input, ctx.actor, ctx.deps.config.timeZone))),
+});
+
 export const adminRouter = router({
   keyPolicy: keyPolicyRouter,
   users: usersRouter,
   models: modelsRouter,
   plans: plansRouter,
   audit: auditRouter,
+  usage: usageRouter,
   /** Records a top-up (payments happen outside ModelBridge) on a user's prepaid balance or a team's balance. */
   credit: adminProcedure
     .input(

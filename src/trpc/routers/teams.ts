@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../init.js';
 import { alertThresholds, aud, id, keyPolicyInput, modelList, rateLimit, teamRole, text } from '../inputs.js';
-import { memberBudgetDto, memberDto, teamControlsDto, teamDto, violatingKeyDto } from '../presenters.js';
+import { publicBase } from '../../http/public-base.js';
+import { inviteDto, memberBudgetDto, memberDto, teamControlsDto, teamDto, violatingKeyDto } from '../presenters.js';
 
 export const teamsRouter = router({
   create: authedProcedure
@@ -62,6 +63,28 @@ export const teamsRouter = router({
   addMember: authedProcedure
     .input(z.object({ teamId: id, email: text, role: teamRole }).strict())
     .mutation(async ({ ctx, input }) => memberDto(await ctx.deps.services.teams.addMember(input.teamId, input.email, input.role, ctx.actor))),
+
+  /**
+   * Owners and admins invite an e-mail address in a role. The link (its secret) is in this answer only, once: only
+   * its SHA-256 is stored. It works once, for 7 days, for whoever signs in as (or signs up with) that address.
+   */
+  invite: authedProcedure
+    .input(z.object({ teamId: id, email: text, role: teamRole }).strict())
+    .mutation(async ({ ctx, input }) => {
+      const { invite, token } = await ctx.deps.services.invites.create(input.teamId, input.email, input.role, ctx.actor);
+      return { ...inviteDto(invite), url: `${publicBase(ctx.req, ctx.deps.config.publicUrl)}/invite/${token}` };
+    }),
+
+  /** Pending invitations of a team (owners and admins). */
+  invites: authedProcedure.input(z.object({ teamId: id }).strict()).query(async ({ ctx, input }) =>
+    (await ctx.deps.services.invites.listPending(input.teamId, ctx.actor)).map(inviteDto)),
+
+  revokeInvite: authedProcedure
+    .input(z.object({ teamId: id, inviteId: id }).strict())
+    .mutation(async ({ ctx, input }) => {
+      await ctx.deps.services.invites.revoke(input.teamId, input.inviteId, ctx.actor);
+      return { teamId: input.teamId, inviteId: input.inviteId, revoked: true as const };
+    }),
 
   setRole: authedProcedure
     .input(z.object({ teamId: id, userId: id, role: teamRole }).strict())
