@@ -121,6 +121,8 @@ export function policySection(input: {
   emails: Readonly<Record<string, string>>;
   teamNames?: Readonly<Record<string, string>>;
   form?: PolicyFormState | null;
+  /** Say "saved" inside the section, not only in the page's flash (the team page's 303 lands on #key-policy). */
+  savedNoticeHere?: boolean;
 }) {
   const team = input.scope === 'team';
   return {
@@ -143,5 +145,6 @@ export function policySection(input: {
     emails: input.emails,
     teamNames: input.teamNames ?? {},
     showTeam: !team,
+    savedNoticeHere: input.savedNoticeHere ?? false,
   };
 }

@@ -89,7 +89,11 @@ export function teamsRoutes(portal: Portal): Router {
         inviteLink: null,
         inviteForm: {},
         inviteError: null,
-        keyPolicy: await keyPolicySection(team.id, v.actor, { editable: canManageMembers, seesKeys, ownKeysOnly: !seesAll, emails: team.members }, policyForm),
+        keyPolicy: await keyPolicySection(
+          team.id, v.actor,
+          { editable: canManageMembers, seesKeys, ownKeysOnly: !seesAll, emails: team.members, saved: req.query.done === 'key_policy_saved' },
+          policyForm,
+        ),
         ...extra,
       },
       // An invite link is shown once, in the answer to the POST that made it: never stored by the browser.
@@ -101,7 +105,7 @@ export function teamsRoutes(portal: Portal): Router {
   async function keyPolicySection(
     teamId: string,
     actor: Viewer['actor'],
-    who: { editable: boolean; seesKeys: boolean; ownKeysOnly: boolean; emails: Array<{ userId: string; email: string }> },
+    who: { editable: boolean; seesKeys: boolean; ownKeysOnly: boolean; emails: Array<{ userId: string; email: string }>; saved: boolean },
     form: PolicyFormState | null,
   ) {
     const [policy, inForce, violating] = await Promise.all([
@@ -111,7 +115,7 @@ export function teamsRoutes(portal: Portal): Router {
     ]);
     return policySection({
       scope: 'team', policy, inForce, editable: who.editable, action: `/teams/${encodeURIComponent(teamId)}/key-policy`, violating,
-      ownKeysOnly: who.ownKeysOnly, emails: Object.fromEntries(who.emails.map((m) => [m.userId, m.email])), form,
+      ownKeysOnly: who.ownKeysOnly, emails: Object.fromEntries(who.emails.map((m) => [m.userId, m.email])), form, savedNoticeHere: who.saved,
     });
   }
 

@@ -49,7 +49,8 @@ describe(`guard-rail pages (${dialect})`, () => {
     expect(await policyAudits('team.key_policy')).toBe(1);
 
     const page = await clients.owner.get(res.headers.location!);
-    expect(page.text).toContain('Guard-rails saved.');
+    // Said inside the section too: without JavaScript the browser lands on #key-policy, below the page's flash.
+    expect(page.text.slice(page.text.indexOf('id="key-policy"'))).toContain('Guard-rails saved.');
     expect(page.text).toContain('This team requires a spending limit and an expiry within 30 days for every new key.');
     expect(page.text).toMatch(/id="kp-requireLimit"[^>]* checked/);
     expect(page.text).toMatch(/id="kp-maxExpiryDays"[^>]* value="30"/);
