@@ -24,6 +24,7 @@ const NOTICES: Record<string, string> = {
   password_changed: 'Password changed. Your other sessions were signed out.',
   password_reset: 'Your password was set. Sign in with it now.',
   alerts_saved: 'Alert thresholds saved.',
+  key_policy_saved: 'Guard-rails saved. They apply to new keys; existing keys that break them are listed.',
 };
 
 export function noticeText(code: unknown): string | null {
