@@ -29,17 +29,18 @@ describe('secretlint-rule-modelbridge', () => {
 
     assert.equal(messages.length, 2);
     const [first, second] = messages;
-    assert.equal(first?.ruleId, RULE_ID);
-    assert.equal(first?.messageId, 'MODELBRIDGE_API_KEY');
-    assert.deepEqual(first?.range, [content.indexOf(key), content.indexOf(key) + key.length]);
-    assert.deepEqual(first?.loc, {
+    assert.ok(first && second);
+    assert.equal(first.ruleId, RULE_ID);
+    assert.equal(first.messageId, 'MODELBRIDGE_API_KEY');
+    assert.deepEqual(first.range, [content.indexOf(key), content.indexOf(key) + key.length]);
+    assert.deepEqual(first.loc, {
       start: { line: 2, column: 'MODELBRIDGE_API_KEY='.length },
       end: { line: 2, column: 'MODELBRIDGE_API_KEY='.length + key.length },
     });
-    assert.equal(second?.ruleId, RULE_ID);
-    assert.equal(second?.messageId, 'MODELBRIDGE_MANAGEMENT_TOKEN');
-    assert.deepEqual(second?.loc.start, { line: 3, column: 'curl -H "Authorization: Bearer '.length });
-    assert.equal(second?.range[1] - second?.range[0], token.length);
+    assert.equal(second.ruleId, RULE_ID);
+    assert.equal(second.messageId, 'MODELBRIDGE_MANAGEMENT_TOKEN');
+    assert.deepEqual(second.range, [content.indexOf(token), content.indexOf(token) + token.length]);
+    assert.deepEqual(second.loc.start, { line: 3, column: 'curl -H "Authorization: Bearer '.length });
   });
 
   it('names the secret by its last four characters, never in full', async () => {
