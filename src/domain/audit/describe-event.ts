@@ -52,6 +52,7 @@ export const AUDIT_ACTIONS = [
   'user.create', 'user.disable', 'user.enable', 'user.set_plan', 'user.password_change', 'user.password_reset_issue',
   'user.password_reset', 'user.password_set', 'user.alert_thresholds',
   'plan.create', 'plan.update', 'model.create', 'model.update', 'installation.key_policy', 'reconcile.correct',
+  'webhook.create', 'webhook.delete',
 ] as const;
 
 export function describeAuditEvent(e: AuditEvent, names: AuditNames): AuditSentence {
@@ -120,6 +121,12 @@ export function describeAuditEvent(e: AuditEvent, names: AuditNames): AuditSente
     'model.create': () => [text('added the model '), link(e.targetId ?? 'unknown', '/admin/models')],
     'model.update': () => [text('changed the model '), link(e.targetId ?? 'unknown', '/admin/models'), ...listOf(modelChanges(d))],
     'installation.key_policy': () => [text('changed the installation’s guard-rails on new keys'), ...listOf(keyPolicyChanges(d))],
+    'webhook.create': () => [
+      text('added the webhook endpoint '), link(str(d.url) ?? 'unknown', `/webhooks/${encodeURIComponent(e.targetId ?? '')}`),
+      ...(str(d.teamId) ? [text(' for the team '), ref.team(d.teamId as string)] : []),
+      ...(Array.isArray(d.events) && d.events.length > 0 ? [text(` for ${d.events.join(', ')}`)] : []),
+    ],
+    'webhook.delete': () => [text(`deleted the webhook endpoint ${str(d.url) ?? ''}`.trimEnd())],
     'reconcile.correct': () => [
       text('corrected the cached totals of '), targetRef(e, ref), text(' to match the ledger'), ...listOf(corrections(d.corrections)),
     ],
