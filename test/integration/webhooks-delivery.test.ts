@@ -202,6 +202,26 @@ describe(`webhook deliveries (${dialect})`, () => {
     expect((await t.db('events').whereNotNull('firing_id').orderBy('firing_id').pluck('firing_id')).map(Number)).toEqual(firings);
   });
 
+  it('delivers balance.threshold to the user and team.balance_threshold to the team’s endpoint, each once', async () => {
+    const user = await makeUser(a); // Free plan: A$5.00 included a month, thresholds 50, 80, 100
+    await endpoint(['balance.threshold', 'team.balance_threshold'], user);
+    const { key } = await makeKey(a, user);
+    await spend(a, key.id, 2_600_000); // 52 % of the included usage
+    await spend(a, key.id, 100_000);
+    await deliverAll([a, b]);
+    expect(receiver.accepted().map((r) => [r.body.type, r.body.data.threshold])).toEqual([['balance.threshold', 50]]);
+
+    receiver.received.length = 0;
+    const team = await makeTeam(a, owner, { balanceMicro: 1_000_000 });
+    await endpoint(['team.balance_threshold', 'balance.threshold'], owner, team.id);
+    const teamKey = await makeKey(a, owner, { teamId: team.id });
+    await spend(a, teamKey.key.id, 550_000); // 55 % of the team balance at its last top-up
+    await spend(a, teamKey.key.id, 100_000);
+    await deliverAll([a, b]);
+    // The team's endpoint gets the team's crossing; the user's endpoint gets nothing of the team's.
+    expect(receiver.accepted().map((r) => [r.body.type, r.body.data.threshold, r.body.data.teamId])).toEqual([['team.balance_threshold', 50, team.id]]);
+  });
+
   it('sends a team’s events to the team’s endpoint, managed by its owners and admins only', async () => {
     const admin = await makeUser(a);
     const member = await makeUser(a);
