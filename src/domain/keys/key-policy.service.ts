@@ -111,6 +111,14 @@ export async function rotateByForKeys(q: Queryable, keys: ReadonlyArray<Pick<Api
   }));
 }
 
+/** The fewest days any policy (the installation's or a team's) allows a key to age: a bound for the job's queries. */
+export async function shortestKeyAgeDays(q: Queryable): Promise<number | null> {
+  const inst = (await installationPolicy(q)).maxKeyAgeDays;
+  const row = (await q('teams').whereNotNull('key_max_age_days').min({ days: 'key_max_age_days' }).first()) as { days: unknown } | undefined;
+  const team = row?.days === null || row?.days === undefined ? null : Number(row.days);
+  return inst === null ? team : team === null ? inst : Math.min(inst, team);
+}
+
 /** Read in the transaction that creates or changes the key, after the caller's membership is locked. */
 export async function policyInForce(q: Queryable, teamId: string | null): Promise<EffectivePolicy> {
   return effectivePolicy(await installationPolicy(q), teamId ? await teamPolicy(q, teamId) : null);
