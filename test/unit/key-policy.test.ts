@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { describePolicy, effectivePolicy, keyPolicyViolations, NO_KEY_POLICY, rotateByOf, type KeyPolicy, type RequestedKey } from '../../src/domain/keys/key-policy.js';
+import { rotationHorizon } from '../../src/domain/keys/rotation.service.js';
 
 const now = new Date('2026-12-02T03:00:00Z');
 const timeZone = 'Australia/Sydney';
@@ -64,5 +65,18 @@ describe('guard-rails on new keys', () => {
     expect(describePolicy(effectivePolicy({ ...NO_KEY_POLICY, maxKeyAgeDays: 90 }, null))).toBe('Keys are due for rotation 90 days after they are created.');
     expect(describePolicy(effectivePolicy({ ...NO_KEY_POLICY, requireLimit: true, maxKeyAgeDays: 1 }, null)))
       .toBe('This installation requires a spending limit for every new key. Keys are due for rotation 1 day after they are created.');
+  });
+});
+
+describe('rotation-due horizons', () => {
+  it('warns 7 days ahead, then 1 day ahead, then once overdue', () => {
+    const day = 86_400_000;
+    expect(rotationHorizon(7 * day + 1)).toBeNull();
+    expect(rotationHorizon(7 * day)).toBe('7d');
+    expect(rotationHorizon(day + 1)).toBe('7d');
+    expect(rotationHorizon(day)).toBe('1d');
+    expect(rotationHorizon(1)).toBe('1d');
+    expect(rotationHorizon(0)).toBe('overdue');
+    expect(rotationHorizon(-5 * day)).toBe('overdue');
   });
 });
