@@ -214,5 +214,13 @@ describe(`rotation due and scheduled rotation (${dialect})`, () => {
     expect(run.failed).toContain(auto.key.id);
     expect(run.failed).not.toContain(manual.key.id);
     expect((await app.t.db('api_keys').where({ id: auto.key.id }).first()).rotated_to_id).toBeNull();
+    // Retried at the next run (a minute), then backing off: 2 minutes after the second failure.
+    expect((await a.keyRotation.rotateDueKeys()).failed).not.toContain(auto.key.id);
+    clock.advance(60_000);
+    expect((await a.keyRotation.rotateDueKeys()).failed).toContain(auto.key.id);
+    clock.advance(60_000);
+    expect((await a.keyRotation.rotateDueKeys()).failed).not.toContain(auto.key.id);
+    clock.advance(60_000);
+    expect((await a.keyRotation.rotateDueKeys()).failed).toContain(auto.key.id);
   });
 });

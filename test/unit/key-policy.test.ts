@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { describePolicy, effectivePolicy, keyPolicyViolations, NO_KEY_POLICY, rotateByOf, type KeyPolicy, type RequestedKey } from '../../src/domain/keys/key-policy.js';
-import { rotationHorizon } from '../../src/domain/keys/rotation.service.js';
+import { rotationHorizon, scheduledRetryDelayMs } from '../../src/domain/keys/rotation.service.js';
 
 const now = new Date('2026-12-02T03:00:00Z');
 const timeZone = 'Australia/Sydney';
@@ -78,5 +78,11 @@ describe('rotation-due horizons', () => {
     expect(rotationHorizon(1)).toBe('1d');
     expect(rotationHorizon(0)).toBe('overdue');
     expect(rotationHorizon(-5 * day)).toBe('overdue');
+  });
+});
+
+describe('scheduled rotation retries', () => {
+  it('tries again at the next run, then doubling, at most an hour apart', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => scheduledRetryDelayMs(n) / 60_000)).toEqual([1, 2, 4, 8, 16, 32, 60, 60, 60]);
   });
 });

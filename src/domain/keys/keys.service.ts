@@ -254,6 +254,7 @@ export class KeysService {
       retire_at: new Date(now.getTime() + gracePeriodSeconds * 1000),
       auto_rotate_claimed_by: null,
       auto_rotate_claimed_until: null,
+      auto_rotate_failures: 0,
       updated_at: now,
     });
     await this.deps.audit.record(tx, actor, 'key.rotate', { type: 'key', id }, {

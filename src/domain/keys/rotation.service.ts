@@ -45,6 +45,14 @@ export const ROTATION_CLAIM_MS = 5 * 60_000;
 const BATCH = 500;
 const WORKING = ['active', 'limit_reached', 'disabled'] as const;
 
+/**
+ * When a scheduled rotation whose delivery failed is tried again: the next run (a minute), then doubling up to an
+ * hour apart, so a receiver that is down gets a fresh secret a few dozen times a day, not every minute.
+ */
+export function scheduledRetryDelayMs(failures: number): number {
+  return Math.min(60_000 * 2 ** Math.max(0, failures - 1), 3600_000);
+}
+
 /** Which warning a key `msLeft` before its rotate-by date is due (null: none yet). */
 export function rotationHorizon(msLeft: number): RotationHorizon | null {
   if (msLeft <= 0) return 'overdue';
@@ -58,8 +66,8 @@ export function rotationHorizon(msLeft: number): RotationHorizon | null {
  *
  * The scheduled rotation never stores the new secret. It is generated in memory, sent at once in a signed
  * `key.rotated_secret` delivery to the owner's endpoints, and only when one of them answers 2xx is the successor
- * committed — with the hash of that secret, as every key is stored. A receiver that fails leaves no successor (the
- * next run tries again with a fresh secret); a claim on the old key row (one conditional UPDATE) keeps two runs from
+ * committed — with the hash of that secret, as every key is stored. A receiver that fails leaves no successor (a
+ * later run tries again with a fresh secret, backing off from a minute to an hour); a claim on the old key row (one conditional UPDATE) keeps two runs from
  * sending at once, and the commit checks the claim is still its own, so retries never make two successors.
  */
 export class KeyRotationService {
@@ -107,7 +115,7 @@ export class KeyRotationService {
     const now = this.deps.clock.now();
     const ids = await this.due((q) => q.where('auto_rotate', true).whereIn('status', ['active', 'limit_reached']).whereNull('revoked_at')
       .whereNull('rotated_to_id').where('created_at', '<=', new Date(now.getTime() - days * DAY_MS))
-      .andWhere((w) => w.whereNull('auto_rotate_claimed_until').orWhere('auto_rotate_claimed_until', '<', now)));
+      .andWhere((w) => w.whereNull('auto_rotate_claimed_until').orWhere('auto_rotate_claimed_until', '<=', now)));
     for (let i = 0; i < ids.length; i += BATCH)
       for (const key of await this.deps.keys.forJobs(ids.slice(i, i + BATCH)))
         if (key.rotateBy && key.rotateBy.getTime() <= now.getTime()) (await this.rotateOne(key)) ? out.rotated.push(key.id) : out.failed.push(key.id);
@@ -119,7 +127,7 @@ export class KeyRotationService {
     const by = randomBase62(16);
     const now = this.deps.clock.now();
     const claimed = await this.deps.db('api_keys').where({ id: key.id }).whereNull('rotated_to_id')
-      .andWhere((w) => w.whereNull('auto_rotate_claimed_until').orWhere('auto_rotate_claimed_until', '<', now))
+      .andWhere((w) => w.whereNull('auto_rotate_claimed_until').orWhere('auto_rotate_claimed_until', '<=', now))
       .update({ auto_rotate_claimed_by: by, auto_rotate_claimed_until: new Date(now.getTime() + ROTATION_CLAIM_MS) });
     if (!claimed) return false;
     const successor = { id: newId(), secret: generateSecret('mbk_') };
@@ -141,8 +149,14 @@ export class KeyRotationService {
     return withTransaction(this.deps.db, async (tx) => {
       const committed = delivered && (await this.deps.keys.commitScheduledRotation(tx, key.id, by, SCHEDULED_GRACE_SECONDS, successor));
       await recordSentEvent(tx, { ...event, data: { ...data, rotated: committed, ...(!committed && { successorId: null, successorLast4: null }) } }, sent, this.deps.clock.now());
-      // Released for the next run; a committed rotation cleared it already.
-      if (!committed) await tx('api_keys').where({ id: key.id, auto_rotate_claimed_by: by }).update({ auto_rotate_claimed_by: null, auto_rotate_claimed_until: null });
+      // Released, until the next attempt is due; a committed rotation cleared it already.
+      if (!committed) {
+        const row = (await tx('api_keys').where({ id: key.id, auto_rotate_claimed_by: by }).first('auto_rotate_failures')) as { auto_rotate_failures: unknown } | undefined;
+        const failures = Number(row?.auto_rotate_failures ?? 0) + 1;
+        await tx('api_keys').where({ id: key.id, auto_rotate_claimed_by: by }).update({
+          auto_rotate_claimed_by: null, auto_rotate_failures: failures, auto_rotate_claimed_until: new Date(this.deps.clock.now().getTime() + scheduledRetryDelayMs(failures)),
+        });
+      }
       return committed;
     });
   }
