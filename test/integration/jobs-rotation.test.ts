@@ -121,6 +121,11 @@ describe(`rotation due and scheduled rotation (${dialect})`, () => {
     expect(made.body.result.data.key.autoRotate).toBe(true);
     const off = await rawCall(app, 'mutation', 'keys.update', { id: made.body.result.data.key.id, autoRotate: false }, bearer(token));
     expect(off.body.result.data.autoRotate).toBe(false);
+    // A team key's new secret goes to the team's endpoints only: the owner's personal one does not count.
+    const team = await makeTeam(a, owner);
+    const teamRefused = await rawCall(app, 'mutation', 'keys.create', { name: 'team ci', teamId: team.id, autoRotate: true }, bearer(token));
+    expect(teamRefused.status).toBe(400);
+    expect(teamRefused.text).toContain('a team webhook');
   });
 
   it('rotates at rotate-by: the new secret arrives signed, once; it works on /v1, the old one through the grace period; no table holds it', async () => {
