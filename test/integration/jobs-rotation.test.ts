@@ -157,6 +157,7 @@ describe(`rotation due and scheduled rotation (${dialect})`, () => {
     clock.advance(60_000);
     const runs = await Promise.all([a.keyRotation.rotateDueKeys(), b.keyRotation.rotateDueKeys()]);
     expect(runs.flatMap((r) => r.rotated)).toEqual([old.key.id]);
+    expect(runs.flatMap((r) => r.failed)).toEqual([]);
     const accepted = receiver.accepted();
     expect(accepted).toHaveLength(1);
     const delivery = accepted[0]!;

@@ -118,18 +118,21 @@ export class KeyRotationService {
       .andWhere((w) => w.whereNull('auto_rotate_claimed_until').orWhere('auto_rotate_claimed_until', '<=', now)));
     for (let i = 0; i < ids.length; i += BATCH)
       for (const key of await this.deps.keys.forJobs(ids.slice(i, i + BATCH)))
-        if (key.rotateBy && key.rotateBy.getTime() <= now.getTime()) (await this.rotateOne(key)) ? out.rotated.push(key.id) : out.failed.push(key.id);
+        if (key.rotateBy && key.rotateBy.getTime() <= now.getTime()) {
+          const outcome = await this.rotateOne(key);
+          if (outcome !== 'claimed_elsewhere') out[outcome].push(key.id);
+        }
     return out;
   }
 
-  /** Claim, deliver, commit (or release): true when the successor was committed. */
-  private async rotateOne(key: ApiKey): Promise<boolean> {
+  /** Claim, deliver, commit (or release until the next attempt). Another run holding the claim is doing it. */
+  private async rotateOne(key: ApiKey): Promise<'rotated' | 'failed' | 'claimed_elsewhere'> {
     const by = randomBase62(16);
     const now = this.deps.clock.now();
     const claimed = await this.deps.db('api_keys').where({ id: key.id }).whereNull('rotated_to_id')
       .andWhere((w) => w.whereNull('auto_rotate_claimed_until').orWhere('auto_rotate_claimed_until', '<=', now))
       .update({ auto_rotate_claimed_by: by, auto_rotate_claimed_until: new Date(now.getTime() + ROTATION_CLAIM_MS) });
-    if (!claimed) return false;
+    if (!claimed) return 'claimed_elsewhere';
     const successor = { id: newId(), secret: generateSecret('mbk_') };
     const retireAt = new Date(now.getTime() + SCHEDULED_GRACE_SECONDS * 1000);
     // What the events table keeps: everything the receiver got except the secret.
@@ -157,7 +160,7 @@ export class KeyRotationService {
           auto_rotate_claimed_by: null, auto_rotate_failures: failures, auto_rotate_claimed_until: new Date(this.deps.clock.now().getTime() + scheduledRetryDelayMs(failures)),
         });
       }
-      return committed;
+      return committed ? 'rotated' : 'failed';
     });
   }
 
