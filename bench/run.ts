@@ -84,6 +84,16 @@ async function startFake(): Promise<FakeHandle> {
   };
 }
 
+/** A floor pass-through (bench/floor.ts) to the fake upstream: its port. */
+async function startFloor(mode: 'bare' | 'durable', fakePort: number): Promise<number> {
+  const arg = JSON.stringify({ mode, upstream: `http://127.0.0.1:${fakePort}`, databaseUrl });
+  const child = track(fork(path.join(root, 'bench', 'floor.ts'), [arg], { execArgv: ['--import', 'tsx'], cwd: root }));
+  return new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`floor (${mode}) exited ${code}`)));
+  });
+}
+
 async function startModelBridge(port: number, fakePort: number): Promise<void> {
   track(
     spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
@@ -185,6 +195,8 @@ async function main(): Promise<void> {
   await startModelBridge(mbPort, fake.port);
   const peerPort = await freePort();
   if (!skipPeer) await startPeer(peerPort);
+  const bare = `http://127.0.0.1:${await startFloor('bare', fake.port)}/v1/chat/completions`;
+  const durable = `http://127.0.0.1:${await startFloor('durable', fake.port)}/v1/chat/completions`;
 
   const direct = `http://127.0.0.1:${fake.port}/v1/chat/completions`;
   const mb = `http://127.0.0.1:${mbPort}/v1/chat/completions`;
@@ -248,10 +260,14 @@ async function main(): Promise<void> {
   const seq = (url: string, headers: Record<string, string>, stream: boolean) =>
     runJson<LatencyResult>('latency.ts', { url, headers, body: stream ? STREAM_BODY : BODY, count: latencyCount, warmup: 200, stream });
   latency.direct = await seq(direct, directHeaders, false);
+  latency.floor_bare = await seq(bare, directHeaders, false);
+  latency.floor_durable = await seq(durable, directHeaders, false);
   latency.modelbridge = await metered('one_in_flight', () => seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, false));
   if (!skipPeer) latency.portkey = await seq(peer, peerHeaders, false);
   console.error('scenario: streaming, one request in flight');
   latency.direct_stream = await seq(direct, directHeaders, true);
+  latency.floor_bare_stream = await seq(bare, directHeaders, true);
+  latency.floor_durable_stream = await seq(durable, directHeaders, true);
   latency.modelbridge_stream = await metered('one_in_flight_stream', () => seq(mb, { ...json, authorization: `Bearer ${seed.hotKey}` }, true));
   if (!skipPeer) latency.portkey_stream = await seq(peer, peerHeaders, true);
   checks.final = { invariants: await checkInvariants(databaseUrl) };
@@ -286,6 +302,18 @@ function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<s
   const added = (a?: LatencyResult, b?: LatencyResult, f: 'ttfbUs' | 'totalUs' = 'totalUs') => (a && b ? `p50 +${(a[f].p50 - b[f].p50).toFixed(0)} µs, p99 +${(a[f].p99 - b[f].p99).toFixed(0)} µs` : 'n/a');
   lines.push('', `added latency, ModelBridge: ${added(r.latency.modelbridge, r.latency.direct)}; Portkey: ${added(r.latency.portkey, r.latency.direct)}`);
   lines.push(`added streaming time to first byte, ModelBridge: ${added(r.latency.modelbridge_stream, r.latency.direct_stream, 'ttfbUs')}; Portkey: ${added(r.latency.portkey_stream, r.latency.direct_stream, 'ttfbUs')}`);
+  // The floor (bench/floor.ts): what a bare pass-through, and one with the least durable admission and settlement,
+  // add in the same run; ModelBridge's added p50 as a multiple of the durable floor's.
+  const p50Added = (name: string, base: string, f: 'ttfbUs' | 'totalUs') => r.latency[name]![f].p50 - r.latency[base]![f].p50;
+  const floorLine = (suffix: string, f: 'ttfbUs' | 'totalUs', what: string) => {
+    const floor = p50Added(`floor_durable${suffix}`, `direct${suffix}`, f);
+    const ours = p50Added(`modelbridge${suffix}`, `direct${suffix}`, f);
+    return `${what}: bare pass-through +${p50Added(`floor_bare${suffix}`, `direct${suffix}`, f).toFixed(0)} µs, durable floor +${floor.toFixed(0)} µs, ModelBridge +${ours.toFixed(0)} µs = ${(ours / floor).toFixed(2)}× the durable floor`;
+  };
+  if (r.latency.floor_durable && r.latency.floor_durable_stream) {
+    lines.push('', floorLine('', 'totalUs', 'added p50 against the floor (JSON)'));
+    lines.push(floorLine('_stream', 'ttfbUs', 'added p50 time to first byte against the floor (streaming)'));
+  }
   lines.push('', '| metering during | transactions | one round trip | admissions + settlements per transaction | admit ms (avg) | settle ms (avg) |', '|---|---|---|---|---|---|');
   for (const [name, m] of Object.entries(r.metering))
     lines.push(`| ${name} | ${m.transactions} | ${m.oneRoundTrip} | ${m.opsPerTransaction.toFixed(1)} | ${m.admitMsAvg.toFixed(2)} | ${m.settleMsAvg.toFixed(2)} |`);

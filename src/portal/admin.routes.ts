@@ -12,7 +12,7 @@ import { publicBase } from './view-models.js';
 
 const KEY_STATUSES: readonly KeyStatus[] = ALL_KEY_STATUSES;
 const AUDIT_PAGE = 100;
-const AUDIT_TARGETS = ['key', 'team', 'user', 'token', 'plan', 'model'] as const;
+const AUDIT_TARGETS = ['key', 'team', 'user', 'token', 'plan', 'model', 'installation'] as const;
 /** The actors that are not a person (the audit row's actor_kind). */
 const AUDIT_ACTOR_KINDS = ['cli', 'system', 'key', 'scanner'] as const;
 

@@ -10,13 +10,14 @@ export function dashboardRoutes(portal: Portal): Router {
 
   router.get('/', async (req, res) => {
     const v = viewer(res);
-    const [balance, allKeys, myTeams, ownScope, personalScope, alerts] = await Promise.all([
+    const [balance, allKeys, myTeams, ownScope, personalScope, alerts, leaks] = await Promise.all([
       balances.personal(v.user.id),
       keys.list({}, v.actor),
       teams.list(v.actor),
       reports.scope({ ownOnly: true }, v.actor),
       reports.scope({ personal: true }, v.actor),
       deps.services.alerts.forUser(v.actor),
+      deps.services.leaks.noticesFor(v.actor),
     ]);
     const [daily, periodAll, periodPersonal] = await Promise.all([
       reports.daily(ownScope, 30, v.timeZone),
@@ -30,6 +31,7 @@ export function dashboardRoutes(portal: Portal): Router {
       title: 'Dashboard',
       balance,
       alerts,
+      leaks,
       includedRemaining,
       overageHeadroom,
       periodAll,

@@ -110,7 +110,7 @@ export function keysRoutes(portal: Portal): Router {
     const key = await keys.get(param(req, 'id'), v.actor);
     const scope = await reports.scope({ keyId: key.id }, v.actor);
     const since = new Date(clock.now().getTime() - 30 * 86_400_000);
-    const [daily, models, recent, myTeams, successor, visible, refused, alerts] = await Promise.all([
+    const [daily, models, recent, myTeams, successor, visible, refused, alerts, leaks] = await Promise.all([
       reports.daily(scope, 30, v.timeZone),
       reports.byModel(scope, { from: since }),
       usage.list({ keyId: key.id, limit: 25 }, v.actor),
@@ -119,6 +119,7 @@ export function keysRoutes(portal: Portal): Router {
       keys.list({}, v.actor),
       deps.services.refusals.forKey(key.id, v.actor),
       deps.services.alerts.forKey(key.id, v.actor),
+      deps.services.leaks.noticesFor(v.actor, key.id),
     ]);
     render(req, res, 'keys/show', {
       title: key.name,
@@ -128,6 +129,7 @@ export function keysRoutes(portal: Portal): Router {
       recent: recent.events,
       refused,
       alerts,
+      leaks,
       alertThresholds: thresholdsText(key.alertThresholds),
       successor,
       // The set-up snippets again, with a placeholder where the secret (shown once, not stored) goes.

@@ -19,6 +19,11 @@ export interface RenderOptions {
    * the fragment, a normal request the page that includes it: one URL, one template, with or without JavaScript.
    */
   fragment?: string;
+  /**
+   * Further fragments of the same page, by the id of the element an htmx request swaps (HX-Target): a page with
+   * several htmx-enhanced forms answers each with its own part, also after a POST's 303 redirect.
+   */
+  fragments?: Readonly<Record<string, string>>;
   /** Pages that show a secret must never be stored by the browser or a proxy. */
   noStore?: boolean;
 }
@@ -36,7 +41,7 @@ export function createRender(config: Config, clock: Clock): Render {
   return (req, res, page, data, options = {}) => {
     const v = viewerOf(res);
     const timeZone = v?.timeZone ?? config.timeZone;
-    const view = options.fragment && isHtmx(req) ? options.fragment : page;
+    const view = isHtmx(req) ? (targetFragment(req, options.fragments) ?? options.fragment ?? page) : page;
     const html = eta.render(view, {
       user: v?.user ?? null,
       isAdmin: v?.user.role === 'admin',
@@ -51,10 +56,16 @@ export function createRender(config: Config, clock: Clock): Render {
       pageUrl: req.method === 'GET' || isHtmx(req) ? null : pageUrlAfterPost(req),
       ...data,
     });
-    if (options.fragment) res.vary('HX-Request');
+    if (options.fragment || options.fragments) res.vary('HX-Request');
+    if (options.fragments) res.vary('HX-Target');
     res.set('Cache-Control', options.noStore ? 'no-store' : 'private, no-cache');
     res.status(options.status ?? 200).type('html').send(html);
   };
+}
+
+function targetFragment(req: Request, fragments: RenderOptions['fragments']): string | undefined {
+  const target = req.get('hx-target');
+  return fragments && target && Object.hasOwn(fragments, target) ? fragments[target] : undefined;
 }
 
 /**

@@ -17,6 +17,7 @@ import { tokensRoutes } from './tokens.routes.js';
 import { webhooksRoutes } from './webhooks.routes.js';
 import { adminRoutes } from './admin.routes.js';
 import { adminUsageRoutes } from './admin-usage.routes.js';
+import { adminKeyPolicyRoutes } from './admin-key-policy.routes.js';
 import { accountRoutes, passwordResetRoutes } from './account.routes.js';
 import { inviteRoutes } from './invites.routes.js';
 
@@ -80,7 +81,7 @@ export function createPortalRouter(deps: AppDeps): Router {
   router.use(usageRoutes(portal));
   router.use(tokensRoutes(portal));
   router.use(webhooksRoutes(portal));
-  router.use('/admin', requireAdmin, adminRoutes(portal), adminUsageRoutes(portal));
+  router.use('/admin', requireAdmin, adminRoutes(portal), adminUsageRoutes(portal), adminKeyPolicyRoutes(portal));
 
   router.use(notFoundHandler);
   router.use(portalErrorHandler(render, deps.logger));

@@ -3,13 +3,14 @@ import { billingPeriodAt } from '../domain/billing/period.js';
 import { TEAM_ROLES, teamPermissions, type TeamRole } from '../domain/teams/roles.js';
 import { badInput, notFound, UnknownEmailError } from '../domain/errors.js';
 import { thresholdsFromForm, thresholdsText } from './alert-settings.js';
-import { formBody, onBadInput, param, viewer, type Portal } from './context.js';
+import { formBody, onBadInput, param, viewer, type Portal, type Viewer } from './context.js';
 import { choice, optionalAud, text } from './forms.js';
+import { policyFormValuesOf, policyFromForm, policySection, type PolicyFormState } from './key-policy-form.js';
 import { publicBase, rowModel, teamNames } from './view-models.js';
 
 export function teamsRoutes(portal: Portal): Router {
   const { deps, render, reports } = portal;
-  const { teams, invites, keys, clock } = deps.services;
+  const { teams, invites, keys, keyPolicy, clock } = deps.services;
   const router = Router();
 
   async function listPage(req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) {
@@ -32,7 +33,7 @@ export function teamsRoutes(portal: Portal): Router {
    * admins see all team keys and usage by member and key, members their own keys and usage, viewers no keys.
    */
   // The id is passed in, not read from req.params: when the error handler re-renders, params are gone.
-  async function teamPage(req: Request, res: Response, teamId: string, extra: Record<string, unknown> = {}, status = 200) {
+  async function teamPage(req: Request, res: Response, teamId: string, extra: Record<string, unknown> = {}, status = 200, policyForm: PolicyFormState | null = null) {
     const v = viewer(res);
     const team = await teams.get(teamId, v.actor);
     const role = team.role;
@@ -52,6 +53,7 @@ export function teamsRoutes(portal: Portal): Router {
     const alerts = await deps.services.alerts.forTeam(team.id, v.actor);
     const canManageMembers = role !== null && teamPermissions.manageMembers(role);
     const pendingInvites = canManageMembers ? await invites.listPending(team.id, v.actor) : [];
+    const seesKeys = seesAll || (role !== null && teamPermissions.manageOwnKeys(role));
     render(
       req,
       res,
@@ -65,7 +67,7 @@ export function teamsRoutes(portal: Portal): Router {
           createKeys: role !== null && teamPermissions.createKeys(role),
           manageMembers: canManageMembers,
           seesAllKeys: seesAll,
-          seesKeys: seesAll || (role !== null && teamPermissions.manageOwnKeys(role)),
+          seesKeys,
           grantableRoles: role ? TEAM_ROLES.filter((r) => teamPermissions.canManageRole(role, r)) : [],
         },
         members: team.members.map((m) => ({
@@ -87,14 +89,47 @@ export function teamsRoutes(portal: Portal): Router {
         inviteLink: null,
         inviteForm: {},
         inviteError: null,
+        keyPolicy: await keyPolicySection(
+          team.id, v.actor,
+          { editable: canManageMembers, seesKeys, ownKeysOnly: !seesAll, emails: team.members, saved: req.query.done === 'key_policy_saved' },
+          policyForm,
+        ),
         ...extra,
       },
       // An invite link is shown once, in the answer to the POST that made it: never stored by the browser.
-      { status, fragment: 'teams/_members', noStore: !!extra.inviteLink },
+      { status, fragment: 'teams/_members', fragments: { 'key-policy': 'partials/_key-policy' }, noStore: !!extra.inviteLink },
     );
   }
 
+  /** The team's guard-rails on new keys: a form for its owners and admins, read-only for the others (who set the same). */
+  async function keyPolicySection(
+    teamId: string,
+    actor: Viewer['actor'],
+    who: { editable: boolean; seesKeys: boolean; ownKeysOnly: boolean; emails: Array<{ userId: string; email: string }>; saved: boolean },
+    form: PolicyFormState | null,
+  ) {
+    const [policy, inForce, violating] = await Promise.all([
+      keyPolicy.team(teamId, actor),
+      keyPolicy.inForce(teamId),
+      who.seesKeys ? keyPolicy.violatingKeys({ teamId }, actor) : Promise.resolve(null),
+    ]);
+    return policySection({
+      scope: 'team', policy, inForce, editable: who.editable, action: `/teams/${encodeURIComponent(teamId)}/key-policy`, violating,
+      ownKeysOnly: who.ownKeysOnly, emails: Object.fromEntries(who.emails.map((m) => [m.userId, m.email])), form, savedNoticeHere: who.saved,
+    });
+  }
+
   router.get('/teams/:id', (req, res) => teamPage(req, res, param(req, 'id')));
+
+  // The whole policy is sent (an unticked box switches its rule off); the service checks the role under lock.
+  router.post('/teams/:id/key-policy', async (req, res) => {
+    const v = viewer(res);
+    const teamId = param(req, 'id');
+    const values = policyFormValuesOf(formBody(req));
+    onBadInput(res, (error, status, fields) => teamPage(req, res, teamId, {}, status, { values, errors: fields ?? {}, error }));
+    await keyPolicy.setTeam(teamId, policyFromForm(values), v.actor);
+    res.redirect(303, `/teams/${encodeURIComponent(teamId)}?done=key_policy_saved#key-policy`);
+  });
 
   router.post('/teams/:id/members', async (req, res) => {
     const v = viewer(res);

@@ -200,5 +200,5 @@ export const ENDPOINTS: Record<MeteredEndpointName, EndpointSpec> = {
 /** Where a provider's models are served, for the 400 that names the right endpoint. */
 export const ENDPOINT_OF_PROVIDER: Record<Provider, string> = {
   openai: 'POST /v1/chat/completions or /v1/responses (or /v1/embeddings)',
-  anthropic: 'POST /v1/messages',
+  anthropic: 'POST /v1/messages, or /v1/chat/completions (translated)',
 };

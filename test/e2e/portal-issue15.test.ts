@@ -10,7 +10,7 @@ function pages(ids: { teamId: string; keyId: string }): Array<[string, string]> 
     ['dashboard', '/'], ['keys', '/keys'], ['key', `/keys/${ids.keyId}`], ['key-limit', `/keys/${ids.keyId}/limit`],
     ['key-rotate', `/keys/${ids.keyId}/rotate`], ['key-revoke', `/keys/${ids.keyId}/revoke`], ['teams', '/teams'],
     ['team', `/teams/${ids.teamId}`], ['usage', '/usage'], ['tokens', '/tokens'], ['admin-users', '/admin/users'],
-    ['admin-keys', '/admin/keys'], ['admin-usage', '/admin/usage'], ['admin-balances', '/admin/balances'], ['admin-plans', '/admin/plans'],
+    ['admin-keys', '/admin/keys'], ['admin-key-policy', '/admin/key-policy'], ['admin-usage', '/admin/usage'], ['admin-balances', '/admin/balances'], ['admin-plans', '/admin/plans'],
     ['admin-models', '/admin/models'], ['admin-audit', '/admin/audit'], ['admin-jobs', '/admin/jobs'],
   ];
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 3-node MariaDB Galera cluster on loopback, for tests.   usage: galera.sh up|down|status
 # Nodes: SQL 127.0.0.1:3311-3313, gcomm 4571-4573, IST 4561-4563, SST 4441-4443.
-# Needs (Debian 12): mariadb-server 10.11, galera-4, rsync. Run as root; mariadbd runs as user mysql.
+# Needs (Debian 12): mariadb-server 10.11, galera-4, rsync (`up` installs what is missing). Run as root; mariadbd
+# runs as user mysql.
 # Never touches the system server (/etc/mysql, /var/lib/mysql, :3306): every program gets
 # --no-defaults or --defaults-file=$GALERA_DIR/nodeN.cnf.
 set -euo pipefail
@@ -67,8 +68,21 @@ start_node() {  # $1 = node, rest = extra mariadbd args; waits until Synced
   echo "node$n Synced (pid $(pid_of "$n"), port 331$n) after $(($(date +%s) - T0))s"
 }
 
+# galera-4 and rsync come from Debian's packages when missing (as root with apt-get; otherwise the check below says
+# what is needed).
+install_missing() {
+  local need=()
+  [ -f $PROVIDER ] || need+=(galera-4)
+  command -v rsync >/dev/null || need+=(rsync)
+  [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+  [ "${#need[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+  echo "installing: ${need[*]}" >&2
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"; } >&2
+}
+
 up() {
   T0=$(date +%s)
+  install_missing
   [ -x /usr/sbin/mariadbd ] && [ -f $PROVIDER ] && command -v rsync >/dev/null && id "$RUNAS" >/dev/null ||
     { echo "need mariadb-server, galera-4, rsync and user $RUNAS" >&2; exit 1; }
   mkdir -p "$B/run" "$B/log"; chown "$RUNAS:" "$B/run" "$B/log"

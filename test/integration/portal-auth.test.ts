@@ -237,7 +237,9 @@ describe('request forgery and headers', () => {
     expect(routes).toEqual(expect.arrayContaining(['GET /admin/jobs', 'POST /admin/credit', 'POST /keys/:id/revoke', 'GET /usage.csv']));
     const open = new Set(['GET /login', 'POST /login', 'GET /signup', 'POST /signup', 'GET /setup', 'POST /setup', 'POST /logout', 'GET /assets/htmx.min.js',
       // An administrator's one-time password reset link (its secret is the credential; see account-passwords.test.ts).
-      'GET /reset/:token', 'POST /reset/:token']);
+      'GET /reset/:token', 'POST /reset/:token',
+      // A team invitation link, and the account its invitee may create from it (see team-invites.test.ts).
+      'GET /invite/:token', 'POST /invite/:token/account']);
     expect(routes.filter((r) => open.has(r))).toHaveLength(open.size);
     for (const route of routes.filter((r) => !open.has(r))) {
       const [method, path] = route.split(' ') as [string, string];

@@ -225,7 +225,7 @@ describe(`POST /v1/responses through the official SDK (${dialect})`, () => {
     }
 
     it('an Anthropic model, with a 400 that names the endpoint serving it', async () => {
-      await expectRefused(openai.responses.create({ model: 'claude-haiku-4-5', input: 'hi' }), 400, /served in the anthropic format: send it to POST \/v1\/messages/);
+      await expectRefused(openai.responses.create({ model: 'claude-haiku-4-5', input: 'hi' }), 400, /served in the anthropic format: send it to POST \/v1\/messages, or \/v1\/chat\/completions \(translated\)/);
     });
 
     it('background mode', async () => {

@@ -15,8 +15,9 @@ function recordedActions(): Set<string> {
       if (entry.isDirectory()) walk(file);
       else if (file.endsWith('.ts')) {
         const source = fs.readFileSync(file, 'utf8');
-        // The action is the third argument: a literal (or two, in a ternary) within the call's first lines.
-        for (const call of source.matchAll(/audit\.record\(([\s\S]{0,200})/g)) for (const [, action] of call[1]!.matchAll(/'([a-z]+\.[a-z_]+)'/g)) found.add(action!);
+        // The action is the third argument: a literal (or two, in a ternary) within the call's first lines, before
+        // the statement ends (a later statement's literals, such as an event type, are not actions).
+        for (const call of source.matchAll(/audit\.record\(([^;]{0,200})/g)) for (const [, action] of call[1]!.matchAll(/'([a-z]+\.[a-z_]+)'/g)) found.add(action!);
       }
     }
   };
@@ -76,6 +77,13 @@ const CASES: Array<[AuditEvent, string]> = [
   [event('team.member_budget', 'team', 't-1', { userId: 'u-bob', budgetMicro: null }), `${ADA} removed the monthly budget of ${BOB} in [Platform](/teams/t-1)`],
   [event('team.controls', 'team', 't-1', { default_rpm_limit: 60, default_max_parallel: null }),
     `${ADA} changed the key controls of [Platform](/teams/t-1): default rpm limit set to 60; default max parallel removed`],
+  [event('team.key_policy', 'team', 't-1', { key_require_limit: true, key_max_expiry_days: 30, key_unique_names: false }),
+    `${ADA} changed the guard-rails on new keys of [Platform](/teams/t-1): a spending limit required; an expiry within 30 days required; names need not be unique`],
+  [event('webhook.create', 'webhook', 'w-1', { url: 'https://hooks.example.com/mb', events: ['key.revoked', 'key.expiring'], teamId: 't-1' }),
+    `${ADA} added the webhook endpoint [https://hooks.example.com/mb](/webhooks/w-1) for the team [Platform](/teams/t-1) for key.revoked, key.expiring`],
+  [event('webhook.delete', 'webhook', 'w-1', { url: 'https://hooks.example.com/mb' }), `${ADA} deleted the webhook endpoint https://hooks.example.com/mb`],
+  [event('installation.key_policy', 'installation', 'installation', { key_require_limit: false, key_max_expiry_days: null, key_unique_names: true }),
+    `${ADA} changed the installation’s guard-rails on new keys: no spending limit required; no expiry required; names unique per owner`],
   [event('team.invite_create', 'team', 't-1', { inviteId: 'i-1', email: 'cy@example.com', role: 'member', expiresAt: '2026-12-09T03:00:00.000Z' }),
     `${ADA} invited cy@example.com to [Platform](/teams/t-1) as a member`],
   [event('team.invite_revoke', 'team', 't-1', { inviteId: 'i-1', email: 'cy@example.com' }), `${ADA} withdrew the invitation of cy@example.com to [Platform](/teams/t-1)`],

@@ -46,12 +46,13 @@ const article = (role: string) => (/^[aeiou]/.test(role) ? `an ${role}` : `a ${r
 export const AUDIT_ACTIONS = [
   'key.create', 'key.update', 'key.disable', 'key.enable', 'key.revoke', 'key.rotate', 'key.retire', 'key.expire',
   'token.create', 'token.revoke',
-  'team.create', 'team.member_add', 'team.member_role', 'team.member_remove', 'team.member_budget', 'team.controls',
+  'team.create', 'team.member_add', 'team.member_role', 'team.member_remove', 'team.member_budget', 'team.controls', 'team.key_policy',
   'team.invite_create', 'team.invite_revoke', 'team.invite_accept',
   'balance.credit',
   'user.create', 'user.disable', 'user.enable', 'user.set_plan', 'user.password_change', 'user.password_reset_issue',
   'user.password_reset', 'user.password_set', 'user.alert_thresholds',
-  'plan.create', 'plan.update', 'model.create', 'model.update', 'reconcile.correct',
+  'plan.create', 'plan.update', 'model.create', 'model.update', 'installation.key_policy', 'reconcile.correct',
+  'webhook.create', 'webhook.delete',
 ] as const;
 
 export function describeAuditEvent(e: AuditEvent, names: AuditNames): AuditSentence {
@@ -96,6 +97,7 @@ export function describeAuditEvent(e: AuditEvent, names: AuditNames): AuditSente
       ? [text('removed the monthly budget of '), user(d.userId), text(' in '), team()]
       : [text('set the monthly budget of '), user(d.userId), text(' in '), team(), text(` to ${aud(d.budgetMicro)}`)],
     'team.controls': () => [text('changed the key controls of '), team(), ...listOf(teamControlChanges(d))],
+    'team.key_policy': () => [text('changed the guard-rails on new keys of '), team(), ...listOf(keyPolicyChanges(d))],
     'team.invite_create': () => [text(`invited ${String(d.email)} to `), team(), text(` as ${article(String(d.role))}`)],
     'team.invite_revoke': () => [text(`withdrew the invitation of ${String(d.email)} to `), team()],
     'team.invite_accept': () => [text('accepted the invitation to '), team(), text(` and joined as ${article(String(d.role))}`)],
@@ -118,6 +120,13 @@ export function describeAuditEvent(e: AuditEvent, names: AuditNames): AuditSente
     'plan.update': () => [text('changed the plan '), ref.plan(e.targetId), ...listOf(planChanges(d))],
     'model.create': () => [text('added the model '), link(e.targetId ?? 'unknown', '/admin/models')],
     'model.update': () => [text('changed the model '), link(e.targetId ?? 'unknown', '/admin/models'), ...listOf(modelChanges(d))],
+    'installation.key_policy': () => [text('changed the installation’s guard-rails on new keys'), ...listOf(keyPolicyChanges(d))],
+    'webhook.create': () => [
+      text('added the webhook endpoint '), link(str(d.url) ?? 'unknown', `/webhooks/${encodeURIComponent(e.targetId ?? '')}`),
+      ...(str(d.teamId) ? [text(' for the team '), ref.team(d.teamId as string)] : []),
+      ...(Array.isArray(d.events) && d.events.length > 0 ? [text(` for ${d.events.join(', ')}`)] : []),
+    ],
+    'webhook.delete': () => [text(`deleted the webhook endpoint ${str(d.url) ?? ''}`.trimEnd())],
     'reconcile.correct': () => [
       text('corrected the cached totals of '), targetRef(e, ref), text(' to match the ledger'), ...listOf(corrections(d.corrections)),
     ],
@@ -202,6 +211,18 @@ function keyChanges(d: Record<string, unknown>): string[] {
 
 function teamControlChanges(d: Record<string, unknown>): string[] {
   return Object.entries(d).map(([field, value]) => `${humanField(field)} ${value === null ? 'removed' : `set to ${String(value)}`}`);
+}
+
+/** Guard-rail rows carry the changed columns (KeyPolicyService): each rule as it now stands. */
+const KEY_POLICY_WORDS: Record<string, (value: unknown) => string> = {
+  key_require_limit: (on) => (on ? 'a spending limit required' : 'no spending limit required'),
+  key_max_expiry_days: (days) => (num(days) === null ? 'no expiry required' : `an expiry within ${plural(num(days)!, 'day')} required`),
+  key_unique_names: (on) => (on ? 'names unique per owner' : 'names need not be unique'),
+  key_max_age_days: (days) => (num(days) === null ? 'no maximum key age' : `keys due for rotation after ${plural(num(days)!, 'day')}`),
+};
+
+function keyPolicyChanges(d: Record<string, unknown>): string[] {
+  return Object.entries(d).map(([column, value]) => KEY_POLICY_WORDS[column]?.(value) ?? `${humanField(column.replace(/^key_/, ''))} set to ${String(value)}`);
 }
 
 function planChanges(d: Record<string, unknown>): string[] {

@@ -195,9 +195,9 @@ function policyColumns(changes: Partial<KeyPolicy>): Record<string, unknown> {
   if (age !== undefined && age !== null && (!Number.isInteger(age) || age < 1 || age > MAX_POLICY_KEY_AGE_DAYS))
     throw badInput(`The longest key age is a whole number of days from 1 to ${MAX_POLICY_KEY_AGE_DAYS}, or none.`, { maxKeyAgeDays: `A whole number of days from 1 to ${MAX_POLICY_KEY_AGE_DAYS}, or empty.` });
   return {
-    ...(age !== undefined && { key_max_age_days: age }),
     ...(changes.requireLimit !== undefined && { key_require_limit: changes.requireLimit }),
     ...(days !== undefined && { key_max_expiry_days: days }),
     ...(changes.uniqueNames !== undefined && { key_unique_names: changes.uniqueNames }),
+    ...(age !== undefined && { key_max_age_days: age }),
   };
 }

@@ -33,6 +33,22 @@ export interface SelfRevokedKey {
   alreadyRevoked: boolean;
 }
 
+/** A key revoked because it leaked, as its owner and its team's owners and admins are told of it in the portal. */
+export interface LeakNotice {
+  keyId: string;
+  keyName: string;
+  teamId: string | null;
+  /** Who stopped it: its holder with the key itself, or a secret scanning service's report. */
+  reason: 'self_revoked' | 'secret_scanning';
+  /** The scanning service (e.g. github), and where it found the key. */
+  reportedBy: string | null;
+  url: string | null;
+  revokedAt: Date;
+}
+
+/** How long a leak stays on its owner's dashboard. */
+export const LEAK_NOTICE_DAYS = 30;
+
 /** Where a request came from, for the audit row. */
 export interface RequestMeta {
   ip?: string | null;
@@ -85,6 +101,33 @@ export class LeaksService {
     return findings;
   }
 
+  /**
+   * The keys revoked as leaked in the last LEAK_NOTICE_DAYS that this user is told of: their own keys, and every key
+   * of a team they own or administer (the people who can replace it). Newest first; `keyId` narrows to one key.
+   */
+  async noticesFor(actor: Actor, keyId?: string): Promise<LeakNotice[]> {
+    const since = new Date(this.deps.clock.now().getTime() - LEAK_NOTICE_DAYS * 86_400_000);
+    const q = this.deps.db('events')
+      .where({ type: 'key.leaked' }).where('created_at', '>=', since)
+      .where((w) => w.where({ user_id: actor.userId }).orWhereIn('team_id',
+        this.deps.db('team_members').where({ user_id: actor.userId }).whereIn('role', ['owner', 'admin']).select('team_id')))
+      .orderBy('created_at', 'desc').orderBy('id', 'desc').limit(20)
+      .select('key_id', 'team_id', 'payload', 'created_at');
+    if (keyId) q.where({ key_id: keyId });
+    return ((await q) as Array<Record<string, unknown>>).map((row) => {
+      const d = (JSON.parse(row.payload as string) as { data: Record<string, unknown> }).data;
+      return {
+        keyId: row.key_id as string,
+        keyName: String(d.keyName ?? ''),
+        teamId: (row.team_id as string | null) ?? null,
+        reason: d.reason === 'self_revoked' ? 'self_revoked' : 'secret_scanning',
+        reportedBy: typeof d.reportedBy === 'string' ? d.reportedBy : null,
+        url: typeof d.url === 'string' ? d.url : null,
+        revokedAt: toDateOrNull(row.created_at)!,
+      };
+    });
+  }
+
   /** True when the token is one of ours; revokes it if it is still live. Malformed strings cost no query. */
   private async revokeReported(token: string, actor: Actor, found: Record<string, unknown>): Promise<boolean> {
     const details = { leaked: true, ...found };
@@ -120,7 +163,7 @@ export class LeaksService {
     await markKeyRevoked(tx, row.id as string, now);
     await this.deps.audit.record(tx, actor, 'key.revoke', { type: 'key', id: row.id as string }, details);
     const how = details.selfRevoked ? 'self_revoked' : 'secret_scanning';
-    await recordKeyEvent(tx, 'key.leaked', row.id as string, now, { reason: how, url: details.url ?? null });
+    await recordKeyEvent(tx, 'key.leaked', row.id as string, now, { reason: how, reportedBy: details.reportedBy ?? null, url: details.url ?? null });
     await recordKeyEvent(tx, 'key.revoked', row.id as string, now, { reason: how });
     return { now: true, revokedAt: now };
   }

@@ -98,9 +98,9 @@ export class WebhooksService {
 
   async delete(id: string, actor: Actor): Promise<void> {
     await withTransaction(this.deps.db, async (tx) => {
-      await this.loadFor(tx, id, actor, true);
+      const row = await this.loadFor(tx, id, actor, true);
       await tx('webhook_endpoints').where({ id }).update({ deleted_at: this.deps.clock.now() });
-      await this.deps.audit.record(tx, actor, 'webhook.delete', { type: 'webhook', id });
+      await this.deps.audit.record(tx, actor, 'webhook.delete', { type: 'webhook', id }, { url: row.url });
     });
   }
 
