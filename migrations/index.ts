@@ -32,6 +32,8 @@ import * as createTeamInvites from './20261205110000_create-team-invites.js';
 import * as createEvents from './20261205120000_create-events.js';
 import * as createWebhookEndpoints from './20261205120100_create-webhook-endpoints.js';
 import * as createWebhookDeliveries from './20261205120200_create-webhook-deliveries.js';
+import * as addKeyMaxAgeToPolicies from './20261206100000_add-key-max-age-to-policies.js';
+import * as addAutoRotateToApiKeys from './20261206100100_add-auto-rotate-to-api-keys.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -73,6 +75,8 @@ const migrations: Array<[string, Migration]> = [
   ['20261205120000_create-events', createEvents],
   ['20261205120100_create-webhook-endpoints', createWebhookEndpoints],
   ['20261205120200_create-webhook-deliveries', createWebhookDeliveries],
+  ['20261206100000_add-key-max-age-to-policies', addKeyMaxAgeToPolicies],
+  ['20261206100100_add-auto-rotate-to-api-keys', addAutoRotateToApiKeys],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -16,6 +16,7 @@ import { PlansService } from './accounts/plans.js';
 import { UsageService } from './usage/usage.service.js';
 import { UsageReports } from './usage/usage-reports.js';
 import { KeyExpiryService } from './keys/expiry.service.js';
+import { KeyRotationService } from './keys/rotation.service.js';
 import { RefusalsService } from './keys/refusals.js';
 import { AlertsService } from './billing/alerts.service.js';
 import { LeaksService } from './keys/leaks.service.js';
@@ -75,6 +76,7 @@ export function createServices(options: ServicesOptions) {
     refusals: new RefusalsService({ db, clock, timeZone, keys }),
     alerts: new AlertsService({ db, clock, timeZone, keys }),
     keyExpiry: new KeyExpiryService({ db, clock, audit }),
+    keyRotation: new KeyRotationService({ db, clock, keys, send }),
     reconcile: new ReconcileService({ db, clock, audit }),
     rollover: new RolloverService({ db, clock, timeZone }),
     storedResponses: new StoredResponsesService({ db, clock }),

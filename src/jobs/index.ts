@@ -5,6 +5,7 @@ import type { Job, JobName } from './job.js';
 import { reconcileJob } from './reconcile.js';
 import { releaseStaleHoldsJob } from './release-stale-holds.js';
 import { rolloverJob } from './rollover.js';
+import { rotateKeysJob } from './rotate-keys.js';
 
 /** Every scheduled job of ModelBridge, wired to the domain services. */
 export function createJobs(services: Services): Record<JobName, Job> {
@@ -14,5 +15,6 @@ export function createJobs(services: Services): Record<JobName, Job> {
     reconcile: reconcileJob(services.reconcile),
     rollover: rolloverJob(services.rollover, services.timeZone),
     'deliver-webhooks': deliverWebhooksJob(services.webhookDelivery),
+    'rotate-keys': rotateKeysJob(services.keyRotation),
   };
 }

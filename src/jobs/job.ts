@@ -2,7 +2,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 
 /** The names operators use: in `npm run cli -- jobs:run <name>`, in job_locks, in logs and metric labels. */
-export const JOB_NAMES = ['expire-keys', 'release-holds', 'reconcile', 'rollover', 'deliver-webhooks'] as const;
+export const JOB_NAMES = ['expire-keys', 'release-holds', 'reconcile', 'rollover', 'deliver-webhooks', 'rotate-keys'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
 export interface JobContext {

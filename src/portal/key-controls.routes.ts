@@ -37,6 +37,16 @@ export function keyControlsRoutes(portal: Portal): Router {
     res.redirect(303, `/keys/${encodeURIComponent(id)}?done=controls`);
   });
 
+  // Scheduled rotation on or off (docs/webhooks.md); refused with the reason when the owner has no secret receiver.
+  router.post('/keys/:id/auto-rotate', async (req, res) => {
+    const v = viewer(res);
+    const id = param(req, 'id');
+    onBadInput(res, (error, status) => controlsPage(req, res, id, error, status));
+    const on = text(formBody(req), 'autoRotate') === '1';
+    await keys.update(id, { autoRotate: on }, v.actor);
+    res.redirect(303, `/keys/${encodeURIComponent(id)}?done=${on ? 'auto_rotate_on' : 'auto_rotate_off'}`);
+  });
+
   for (const [path, pause] of [['disable', true], ['enable', false]] as const)
     router.post(`/keys/:id/${path}`, async (req, res) => {
       const v = viewer(res);

@@ -1,5 +1,5 @@
 import { badInput } from '../domain/errors.js';
-import { describePolicy, MAX_POLICY_EXPIRY_DAYS, type EffectivePolicy, type KeyPolicy, type PolicyRule } from '../domain/keys/key-policy.js';
+import { describePolicy, MAX_POLICY_EXPIRY_DAYS, MAX_POLICY_KEY_AGE_DAYS, type EffectivePolicy, type KeyPolicy, type PolicyRule } from '../domain/keys/key-policy.js';
 import type { ViolatingKey } from '../domain/keys/key-policy.service.js';
 import type { FormBody } from './context.js';
 import { text } from './forms.js';
@@ -14,7 +14,7 @@ type DaysField = { [F in keyof KeyPolicy]: KeyPolicy[F] extends number | null ? 
  */
 export const KEY_POLICY_RULES: ReadonlyArray<
   | { kind: 'switch'; field: SwitchField; label: string; hint: string }
-  | { kind: 'days'; field: DaysField; label: string; hint: string; max: number }
+  | { kind: 'days'; field: DaysField; label: string; hint: string; max: number; /** The word before the number, in the form and the read-only view (default "within"). */ word?: 'within' | 'after' }
 > = [
   { kind: 'switch', field: 'requireLimit', label: 'Every new key needs a spending limit', hint: 'A key without one could spend the whole balance.' },
   {
@@ -22,6 +22,10 @@ export const KEY_POLICY_RULES: ReadonlyArray<
     hint: `At most this many days ahead (1 to ${MAX_POLICY_EXPIRY_DAYS}): a forgotten key stops working by itself.`,
   },
   { kind: 'switch', field: 'uniqueNames', label: 'Key names are unique per owner', hint: 'One key per tool: a leaked key is easy to find and rotate.' },
+  {
+    kind: 'days', field: 'maxKeyAgeDays', label: 'Keys are due for rotation', max: MAX_POLICY_KEY_AGE_DAYS, word: 'after',
+    hint: `This many days after they are made (1 to ${MAX_POLICY_KEY_AGE_DAYS}). Older keys keep working: they are marked “rotation due”, warned about (key.rotation_due), and rotated by themselves if they ask for scheduled rotation.`,
+  },
 ];
 
 /** What a key that breaks a rule is listed with ("which rule"), in words. */
@@ -86,7 +90,7 @@ export function policyStates(policy: KeyPolicy): Array<{ label: string; state: s
   return KEY_POLICY_RULES.map((rule) => {
     if (rule.kind === 'switch') return { label: rule.label, state: policy[rule.field] ? 'On' : 'Off' };
     const days = policy[rule.field];
-    return { label: rule.label, state: days === null ? 'Off' : `Within ${days} day${days === 1 ? '' : 's'}` };
+    return { label: rule.label, state: days === null ? 'Off' : `${rule.word === 'after' ? 'After' : 'Within'} ${days} day${days === 1 ? '' : 's'}` };
   });
 }
 

@@ -81,7 +81,7 @@ export function keysRoutes(portal: Portal): Router {
   router.post('/keys', async (req, res) => {
     const v = viewer(res);
     const body = formBody(req);
-    const form = { name: text(body, 'name'), limit: text(body, 'limit'), expires: text(body, 'expires'), owner: text(body, 'owner') };
+    const form = { name: text(body, 'name'), limit: text(body, 'limit'), expires: text(body, 'expires'), owner: text(body, 'owner'), autoRotate: text(body, 'autoRotate') === '1' };
     onBadInput(res, (createError, status, fields) =>
       keysPage(req, res, { form, createError: fields ? null : createError, fieldErrors: formFieldErrors(fields) }, status, 'keys/_create'),
     );
@@ -97,7 +97,7 @@ export function keysRoutes(portal: Portal): Router {
       ...parseErrors,
     });
     const created = await keys.create(
-      { name: form.name, spendLimitMicro, expiresAt, teamId: form.owner && form.owner !== 'personal' ? form.owner : null },
+      { name: form.name, spendLimitMicro, expiresAt, teamId: form.owner && form.owner !== 'personal' ? form.owner : null, autoRotate: form.autoRotate },
       v.actor,
     );
     // The secret exists only in this response: rendered straight from the POST (no redirect, nothing stored),

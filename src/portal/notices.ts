@@ -24,6 +24,8 @@ const NOTICES: Record<string, string> = {
   password_changed: 'Password changed. Your other sessions were signed out.',
   password_reset: 'Your password was set. Sign in with it now.',
   alerts_saved: 'Alert thresholds saved.',
+  auto_rotate_on: 'Scheduled rotation is on: at its rotate-by date the key is rotated and the new key sent to your webhook.',
+  auto_rotate_off: 'Scheduled rotation is off.',
   key_policy_saved: 'Guard-rails saved. They apply to new keys; existing keys that break them are listed.',
 };
 

@@ -69,6 +69,7 @@ export function keyStatus(ctx: ProxyContext): RequestHandler {
     try {
       const key = await lookUpKey(ctx.metering, readApiKey(req));
       const limit = key.spendLimitMicro;
+      const rotateBy = await ctx.metering.rotateBy(key);
       sendJson(res, 200, {
         object: 'api_key',
         id: key.id,
@@ -89,6 +90,8 @@ export function keyStatus(ctx: ProxyContext): RequestHandler {
         request_count: key.requestCount,
         team_id: key.teamId,
         expires_at: key.expiresAt?.toISOString() ?? null,
+        rotate_by: rotateBy?.toISOString() ?? null,
+        auto_rotate: key.autoRotate,
         created_at: key.createdAt.toISOString(),
         last_used_at: key.lastUsedAt?.toISOString() ?? null,
       });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_POLICY_EXPIRY_DAYS } from '../domain/keys/key-policy.js';
+import { MAX_POLICY_EXPIRY_DAYS, MAX_POLICY_KEY_AGE_DAYS } from '../domain/keys/key-policy.js';
 import { parseAud, type Micro } from '../domain/money.js';
 import { KEY_STATUSES } from '../domain/keys/key.js';
 import { LIMIT_RESETS } from '../domain/keys/controls.js';
@@ -40,9 +40,10 @@ export const alertThresholds = z.array(z.number().int()).max(20);
 export const teamRole = z.enum(['owner', 'admin', 'member', 'viewer']);
 export const provider = z.enum(['openai', 'anthropic']);
 
-/** The guard-rails on new keys (teams.setKeyPolicy, admin.keyPolicy.set): absent stays, maxExpiryDays null removes. */
+/** The guard-rails on keys (teams.setKeyPolicy, admin.keyPolicy.set): absent stays, maxExpiryDays / maxKeyAgeDays null removes. */
 export const keyPolicyInput = {
   requireLimit: z.boolean().optional(),
   maxExpiryDays: z.number().int().min(1).max(MAX_POLICY_EXPIRY_DAYS).nullable().optional(),
   uniqueNames: z.boolean().optional(),
+  maxKeyAgeDays: z.number().int().min(1).max(MAX_POLICY_KEY_AGE_DAYS).nullable().optional(),
 };

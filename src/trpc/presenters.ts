@@ -52,6 +52,9 @@ export function keyDto(k: ApiKey) {
     tags: k.tags,
     disabledAt: iso(k.disabledAt),
     alertThresholds: k.alertThresholds,
+    // When the maximum key age in force makes the key due for rotation (null: no such rule, or not a working key).
+    rotateBy: iso(k.rotateBy),
+    autoRotate: k.autoRotate,
   };
 }
 export type KeyDto = ReturnType<typeof keyDto>;

@@ -39,12 +39,13 @@ describe(`CLI: jobs:run and credit (${dialect})`, { timeout: 120_000 }, () => {
     expect(code).toBe(0);
     expect(stdout).toBe('');
     const lines = stderr.trim().split('\n');
-    expect(lines).toHaveLength(5);
+    expect(lines).toHaveLength(6);
     expect(lines[0]).toMatch(/^expire-keys: ok — 1 expired, 0 retired after rotation \(\d+ ms\)$/);
     expect(lines[1]).toMatch(/^release-holds: ok — 0 released, 0 already settled/);
     expect(lines[2]).toMatch(/^reconcile: ok — 0 drifts corrected/);
     expect(lines[3]).toMatch(/^rollover: ok — 0 balances rolled/);
     expect(lines[4]).toMatch(/^deliver-webhooks: ok — 0 events from alerts, 0 delivered, 0 to retry, 0 failed/);
+    expect(lines[5]).toMatch(/^rotate-keys: ok — 0 rotation-due warnings, 0 rotated by schedule, 0 not delivered/);
     expect((await t.db('api_keys').where({ id: key.id }).first()).status).toBe('expired');
     expect((await t.db('audit_events').where({ action: 'key.expire', target_id: key.id }).first()).actor_kind).toBe('system');
   });
@@ -77,7 +78,7 @@ describe(`CLI: jobs:run and credit (${dialect})`, { timeout: 120_000 }, () => {
 
     const unknown = await cli('jobs:run', 'bogus');
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('jobs:run <expire-keys|release-holds|reconcile|rollover|deliver-webhooks|all>');
+    expect(unknown.stderr).toContain('jobs:run <expire-keys|release-holds|reconcile|rollover|deliver-webhooks|rotate-keys|all>');
   });
 
   it('credit tops up a user’s prepaid balance or a team’s balance, with a ledger entry and an audit event', async () => {

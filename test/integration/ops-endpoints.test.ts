@@ -124,7 +124,7 @@ describe(`ops endpoints (${dialect})`, () => {
     const ours = () => [...cron.getTasks().values()].filter((task) => task.name?.startsWith('modelbridge:')).map((task) => task.name).sort();
 
     const on = await start(parseConfig({ ...env, MODELBRIDGE_JOBS: '1' }));
-    expect(ours()).toEqual(['modelbridge:deliver-webhooks', 'modelbridge:expire-keys', 'modelbridge:reconcile', 'modelbridge:release-holds', 'modelbridge:rollover']);
+    expect(ours()).toEqual(['modelbridge:deliver-webhooks', 'modelbridge:expire-keys', 'modelbridge:reconcile', 'modelbridge:release-holds', 'modelbridge:rollover', 'modelbridge:rotate-keys']);
     expect((await request(on.url).get('/healthz')).status).toBe(200);
     await on.stop();
     expect(ours()).toEqual([]);

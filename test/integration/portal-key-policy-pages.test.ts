@@ -45,7 +45,7 @@ describe(`guard-rail pages (${dialect})`, () => {
     const res = await clients.owner.post(`/teams/${teamId}/key-policy`, { requireLimit: 'on', maxExpiryDaysOn: 'on', maxExpiryDays: '30' });
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe(`/teams/${teamId}?done=key_policy_saved#key-policy`);
-    expect(await teamPolicy()).toEqual({ requireLimit: true, maxExpiryDays: 30, uniqueNames: false });
+    expect(await teamPolicy()).toEqual({ requireLimit: true, maxExpiryDays: 30, uniqueNames: false, maxKeyAgeDays: null });
     expect(await policyAudits('team.key_policy')).toBe(1);
 
     const page = await clients.owner.get(res.headers.location!);
@@ -54,6 +54,19 @@ describe(`guard-rail pages (${dialect})`, () => {
     expect(page.text).toContain('This team requires a spending limit and an expiry within 30 days for every new key.');
     expect(page.text).toMatch(/id="kp-requireLimit"[^>]* checked/);
     expect(page.text).toMatch(/id="kp-maxExpiryDays"[^>]* value="30"/);
+
+    // The maximum key age (rotation due) is one more days rule of the same form; the audit log says it in words.
+    const age = await clients.owner.post(`/teams/${teamId}/key-policy`, { requireLimit: 'on', maxExpiryDaysOn: 'on', maxExpiryDays: '30', maxKeyAgeDaysOn: 'on', maxKeyAgeDays: '90' });
+    expect(age.status).toBe(303);
+    expect(await teamPolicy()).toEqual({ requireLimit: true, maxExpiryDays: 30, uniqueNames: false, maxKeyAgeDays: 90 });
+    const again = (await clients.owner.get(age.headers.location!)).text;
+    expect(again).toMatch(/id="kp-maxKeyAgeDays"[^>]* value="90"/);
+    expect(again).toContain('Keys are due for rotation 90 days after they are created.');
+    const refused = await clients.owner.post(`/teams/${teamId}/key-policy`, { maxKeyAgeDaysOn: 'on', maxKeyAgeDays: '0' });
+    expect(refused.status).toBe(400);
+    expect(await teamPolicy()).toMatchObject({ maxKeyAgeDays: 90 });
+    await clients.owner.post(`/teams/${teamId}/key-policy`, { requireLimit: 'on', maxExpiryDaysOn: 'on', maxExpiryDays: '30' });
+    expect(await teamPolicy()).toMatchObject({ maxKeyAgeDays: null });
   });
 
   it('lists the existing keys that break the policy in force (name linked, owner, rule), and changes none', async () => {

@@ -10,7 +10,9 @@ const KEY_FIELDS = ['id', 'name', 'last4', 'status', 'spendAud', 'spendLimitAud'
   // The key controls (docs/limits.md).
   'limitReset', 'periodSpendAud', 'nextResetAt', 'allowedModels', 'rpmLimit', 'tpmLimit', 'maxParallel', 'tags', 'disabledAt',
   // Spend alerts (docs/limits.md, "Alerts").
-  'alertThresholds'];
+  'alertThresholds',
+  // Rotation that happens (docs/security.md): the rotate-by date under the maximum key age, and scheduled rotation.
+  'rotateBy', 'autoRotate'];
 
 describe(`key status transitions over tRPC (${dialect})`, () => {
   let app: TestApp;

@@ -1,13 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors.js';
-import { MAX_POLICY_EXPIRY_DAYS, NO_KEY_POLICY, type KeyPolicy } from '../../src/domain/keys/key-policy.js';
+import { MAX_POLICY_EXPIRY_DAYS, MAX_POLICY_KEY_AGE_DAYS, NO_KEY_POLICY, type KeyPolicy } from '../../src/domain/keys/key-policy.js';
 import { KEY_POLICY_RULES, policyFormValues, policyFormValuesOf, policyFromForm, policyStates } from '../../src/portal/key-policy-form.js';
 
 const anyPolicy = fc.record<KeyPolicy>({
   requireLimit: fc.boolean(),
   maxExpiryDays: fc.option(fc.integer({ min: 1, max: MAX_POLICY_EXPIRY_DAYS }), { nil: null }),
   uniqueNames: fc.boolean(),
+  maxKeyAgeDays: fc.option(fc.integer({ min: 1, max: MAX_POLICY_KEY_AGE_DAYS }), { nil: null }),
 });
 
 /** What a browser sends for the form as filled in: ticked boxes as "on", unticked ones absent. */
@@ -46,6 +47,6 @@ describe('the guard-rails form', () => {
   });
 
   it('reads the rules in words for those who cannot change them', () => {
-    expect(policyStates({ requireLimit: true, maxExpiryDays: 1, uniqueNames: false }).map((s) => s.state)).toEqual(['On', 'Within 1 day', 'Off']);
+    expect(policyStates({ requireLimit: true, maxExpiryDays: 1, uniqueNames: false, maxKeyAgeDays: 90 }).map((s) => s.state)).toEqual(['On', 'Within 1 day', 'Off', 'After 90 days']);
   });
 });

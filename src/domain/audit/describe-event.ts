@@ -218,6 +218,7 @@ const KEY_POLICY_WORDS: Record<string, (value: unknown) => string> = {
   key_require_limit: (on) => (on ? 'a spending limit required' : 'no spending limit required'),
   key_max_expiry_days: (days) => (num(days) === null ? 'no expiry required' : `an expiry within ${plural(num(days)!, 'day')} required`),
   key_unique_names: (on) => (on ? 'names unique per owner' : 'names need not be unique'),
+  key_max_age_days: (days) => (num(days) === null ? 'no maximum key age' : `keys due for rotation after ${plural(num(days)!, 'day')}`),
 };
 
 function keyPolicyChanges(d: Record<string, unknown>): string[] {

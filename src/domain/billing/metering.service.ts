@@ -5,6 +5,7 @@ import { RowCache } from '../../db/row-cache.js';
 import { withTransaction } from '../../db/transaction.js';
 import type { Clock } from '../clock.js';
 import { keyFromRow, type ApiKey } from '../keys/key.js';
+import { rotateByForKeys } from '../keys/key-policy.service.js';
 import { toBool } from '../../db/rows.js';
 import { allowedModelsOf, parseModelList } from '../keys/controls.js';
 import { holdFromRow, meterBatch, PeriodRolloverDue, rememberDeadline } from './metering/sql.js';
@@ -87,6 +88,11 @@ export class MeteringService {
     const key = keyFromRow(row, this.deps.clock.now(), this.deps.timeZone);
     refuseUnusableKey(key.status, toBool(row.owner_disabled), key.id);
     return { ...key, mayCall: allowedModelsOf(key.allowedModels, parseModelList(row.team_allowed_models)) };
+  }
+
+  /** When the key is due for rotation under the policy in force (GET /v1/key reports it); off the metered path. */
+  async rotateBy(key: ApiKey): Promise<Date | null> {
+    return (await rotateByForKeys(this.deps.db, [key])).get(key.id) ?? null;
   }
 
   /**

@@ -6,12 +6,20 @@ export const EVENT_TYPES = [
   'key.expired',
   'key.revoked',
   'key.rotated',
+  'key.rotation_due',
+  'key.rotated_secret',
   'key.leaked',
   'balance.threshold',
   'team.balance_threshold',
   'member.budget_threshold',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/**
+ * The event that carries a scheduled rotation's new secret (docs/webhooks.md, "Scheduled rotation"). It never goes
+ * through the outbox: it is sent at once, and what the events table keeps of it has no secret.
+ */
+export const SECRET_EVENT_TYPE: EventType = 'key.rotated_secret';
 
 /** Sent to one endpoint on request ("Send test"); not subscribable. */
 export const TEST_EVENT_TYPE = 'webhook.test';

@@ -52,14 +52,46 @@ export async function recordEvent(tx: Queryable, event: NewEvent, now: Date): Pr
   return id;
 }
 
+/**
+ * Records an event that was already sent, outside the outbox (key.rotated_secret: its body held a secret, so it is
+ * never stored and never sent again): the event with `data` as stored (no secret), and one finished delivery per
+ * endpoint with the answer it gave.
+ */
+export async function recordSentEvent(
+  tx: Queryable,
+  event: Pick<NewEvent, 'type' | 'userId' | 'teamId' | 'keyId' | 'data'> & { id: string },
+  sent: ReadonlyArray<{ endpointId: string; statusCode: number | null; error: string | null }>,
+  now: Date,
+): Promise<void> {
+  await tx('events').insert({
+    id: event.id, type: event.type, user_id: event.userId, team_id: event.teamId, key_id: event.keyId ?? null,
+    payload: eventPayload(event.type, now, event.data), dedupe_key: event.id, firing_id: null, created_at: now,
+  });
+  if (!sent.length) return;
+  await tx('webhook_deliveries').insert(sent.map((s) => {
+    const ok = s.statusCode !== null && s.statusCode >= 200 && s.statusCode < 300;
+    return {
+      event_id: event.id, endpoint_id: s.endpointId, status: ok ? 'delivered' : 'failed', attempts: 1, next_attempt_at: now,
+      last_status_code: s.statusCode, last_error: ok ? null : (s.error ?? `HTTP ${s.statusCode}`).slice(0, 200), delivered_at: ok ? now : null, created_at: now,
+    };
+  }));
+}
+
 async function endpointsFor(tx: Queryable, event: NewEvent): Promise<string[]> {
   if (event.endpointId) return [event.endpointId];
+  return (await subscribedEndpoints(tx, event, event.type)).map((e) => e.id);
+}
+
+/** The live endpoints of a scope (a team's, else the user's own) that subscribe to `type`, with their URL and secret. */
+export async function subscribedEndpoints(
+  tx: Queryable, scope: { userId: string | null; teamId: string | null }, type: string,
+): Promise<Array<{ id: string; url: string; secret: string }>> {
   const q = tx('webhook_endpoints').whereNull('deleted_at');
-  if (event.teamId) q.where({ team_id: event.teamId });
-  else if (event.userId) q.where({ user_id: event.userId }).whereNull('team_id');
+  if (scope.teamId) q.where({ team_id: scope.teamId });
+  else if (scope.userId) q.where({ user_id: scope.userId }).whereNull('team_id');
   else return [];
-  const rows = (await q.select('id', 'events')) as Array<{ id: string; events: string }>;
-  return rows.filter((r) => subscribed(r.events).includes(event.type)).map((r) => r.id);
+  const rows = (await q.orderBy('id').select('id', 'events', 'url', 'secret')) as Array<{ id: string; events: string; url: string; secret: string }>;
+  return rows.filter((r) => subscribed(r.events).includes(type)).map(({ id, url, secret }) => ({ id, url, secret }));
 }
 
 /** An endpoint's stored list of event types. */

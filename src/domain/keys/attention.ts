@@ -13,6 +13,9 @@ export interface KeyAttention {
   noExpiry: boolean;
   /** Rotated and still in its grace period: it works until this instant, then its successor takes over. */
   retiresAt: Date | null;
+  /** Its rotate-by date (the maximum key age) is within 7 days, or past (`overdue`): it still works. */
+  rotationDue: boolean;
+  rotationOverdue: boolean;
 }
 
 /**
@@ -28,8 +31,11 @@ export function retiresAt(key: ApiKey): Date | null {
 export function keyAttention(key: ApiKey, now: Date): KeyAttention {
   const usable = key.status === 'active' || key.status === 'limit_reached';
   const retiring = retiresAt(key);
+  const rotateIn = key.rotateBy && key.rotateBy.getTime() - now.getTime();
   return {
     retiresAt: retiring,
+    rotationDue: usable && rotateIn !== null && rotateIn <= EXPIRY_WARNING_MS,
+    rotationOverdue: usable && rotateIn !== null && rotateIn <= 0,
     nearLimit: usable && key.spendLimitMicro !== null && key.periodSpendMicro >= key.spendLimitMicro * NEAR_LIMIT_RATIO,
     expiringSoon: usable && key.expiresAt !== null && key.expiresAt.getTime() - now.getTime() <= EXPIRY_WARNING_MS,
     // A retiring key is going away anyway: the best-practice hints are about keys that stay.
@@ -41,5 +47,5 @@ export function keyAttention(key: ApiKey, now: Date): KeyAttention {
 export function keysNeedingAttention(keys: ApiKey[], now: Date): Array<{ key: ApiKey; attention: KeyAttention }> {
   return keys
     .map((key) => ({ key, attention: keyAttention(key, now) }))
-    .filter(({ attention }) => attention.nearLimit || attention.expiringSoon || attention.retiresAt !== null);
+    .filter(({ attention }) => attention.nearLimit || attention.expiringSoon || attention.retiresAt !== null || attention.rotationDue);
 }

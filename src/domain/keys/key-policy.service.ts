@@ -8,7 +8,7 @@ import { badInput, forbidden, notFound, throwIfFieldErrors } from '../errors.js'
 import { requireTeamManager, teamRoleOf } from '../teams/membership.js';
 import type { ApiKey } from './key.js';
 import {
-  effectivePolicy, keyPolicyViolations, MAX_POLICY_EXPIRY_DAYS, NO_KEY_POLICY, type EffectivePolicy, type KeyPolicy, type PolicyViolation,
+  effectivePolicy, keyPolicyViolations, MAX_POLICY_EXPIRY_DAYS, MAX_POLICY_KEY_AGE_DAYS, NO_KEY_POLICY, rotateByOf, type EffectivePolicy, type KeyPolicy, type PolicyViolation,
   type RequestedKey,
 } from './key-policy.js';
 
@@ -95,6 +95,30 @@ export class KeyPolicyService {
   }
 }
 
+/**
+ * When each key is due for rotation under the policy now in force (its team's and the installation's, the stricter
+ * wins): null for keys no rule judges, and for keys that no longer work or were rotated already (their successor is
+ * the one due). Read per call, so a policy change moves every key's date at once.
+ */
+export async function rotateByForKeys(q: Queryable, keys: ReadonlyArray<Pick<ApiKey, 'id' | 'teamId' | 'createdAt' | 'status' | 'rotatedToId'>>): Promise<Map<string, Date | null>> {
+  const installation = await installationPolicy(q);
+  const teams = new Map<string, KeyPolicy>();
+  for (const teamId of new Set(keys.map((k) => k.teamId).filter((t) => t !== null))) teams.set(teamId, await teamPolicy(q, teamId).catch(() => NO_KEY_POLICY));
+  return new Map(keys.map((k) => {
+    if (!countsForPolicy(k)) return [k.id, null];
+    const policy = effectivePolicy(installation, k.teamId ? teams.get(k.teamId) ?? null : null);
+    return [k.id, rotateByOf(k.createdAt, policy.maxKeyAgeDays?.days ?? null)];
+  }));
+}
+
+/** The fewest days any policy (the installation's or a team's) allows a key to age: a bound for the job's queries. */
+export async function shortestKeyAgeDays(q: Queryable): Promise<number | null> {
+  const inst = (await installationPolicy(q)).maxKeyAgeDays;
+  const row = (await q('teams').whereNotNull('key_max_age_days').min({ days: 'key_max_age_days' }).first()) as { days: unknown } | undefined;
+  const team = row?.days === null || row?.days === undefined ? null : Number(row.days);
+  return inst === null ? team : team === null ? inst : Math.min(inst, team);
+}
+
 /** Read in the transaction that creates or changes the key, after the caller's membership is locked. */
 export async function policyInForce(q: Queryable, teamId: string | null): Promise<EffectivePolicy> {
   return effectivePolicy(await installationPolicy(q), teamId ? await teamPolicy(q, teamId) : null);
@@ -135,7 +159,7 @@ async function takenKeyNames(q: Queryable, key: { ownerId: string; teamId: strin
 /** Keys that still work, or will again (a paused key): the ones a policy judges. */
 const LIVE_STATUSES = ['active', 'limit_reached', 'disabled'] as const;
 
-function countsForPolicy(key: ApiKey): boolean {
+function countsForPolicy(key: Pick<ApiKey, 'status' | 'rotatedToId'>): boolean {
   return (LIVE_STATUSES as readonly string[]).includes(key.status) && !key.rotatedToId;
 }
 
@@ -149,24 +173,31 @@ async function installationPolicy(q: Queryable): Promise<KeyPolicy> {
 }
 
 async function teamPolicy(q: Queryable, teamId: string): Promise<KeyPolicy> {
-  const row = await q('teams').where({ id: teamId }).first('key_require_limit', 'key_max_expiry_days', 'key_unique_names');
+  const row = await q('teams').where({ id: teamId }).first('key_require_limit', 'key_max_expiry_days', 'key_unique_names', 'key_max_age_days');
   if (!row) throw notFound('Team');
   return policyOf(row);
 }
 
 function policyOf(row: Record<string, unknown>): KeyPolicy {
-  const days = row.key_max_expiry_days;
-  return { requireLimit: toBool(row.key_require_limit), maxExpiryDays: days === null || days === undefined ? null : Number(days), uniqueNames: toBool(row.key_unique_names) };
+  const days = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    requireLimit: toBool(row.key_require_limit), maxExpiryDays: days(row.key_max_expiry_days), uniqueNames: toBool(row.key_unique_names),
+    maxKeyAgeDays: days(row.key_max_age_days),
+  };
 }
 
-/** Absent fields stay as they are; maxExpiryDays null removes that rule. */
+/** Absent fields stay as they are; maxExpiryDays or maxKeyAgeDays null removes that rule. */
 function policyColumns(changes: Partial<KeyPolicy>): Record<string, unknown> {
   const days = changes.maxExpiryDays;
   if (days !== undefined && days !== null && (!Number.isInteger(days) || days < 1 || days > MAX_POLICY_EXPIRY_DAYS))
     throw badInput(`The longest expiry is a whole number of days from 1 to ${MAX_POLICY_EXPIRY_DAYS}, or none.`, { maxExpiryDays: `A whole number of days from 1 to ${MAX_POLICY_EXPIRY_DAYS}, or empty.` });
+  const age = changes.maxKeyAgeDays;
+  if (age !== undefined && age !== null && (!Number.isInteger(age) || age < 1 || age > MAX_POLICY_KEY_AGE_DAYS))
+    throw badInput(`The longest key age is a whole number of days from 1 to ${MAX_POLICY_KEY_AGE_DAYS}, or none.`, { maxKeyAgeDays: `A whole number of days from 1 to ${MAX_POLICY_KEY_AGE_DAYS}, or empty.` });
   return {
     ...(changes.requireLimit !== undefined && { key_require_limit: changes.requireLimit }),
     ...(days !== undefined && { key_max_expiry_days: days }),
     ...(changes.uniqueNames !== undefined && { key_unique_names: changes.uniqueNames }),
+    ...(age !== undefined && { key_max_age_days: age }),
   };
 }

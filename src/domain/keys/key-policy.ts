@@ -14,10 +14,16 @@ export interface KeyPolicy {
   maxExpiryDays: number | null;
   /** Key names are unique per owner (one key per tool), ignoring case, among keys that still work. */
   uniqueNames: boolean;
+  /**
+   * Keys are due for rotation this many days after they were created (a successor counts from its rotation); null: no
+   * rule. Unlike the other rules it judges keys that exist: an older key keeps working, it is only "rotation due".
+   */
+  maxKeyAgeDays: number | null;
 }
 
-export const NO_KEY_POLICY: KeyPolicy = Object.freeze({ requireLimit: false, maxExpiryDays: null, uniqueNames: false });
+export const NO_KEY_POLICY: KeyPolicy = Object.freeze({ requireLimit: false, maxExpiryDays: null, uniqueNames: false, maxKeyAgeDays: null });
 export const MAX_POLICY_EXPIRY_DAYS = MAX_EXPIRY_DAYS;
+export const MAX_POLICY_KEY_AGE_DAYS = MAX_EXPIRY_DAYS;
 
 export type PolicySource = 'installation' | 'team';
 
@@ -26,6 +32,7 @@ export interface EffectivePolicy {
   requireLimit: PolicySource | null;
   maxExpiryDays: { days: number; by: PolicySource } | null;
   uniqueNames: PolicySource | null;
+  maxKeyAgeDays: { days: number; by: PolicySource } | null;
 }
 
 export type PolicyRule = 'limit_required' | 'expiry_required' | 'expiry_too_far' | 'name_taken';
@@ -54,15 +61,29 @@ export interface PolicyContext {
 /** The stricter of the installation's policy and the team's (for team keys); the installation wins a tie. */
 export function effectivePolicy(installation: KeyPolicy, team: KeyPolicy | null): EffectivePolicy {
   const by = (inst: boolean, t: boolean | undefined): PolicySource | null => (inst ? 'installation' : t ? 'team' : null);
-  const days = [
-    installation.maxExpiryDays === null ? null : { days: installation.maxExpiryDays, by: 'installation' as const },
-    team?.maxExpiryDays == null ? null : { days: team.maxExpiryDays, by: 'team' as const },
-  ].filter((d) => d !== null);
   return {
     requireLimit: by(installation.requireLimit, team?.requireLimit),
-    maxExpiryDays: days.reduce<EffectivePolicy['maxExpiryDays']>((min, d) => (min === null || d.days < min.days ? d : min), null),
+    maxExpiryDays: fewestDays(installation.maxExpiryDays, team?.maxExpiryDays ?? null),
     uniqueNames: by(installation.uniqueNames, team?.uniqueNames),
+    maxKeyAgeDays: fewestDays(installation.maxKeyAgeDays, team?.maxKeyAgeDays ?? null),
   };
+}
+
+/** The stricter (fewer days) of two day rules; the installation wins a tie. */
+function fewestDays(installation: number | null, team: number | null): { days: number; by: PolicySource } | null {
+  if (installation !== null && (team === null || installation <= team)) return { days: installation, by: 'installation' };
+  return team === null ? null : { days: team, by: 'team' };
+}
+
+const DAY_MS = 24 * 3600_000;
+
+/**
+ * When a key is due for rotation: `days` whole 24-hour days after it was created (a successor is created when its
+ * predecessor is rotated, so the clock restarts at each rotation). Exact instants rather than local days: the
+ * warnings and the scheduled rotation fire at a time anyone can compute from createdAt.
+ */
+export function rotateByOf(createdAt: Date, days: number | null): Date | null {
+  return days === null ? null : new Date(createdAt.getTime() + days * DAY_MS);
 }
 
 /** The latest expiry the policy allows for a key made now: the end of the local day `days` ahead. */
@@ -99,15 +120,16 @@ export function describePolicy(policy: EffectivePolicy): string | null {
     policy.maxExpiryDays && `an expiry within ${plural(policy.maxExpiryDays.days, 'day')}`,
     policy.uniqueNames && 'a name none of your other keys has',
   ].filter((p): p is string => typeof p === 'string');
-  if (!parts.length) return null;
+  const rotation = policy.maxKeyAgeDays && ` Keys are due for rotation ${plural(policy.maxKeyAgeDays.days, 'day')} after they are created.`;
+  if (!parts.length) return rotation ? rotation.trim() : null;
   const sources = new Set([policy.requireLimit, policy.maxExpiryDays?.by, policy.uniqueNames].filter((s) => s));
   const who = sources.size > 1 ? 'This installation and team require' : requires([...sources][0] as PolicySource);
-  return `${who} ${parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}` : parts[0]} for every new key.`;
+  return `${who} ${parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}` : parts[0]} for every new key.${rotation || ''}`;
 }
 
 /** Whether a policy switches anything on. */
 export function hasRules(policy: KeyPolicy): boolean {
-  return policy.requireLimit || policy.maxExpiryDays !== null || policy.uniqueNames;
+  return policy.requireLimit || policy.maxExpiryDays !== null || policy.uniqueNames || policy.maxKeyAgeDays !== null;
 }
 
 function requires(by: PolicySource): string {

@@ -1,4 +1,4 @@
-import { toDate, toDateOrNull, toInt } from '../../db/rows.js';
+import { toBool, toDate, toDateOrNull, toInt } from '../../db/rows.js';
 import { toMicro, toMicroOrNull, type Micro } from '../money.js';
 import { parseThresholds } from '../billing/alerts.js';
 import { limitPeriodAt, parseModelList, spendInPeriod, type LimitReset } from './controls.js';
@@ -40,6 +40,13 @@ export interface ApiKey {
   disabledAt: Date | null;
   /** Alert thresholds on the spending limit (percent; null: the defaults 50, 80, 100). */
   alertThresholds: number[] | null;
+  /** Scheduled rotation: the rotate-keys job rotates the key at rotateBy and sends the new secret by signed webhook. */
+  autoRotate: boolean;
+  /**
+   * When the key is due for rotation under the maximum key age in force (null: no such rule, or a key that no longer
+   * works or was rotated already). Set by KeysService, which reads the policy; keyFromRow alone leaves it null.
+   */
+  rotateBy: Date | null;
 }
 
 /**
@@ -96,6 +103,8 @@ export function keyFromRow(r: Record<string, unknown>, now: Date, timeZone: stri
     tags,
     disabledAt: toDateOrNull(r.disabled_at),
     alertThresholds: parseThresholds(r.alert_thresholds),
+    autoRotate: toBool(r.auto_rotate),
+    rotateBy: null,
   };
 }
 

@@ -2,10 +2,12 @@ import type { Knex } from 'knex';
 import type { Db, Queryable } from '../../db/knex.js';
 import { withTransaction } from '../../db/transaction.js';
 import { generateSecret, hashSecret, lastFour } from '../../auth/secret-format.js';
-import { isInstallationAdmin, type Actor } from '../actor.js';
+import { isInstallationAdmin, systemActor, type Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { badInput, collectFieldErrors, conflict, forbidden, notFound, throwIfFieldErrors } from '../errors.js';
+import { SECRET_EVENT_TYPE } from '../events/event-types.js';
+import { subscribedEndpoints } from '../events/events.js';
 import { recordKeyEvent } from '../events/key-events.js';
 import { newId } from '../ids.js';
 import { validateExpiry } from '../expiry.js';
@@ -14,7 +16,7 @@ import { MAX_AMOUNT_MICRO, type Micro } from '../money.js';
 import { lockedTeamRoleOf, teamRoleOf } from '../teams/membership.js';
 import { teamPermissions, type TeamRole } from '../teams/roles.js';
 import { keyFromRow, statusForLimit, type ApiKey, type KeyStatus } from './key.js';
-import { enforceKeyPolicy } from './key-policy.service.js';
+import { enforceKeyPolicy, rotateByForKeys } from './key-policy.service.js';
 import { controlColumns, replaceTags, tagsOf, type KeyControlsInput, type ResolveModel } from './key-settings.js';
 
 export const KEY_NAME_MAX = 100;
@@ -26,6 +28,8 @@ export interface CreateKeyInput extends KeyControlsInput {
   spendLimitMicro?: Micro | null;
   expiresAt?: Date | null;
   teamId?: string | null;
+  /** Scheduled rotation (docs/webhooks.md): only with an endpoint of the key's owner that receives the new secret. */
+  autoRotate?: boolean;
 }
 
 export interface ListKeysFilter {
@@ -75,11 +79,14 @@ export class KeysService {
       }
       const ctx = { now: this.deps.clock.now(), timeZone: this.deps.timeZone };
       await enforceKeyPolicy(tx, { name, spendLimitMicro: limit, expiresAt, ownerId: actor.userId, teamId: input.teamId ?? null }, ctx);
+      if (input.autoRotate) await requireSecretReceiver(tx, { userId: actor.userId, teamId: input.teamId ?? null });
       const created = await this.insertKey(tx, {
-        name, limit, expiresAt, teamId: input.teamId ?? null, ownerId: actor.userId, controls: controls.columns, tags: controls.tags ?? [],
+        name, limit, expiresAt, teamId: input.teamId ?? null, ownerId: actor.userId, tags: controls.tags ?? [],
+        controls: { ...controls.columns, ...(input.autoRotate && { auto_rotate: true }) },
       });
       await this.deps.audit.record(tx, actor, 'key.create', { type: 'key', id: created.key.id }, {
         name, teamId: input.teamId ?? null, spendLimitMicro: limit, expiresAt: expiresAt?.toISOString() ?? null, ...auditedControls(controls),
+        ...(input.autoRotate && { autoRotate: true }),
       });
       return created;
     });
@@ -91,15 +98,23 @@ export class KeysService {
     const rows = await visible.query.select('api_keys.*').orderBy('api_keys.created_at', 'desc').orderBy('api_keys.id');
     const now = this.deps.clock.now();
     const tags = await tagsOf(q, rows.map((r: Record<string, unknown>) => r.id as string));
-    const keys: ApiKey[] = rows.map((r: Record<string, unknown>) => keyFromRow(r, now, this.deps.timeZone, tags.get(r.id as string)));
+    const keys: ApiKey[] = await withRotateBy(q, rows.map((r: Record<string, unknown>) => keyFromRow(r, now, this.deps.timeZone, tags.get(r.id as string))));
     return filter.status ? keys.filter((k) => k.status === filter.status) : keys;
+  }
+
+  /** Keys by id for the jobs, which act for the installation (no visibility rule), with their rotate-by dates. */
+  async forJobs(ids: string[], q: Queryable = this.deps.db): Promise<ApiKey[]> {
+    if (!ids.length) return [];
+    const rows = (await q('api_keys').whereIn('id', ids).orderBy('id')) as Array<Record<string, unknown>>;
+    const now = this.deps.clock.now();
+    return withRotateBy(q, rows.map((r) => keyFromRow(r, now, this.deps.timeZone)));
   }
 
   async get(id: string, actor: Actor, q: Queryable = this.deps.db): Promise<ApiKey> {
     return this.loadFor(q, id, actor, 'view');
   }
 
-  async update(id: string, changes: KeyControlsInput & { name?: string; spendLimitMicro?: Micro | null }, actor: Actor): Promise<ApiKey> {
+  async update(id: string, changes: KeyControlsInput & { name?: string; spendLimitMicro?: Micro | null; autoRotate?: boolean }, actor: Actor): Promise<ApiKey> {
     const name = changes.name === undefined ? undefined : validateName(changes.name, 'A key name', KEY_NAME_MAX);
     const limit = changes.spendLimitMicro === undefined ? undefined : validateLimit(changes.spendLimitMicro);
     const controls = await controlColumns(changes, this.deps.resolveModel);
@@ -114,6 +129,10 @@ export class KeysService {
         await enforceKeyPolicy(tx, { ...key, name: name ?? key.name, spendLimitMicro: limit === undefined ? key.spendLimitMicro : limit }, { now: this.deps.clock.now(), timeZone: this.deps.timeZone }, changed);
       const patch: Record<string, unknown> = { updated_at: this.deps.clock.now() };
       if (name !== undefined) patch.name = name;
+      if (changes.autoRotate !== undefined) {
+        if (changes.autoRotate) await requireSecretReceiver(tx, { userId: key.ownerId, teamId: key.teamId });
+        patch.auto_rotate = changes.autoRotate;
+      }
       Object.assign(patch, controls.columns);
       if (limit !== undefined || controls.columns.limit_reset !== undefined) {
         if (key.status === 'expired') throw conflict('This key has expired; its limit can no longer be changed.');
@@ -130,6 +149,7 @@ export class KeysService {
       if (controls.tags) await replaceTags(tx, id, controls.tags);
       await this.deps.audit.record(tx, actor, 'key.update', { type: 'key', id }, {
         ...(name !== undefined && { name }),
+        ...(changes.autoRotate !== undefined && { autoRotate: changes.autoRotate }),
         ...(limit !== undefined && { spendLimitMicro: limit, from: key.spendLimitMicro, status: patch.status }),
         ...auditedControls(controls),
       });
@@ -189,38 +209,72 @@ export class KeysService {
       throw badInput(`The grace period is 0 to ${MAX_GRACE_SECONDS} seconds.`);
     return withTransaction(this.deps.db, async (tx) => {
       const old = await this.loadFor(tx, id, actor, 'manage', true);
-      if (old.status === 'revoked') throw conflict('This key is revoked; create a new key instead.');
-      if (old.status === 'expired') throw conflict('This key has expired; create a new key instead.');
-      if (old.rotatedToId) throw conflict('This key was already rotated; rotate its successor instead.');
-      const now = this.deps.clock.now();
-      const created = await this.insertKey(tx, {
-        name: old.name, limit: old.spendLimitMicro, expiresAt: old.expiresAt, teamId: old.teamId, ownerId: old.ownerId, tags: old.tags,
-        controls: {
-          limit_reset: old.limitReset, allowed_models: old.allowedModels && JSON.stringify(old.allowedModels), rpm_limit: old.rpmLimit,
-          tpm_limit: old.tpmLimit, max_parallel: old.maxParallel,
-        },
-      });
-      if (gracePeriodSeconds === 0) await this.markRevoked(tx, id);
-      await tx('api_keys').where({ id }).update({
-        rotated_to_id: created.key.id,
-        retire_at: new Date(now.getTime() + gracePeriodSeconds * 1000),
-        updated_at: now,
-      });
-      await this.deps.audit.record(tx, actor, 'key.rotate', { type: 'key', id }, { successorId: created.key.id, gracePeriodSeconds });
-      // The successor's id only: its secret is in this response and nowhere else.
-      await recordKeyEvent(tx, 'key.rotated', id, now, {
-        successorId: created.key.id, gracePeriodSeconds, retireAt: new Date(now.getTime() + gracePeriodSeconds * 1000).toISOString(),
-      });
-      return { ...created, previous: await this.reload(tx, id) };
+      return this.rotateLocked(tx, old, gracePeriodSeconds, actor);
     });
+  }
+
+  /**
+   * Commits a scheduled rotation whose secret the rotate-keys job has just delivered: only while the job's claim on
+   * the key is still its own and the key is still unrotated and working, so a run whose claim ran out (another run
+   * took over) commits nothing and two runs never make two successors. Runs in the caller's transaction.
+   */
+  async commitScheduledRotation(
+    tx: Queryable, id: string, claimedBy: string, gracePeriodSeconds: number, successor: { id: string; secret: string },
+  ): Promise<boolean> {
+    const row = await tx('api_keys').where({ id }).forUpdate().first();
+    if (!row || row.auto_rotate_claimed_by !== claimedBy || row.rotated_to_id) return false;
+    const old = await this.fromRow(tx, row);
+    if (!old.autoRotate || (old.status !== 'active' && old.status !== 'limit_reached')) return false;
+    await this.rotateLocked(tx, old, gracePeriodSeconds, systemActor, successor);
+    return true;
+  }
+
+  /**
+   * The rotation itself, in the caller's transaction with the old key's row locked: KeysService.rotate for people,
+   * the rotate-keys job for scheduled rotation, which brings the secret (and id) it has already delivered.
+   */
+  async rotateLocked(
+    tx: Queryable, old: ApiKey, gracePeriodSeconds: number, actor: Actor, successor?: { id: string; secret: string },
+  ): Promise<{ key: ApiKey; secret: string; previous: ApiKey }> {
+    const id = old.id;
+    if (old.status === 'revoked') throw conflict('This key is revoked; create a new key instead.');
+    if (old.status === 'expired') throw conflict('This key has expired; create a new key instead.');
+    if (old.rotatedToId) throw conflict('This key was already rotated; rotate its successor instead.');
+    const now = this.deps.clock.now();
+    const created = await this.insertKey(tx, {
+      name: old.name, limit: old.spendLimitMicro, expiresAt: old.expiresAt, teamId: old.teamId, ownerId: old.ownerId, tags: old.tags,
+      controls: {
+        limit_reset: old.limitReset, allowed_models: old.allowedModels && JSON.stringify(old.allowedModels), rpm_limit: old.rpmLimit,
+        tpm_limit: old.tpmLimit, max_parallel: old.maxParallel, auto_rotate: old.autoRotate,
+      },
+    }, successor);
+    if (gracePeriodSeconds === 0) await this.markRevoked(tx, id);
+    await tx('api_keys').where({ id }).update({
+      rotated_to_id: created.key.id,
+      retire_at: new Date(now.getTime() + gracePeriodSeconds * 1000),
+      auto_rotate_claimed_by: null,
+      auto_rotate_claimed_until: null,
+      auto_rotate_failures: 0,
+      updated_at: now,
+    });
+    await this.deps.audit.record(tx, actor, 'key.rotate', { type: 'key', id }, {
+      successorId: created.key.id, gracePeriodSeconds, ...(successor && { scheduled: true }),
+    });
+    // The successor's id only: its secret is in this response (or the scheduled rotation's one delivery) and nowhere else.
+    await recordKeyEvent(tx, 'key.rotated', id, now, {
+      successorId: created.key.id, gracePeriodSeconds, retireAt: new Date(now.getTime() + gracePeriodSeconds * 1000).toISOString(),
+      ...(successor && { scheduled: true }),
+    });
+    return { ...created, previous: await this.reload(tx, id) };
   }
 
   private async insertKey(
     tx: Queryable,
     k: { name: string; limit: Micro | null; expiresAt: Date | null; teamId: string | null; ownerId: string; controls: Record<string, unknown>; tags: string[] },
+    given?: { id: string; secret: string },
   ): Promise<{ key: ApiKey; secret: string }> {
-    const secret = generateSecret('mbk_');
-    const id = newId();
+    const secret = given?.secret ?? generateSecret('mbk_');
+    const id = given?.id ?? newId();
     const now = this.deps.clock.now();
     await tx('api_keys').insert({
       id, name: k.name, key_hash: hashSecret(secret), last4: lastFour(secret), owner_id: k.ownerId, team_id: k.teamId,
@@ -241,7 +295,8 @@ export class KeysService {
 
   private async fromRow(q: Queryable, row: Record<string, unknown>): Promise<ApiKey> {
     const tags = await tagsOf(q, [row.id as string]);
-    return keyFromRow(row, this.deps.clock.now(), this.deps.timeZone, tags.get(row.id as string));
+    const [key] = await withRotateBy(q, [keyFromRow(row, this.deps.clock.now(), this.deps.timeZone, tags.get(row.id as string))]);
+    return key!;
   }
 
   /**
@@ -317,6 +372,23 @@ function allowed(key: ApiKey, role: TeamRole | null, actor: Actor): boolean {
   if (!key.teamId) return key.ownerId === actor.userId;
   if (!role) return false;
   return teamPermissions.manageAllKeys(role) || (teamPermissions.manageOwnKeys(role) && key.ownerId === actor.userId);
+}
+
+/**
+ * Scheduled rotation delivers the new secret only by signed webhook, so it needs an endpoint of the key's owner (the
+ * team's for a team key) subscribed to key.rotated_secret; without one nobody would ever learn the successor's secret.
+ */
+async function requireSecretReceiver(q: Queryable, scope: { userId: string; teamId: string | null }): Promise<void> {
+  if ((await subscribedEndpoints(q, scope, SECRET_EVENT_TYPE)).length) return;
+  const where = scope.teamId ? 'a team webhook' : 'a webhook of your own';
+  const message = `Scheduled rotation sends the new key to ${where} subscribed to ${SECRET_EVENT_TYPE}: add one on the Webhooks page first.`;
+  throw badInput(message, { autoRotate: message });
+}
+
+/** The keys with their rotate-by dates under the policy in force. */
+export async function withRotateBy(q: Queryable, keys: ApiKey[]): Promise<ApiKey[]> {
+  const dates = await rotateByForKeys(q, keys);
+  return keys.map((k) => ({ ...k, rotateBy: dates.get(k.id) ?? null }));
 }
 
 function auditedControls(c: { columns: Record<string, unknown>; tags?: string[] }): Record<string, unknown> {

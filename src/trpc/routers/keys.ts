@@ -45,23 +45,26 @@ export const keysRouter = router({
 
   /** The secret is in this response and nowhere else, ever. */
   create: authedProcedure
-    .input(z.object({ name: text, spendLimitAud: aud.nullish(), expiresAt: isoDate.nullish(), teamId: id.nullish(), ...controls }).strict())
+    .input(z.object({ name: text, spendLimitAud: aud.nullish(), expiresAt: isoDate.nullish(), teamId: id.nullish(), autoRotate: z.boolean().optional(), ...controls }).strict())
     .mutation(async ({ ctx, input }) => {
       const { key, secret } = await ctx.deps.services.keys.create(
         {
           name: input.name, spendLimitMicro: input.spendLimitAud ?? null, expiresAt: input.expiresAt ?? null, teamId: input.teamId ?? null,
-          ...controlsOf(input),
+          autoRotate: input.autoRotate, ...controlsOf(input),
         },
         ctx.actor,
       );
       return { key: keyDto(key), secret };
     }),
 
-  /** `spendLimitAud: null` removes the limit; omitting it leaves the limit as it is. */
+  /**
+   * `spendLimitAud: null` removes the limit; omitting it leaves the limit as it is. `autoRotate: true` needs a webhook
+   * endpoint of the key's owner subscribed to key.rotated_secret (the new secret goes there and nowhere else).
+   */
   update: authedProcedure
-    .input(z.object({ id, name: text.optional(), spendLimitAud: aud.nullable().optional(), ...controls }).strict())
+    .input(z.object({ id, name: text.optional(), spendLimitAud: aud.nullable().optional(), autoRotate: z.boolean().optional(), ...controls }).strict())
     .mutation(async ({ ctx, input }) =>
-      keyDto(await ctx.deps.services.keys.update(input.id, { name: input.name, spendLimitMicro: input.spendLimitAud, ...controlsOf(input) }, ctx.actor)),
+      keyDto(await ctx.deps.services.keys.update(input.id, { name: input.name, spendLimitMicro: input.spendLimitAud, autoRotate: input.autoRotate, ...controlsOf(input) }, ctx.actor)),
     ),
 
   /** Pauses the key (401 key_disabled from the next request, every instance); enable resumes it. Audited. */
