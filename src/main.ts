@@ -62,11 +62,24 @@ export async function start(config: Config, options: { migrate?: boolean } = {})
   };
 }
 
+/**
+ * Idle keep-alive connections stay open longer than the clients' and load balancers' own idle timeouts (undici 4 s,
+ * an AWS ALB 60 s), so it is always the client that closes an idle connection: a server that closes first races a
+ * request the client is just sending on it, which then fails with ECONNRESET (a POST is not retried).
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+export function tuneServer(server: Server): Server {
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  // Must exceed keepAliveTimeout, or a connection may be cut while a new request's headers arrive.
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
+  return server;
+}
+
 /** Express 5 hands a listen error (EADDRINUSE, EACCES) to the callback: turn it into one that names the address. */
 function listen(app: ReturnType<typeof createApp>, config: Config): Promise<Server> {
   return new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, (err?: Error) => {
-      if (!err) return resolve(s);
+      if (!err) return resolve(tuneServer(s));
       const code = (err as NodeJS.ErrnoException).code;
       const where = `${config.host}:${config.port}`;
       const why =

@@ -5,7 +5,7 @@ import type { AppDeps } from '../../src/app-deps.js';
 import { parseConfig, type Config } from '../../src/config.js';
 import { ManualClock, systemClock, type Clock } from '../../src/domain/clock.js';
 import { createLogger } from '../../src/logger.js';
-import { wire } from '../../src/main.js';
+import { tuneServer, wire } from '../../src/main.js';
 import { createTestDb, type TestDb } from './db.js';
 
 export interface TestApp {
@@ -36,7 +36,7 @@ export async function startTestApp(options: { env?: Record<string, string>; cloc
   const deps = wire(config, { db: t.db, clock: options.clock ?? systemClock, logger: createLogger('debug', sink) });
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = app.listen(0, '127.0.0.1', () => resolve(tuneServer(s)));
   });
   const address = server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
