@@ -229,8 +229,9 @@ interface StepResult {
     globalStatus: { perStream: Record<string, number>; perStreamMinute: Record<string, number> };
     meteringTransactionsPerStream: number;
   };
-  /** process.hrtime µs (the clock of V8's CPU profile) of the measuring window. */
+  /** process.hrtime µs (the clock of V8's CPU profile) of the measuring window, and of the whole step. */
   windowUs: [number, number];
+  stepUs: [number, number];
   seconds: number;
 }
 
@@ -290,6 +291,7 @@ async function main(): Promise<void> {
       // Before each step, after the previous one ended: the first step's figure includes the JIT and pools warming up.
       const rssIdleMb = rssMb(target.pid);
       const stepStart = Date.now();
+      const stepStartUs = Number(process.hrtime.bigint() / 1000n);
       const servedBefore = await served();
       const eventsBefore = target.name === 'modelbridge' ? await seed.countEvents() : undefined;
       const statusBefore = target.name === 'modelbridge' ? await status() : undefined;
@@ -349,6 +351,7 @@ async function main(): Promise<void> {
         exact: false,
         seconds: 0,
         windowUs: [windowStartUs, windowEndUs],
+        stepUs: [stepStartUs, 0],
       };
       if (target.name === 'modelbridge') {
         for (let i = 0; i < 600 && (await holds()) > 0; i++) await sleep(100);
@@ -379,6 +382,7 @@ async function main(): Promise<void> {
         result.upstreamServed === completed &&
         (target.name !== 'modelbridge' || (result.usageEvents === completed && result.okEvents === completed && result.holdsLeft === 0 && result.invariants!.ok));
       result.seconds = (Date.now() - stepStart) / 1000;
+      result.stepUs[1] = Number(process.hrtime.bigint() / 1000n);
       steps.push(result);
       console.error(`  loop p99 ${loop.p99Ms.toFixed(1)} ms, rss ${rssPeakMb.toFixed(0)} MB, completed ${completed}/${streams}, exact ${result.exact}`);
       if (!result.exact) {
@@ -402,7 +406,7 @@ async function main(): Promise<void> {
   if (knobs.cpuProf) {
     const file = fs.readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
     const top = runs.modelbridge.steps.at(-1);
-    if (file && top) profile = { streams: top.streams, ...summariseCpuProfile(JSON.parse(fs.readFileSync(path.join(profileDir, file), 'utf8')), root, top.windowUs) };
+    if (file && top) profile = { streams: top.streams, ...summariseCpuProfile(JSON.parse(fs.readFileSync(path.join(profileDir, file), 'utf8')), root, top.stepUs) };
   }
   if (!knobs.skipPeer) {
     const peer = await startPortkey(fakePort);
@@ -481,7 +485,7 @@ function renderSummary(r: { startedAt: Date; machine: unknown; knobs: Record<str
     lines.push('');
   }
   if (r.profile) {
-    lines.push(`## ModelBridge CPU profile: the measuring window of the top step (${r.profile.streams} streams), ${f(r.profile.totalMs / 1000)} s sampled, ${f(100 * r.profile.idleShare)}% idle`, '', '| where | self ms | share of busy |', '|---|---|---|');
+    lines.push(`## ModelBridge CPU profile: the whole top step, ramp and settlement included (${r.profile.streams} streams), ${f(r.profile.totalMs / 1000)} s sampled, ${f(100 * r.profile.idleShare)}% idle`, '', '| where | self ms | share of busy |', '|---|---|---|');
     for (const g of r.profile.byPlace) lines.push(`| ${g.place} | ${f(g.selfMs, 0)} | ${f(100 * g.share)}% |`);
     lines.push('', '| function | self ms | share of busy |', '|---|---|---|');
     for (const g of r.profile.topFunctions) lines.push(`| ${g.place} | ${f(g.selfMs, 0)} | ${f(100 * g.share)}% |`);

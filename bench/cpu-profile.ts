@@ -49,6 +49,7 @@ export function summariseCpuProfile(profile: CpuProfile, root: string, windowUs?
   let total = 0;
   for (const n of profile.nodes) {
     const us = selfUs.get(n.id) ?? 0;
+    if (us === 0) continue;
     total += us;
     if (n.callFrame.functionName === '(idle)') {
       idle += us;
