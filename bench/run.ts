@@ -321,7 +321,10 @@ function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<s
   return lines.join('\n');
 }
 
-main().then(
+// `npm run bench -- agents` (or BENCH_SCENARIO=agents): the agent load of bench/agents.ts instead.
+const scenario = process.argv[2] ?? process.env.BENCH_SCENARIO;
+if (scenario === 'agents') await import('./agents.js');
+else main().then(
   () => {
     killAll();
     process.exit(0);
