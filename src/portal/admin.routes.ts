@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { listJobStatus } from '../domain/jobs/job-locks.js';
 import { PROVIDERS, type CatalogModel } from '../domain/models/models.service.js';
 import { badInput, notFound } from '../domain/errors.js';
-import { JOB_NAMES } from '../jobs/job.js';
+import { JOB_NAMES, type JobName } from '../jobs/job.js';
 import { KEY_STATUSES as ALL_KEY_STATUSES, type KeyStatus } from '../domain/keys/key.js';
 import { formBody, onBadInput, param, viewer, type FormBody, type Portal } from './context.js';
 import { choice, isoDateText, localDateStart, optionalAud, requiredAud, text } from './forms.js';
@@ -16,11 +16,14 @@ const AUDIT_TARGETS = ['key', 'team', 'user', 'token', 'plan', 'model', 'install
 /** The actors that are not a person (the audit row's actor_kind). */
 const AUDIT_ACTOR_KINDS = ['cli', 'system', 'key', 'scanner'] as const;
 
-const JOB_DESCRIPTIONS: Record<string, string> = {
+/** Every job has one (a new job without a description does not compile). */
+const JOB_DESCRIPTIONS: Record<JobName, string> = {
   'expire-keys': 'Marks keys past their expiry as expired (every minute).',
   'release-holds': 'Releases holds of requests that never settled (every minute).',
   reconcile: 'Recomputes balances and key spend from the ledger and corrects drift (every 5 minutes).',
   rollover: 'Starts a new billing period at the month boundary (hourly check).',
+  'deliver-webhooks': 'Sends due webhook deliveries, retrying failed ones with backoff for a day (every 15 seconds).',
+  'rotate-keys': 'Warns of keys due for rotation and rotates those set to rotate on schedule (every minute).',
 };
 
 /** The installation admin's area (mounted behind requireAdmin; the domain checks the role again). */
@@ -211,7 +214,7 @@ export function adminRoutes(portal: Portal): Router {
     render(req, res, 'admin/jobs', {
       title: 'Jobs and reconciliation',
       section: 'jobs',
-      jobs: JOB_NAMES.map((name) => ({ name, description: JOB_DESCRIPTIONS[name] ?? '', status: byName.get(name) ?? null })),
+      jobs: JOB_NAMES.map((name) => ({ name, description: JOB_DESCRIPTIONS[name], status: byName.get(name) ?? null })),
       jobsEnabled: deps.config.jobsEnabled,
     });
   });
