@@ -11,7 +11,6 @@
 // BENCH_SKIP_PEER=1, BENCH_DATABASE_URL (as `npm run bench`: dropped and re-created).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,7 @@ import { createDb } from '../src/db/knex.js';
 import { checkInvariants, seedBench } from './seed.js';
 import type { AgentClientResult, AgentStep, Percentiles } from './agent-client.js';
 import { summariseCpuProfile, type CpuProfileSummary } from './cpu-profile.js';
+import { freePort, killAll, track, waitForHttp } from './processes.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -53,40 +53,8 @@ const BODY = JSON.stringify({
 const resultsDir = path.join(root, 'bench', 'results');
 const profileDir = path.join(resultsDir, 'agents-cpu-prof');
 
-const children: ChildProcess[] = [];
-function track<T extends ChildProcess>(child: T): T {
-  children.push(child);
-  return child;
-}
-function killAll(): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-}
-process.on('exit', killAll);
-process.on('SIGINT', () => process.exit(130));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await sleep(100);
-    }
-  }
-  throw new Error(`${url} did not come up`);
-}
 
 /** Sends `message` to an IPC child and resolves with its next message of type `type`. */
 function ask<T>(child: ChildProcess, message: unknown, type: string): Promise<T> {
