@@ -1,4 +1,3 @@
-import type { Knex } from 'knex';
 import type { Db } from '../../db/knex.js';
 import { toDate } from '../../db/rows.js';
 import { withTransaction } from '../../db/transaction.js';
@@ -6,6 +5,7 @@ import type { Actor } from '../actor.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Clock } from '../clock.js';
 import { recordKeyEvent } from '../events/key-events.js';
+import { KEY_BATCH, keyIdsWhere } from './key-batches.js';
 
 export interface KeyExpiryDeps {
   db: Db;
@@ -27,7 +27,6 @@ const DAY_MS = 24 * 3600_000;
 export const EXPIRY_WARNINGS = [{ horizon: '7d', ms: 7 * DAY_MS }, { horizon: '1d', ms: DAY_MS }] as const;
 
 /** How many keys one run looks at per query; the job loops until none are left. */
-const BATCH = 500;
 
 /**
  * Brings the STORED status of keys in line with the clock. Requests never wait for this: every read already judges
@@ -45,9 +44,9 @@ export class KeyExpiryService {
     const result: ExpiryResult = { expired: [], retired: [], warned: 0 };
     const now = this.deps.clock.now();
     // Expiry first, then retirement: a key may be both, and its effective status is then `revoked` (retirement wins).
-    for (const id of await this.due((q) => q.whereIn('status', ['active', 'limit_reached', 'disabled']).where('expires_at', '<=', now)))
+    for (const id of await keyIdsWhere(this.deps.db, (q) => q.whereIn('status', ['active', 'limit_reached', 'disabled']).where('expires_at', '<=', now)))
       if (await this.transition(id, 'expired', now, actor)) result.expired.push(id);
-    for (const id of await this.due((q) => q.whereNot('status', 'revoked').where('retire_at', '<=', now)))
+    for (const id of await keyIdsWhere(this.deps.db, (q) => q.whereNot('status', 'revoked').where('retire_at', '<=', now)))
       if (await this.transition(id, 'retired', now, actor)) result.retired.push(id);
     result.warned = await this.warnExpiring(now);
     return result;
@@ -58,11 +57,11 @@ export class KeyExpiryService {
    * warned are filtered out first, so a run costs no writes for them.
    */
   private async warnExpiring(now: Date): Promise<number> {
-    const soon = await this.due((q) => q.whereIn('status', ['active', 'limit_reached', 'disabled']).whereNull('revoked_at')
+    const soon = await keyIdsWhere(this.deps.db, (q) => q.whereIn('status', ['active', 'limit_reached', 'disabled']).whereNull('revoked_at')
       .where('expires_at', '>', now).where('expires_at', '<=', new Date(now.getTime() + EXPIRY_WARNINGS[0].ms)));
     let warned = 0;
-    for (let i = 0; i < soon.length; i += BATCH) {
-      const rows = (await this.deps.db('api_keys').whereIn('id', soon.slice(i, i + BATCH)).select('id', 'expires_at')) as Array<{ id: string; expires_at: unknown }>;
+    for (let i = 0; i < soon.length; i += KEY_BATCH) {
+      const rows = (await this.deps.db('api_keys').whereIn('id', soon.slice(i, i + KEY_BATCH)).select('id', 'expires_at')) as Array<{ id: string; expires_at: unknown }>;
       const wanted = rows.map((r) => {
         const left = toDate(r.expires_at).getTime() - now.getTime();
         const horizon = left <= EXPIRY_WARNINGS[1].ms ? EXPIRY_WARNINGS[1].horizon : EXPIRY_WARNINGS[0].horizon;
@@ -77,17 +76,6 @@ export class KeyExpiryService {
     return warned;
   }
 
-  /** Ids of keys matching `where`, read in batches so a backlog of thousands is no single huge query. */
-  private async due(where: (q: Knex.QueryBuilder) => Knex.QueryBuilder): Promise<string[]> {
-    const ids: string[] = [];
-    for (;;) {
-      let query = where(this.deps.db('api_keys')).orderBy('id').limit(BATCH);
-      if (ids.length) query = query.where('id', '>', ids[ids.length - 1]!);
-      const batch = (await query.pluck('id')) as string[];
-      ids.push(...batch);
-      if (batch.length < BATCH) return ids;
-    }
-  }
 
   private transition(id: string, to: 'expired' | 'retired', now: Date, actor: Actor): Promise<boolean> {
     return withTransaction(this.deps.db, async (tx) => {

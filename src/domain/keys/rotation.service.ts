@@ -1,4 +1,3 @@
-import type { Knex } from 'knex';
 import { generateSecret, lastFour } from '../../auth/secret-format.js';
 import type { Db } from '../../db/knex.js';
 import { withTransaction } from '../../db/transaction.js';
@@ -12,6 +11,7 @@ import { webhookHeaders } from '../webhooks/signature.js';
 import type { ApiKey } from './key.js';
 import { shortestKeyAgeDays } from './key-policy.service.js';
 import type { KeysService } from './keys.service.js';
+import { KEY_BATCH, keyIdsWhere } from './key-batches.js';
 
 export interface KeyRotationDeps {
   db: Db;
@@ -42,7 +42,6 @@ export type RotationHorizon = (typeof ROTATION_WARNINGS)[number]['horizon'];
 export const SCHEDULED_GRACE_SECONDS = 24 * 3600;
 /** How long a run's claim on a key keeps other runs off it: well past the webhook timeout of every endpoint. */
 export const ROTATION_CLAIM_MS = 5 * 60_000;
-const BATCH = 500;
 const WORKING = ['active', 'limit_reached', 'disabled'] as const;
 
 /**
@@ -86,10 +85,10 @@ export class KeyRotationService {
     if (days === null) return 0;
     // A key can be due within 7 days only if it was created before now + 7 d - the shortest age any policy allows.
     const bound = new Date(now.getTime() + ROTATION_WARNINGS[0].ms - days * DAY_MS);
-    const ids = await this.due((q) => q.whereIn('status', WORKING).whereNull('revoked_at').whereNull('rotated_to_id').where('created_at', '<=', bound));
+    const ids = await keyIdsWhere(this.deps.db, (q) => q.whereIn('status', WORKING).whereNull('revoked_at').whereNull('rotated_to_id').where('created_at', '<=', bound));
     let warned = 0;
-    for (let i = 0; i < ids.length; i += BATCH) {
-      const keys = await this.deps.keys.forJobs(ids.slice(i, i + BATCH));
+    for (let i = 0; i < ids.length; i += KEY_BATCH) {
+      const keys = await this.deps.keys.forJobs(ids.slice(i, i + KEY_BATCH));
       const wanted = keys.flatMap((key) => {
         const { rotateBy } = key;
         const horizon = rotateBy && rotationHorizon(rotateBy.getTime() - now.getTime());
@@ -113,11 +112,11 @@ export class KeyRotationService {
     const days = await shortestKeyAgeDays(this.deps.db);
     if (days === null) return out;
     const now = this.deps.clock.now();
-    const ids = await this.due((q) => q.where('auto_rotate', true).whereIn('status', ['active', 'limit_reached']).whereNull('revoked_at')
+    const ids = await keyIdsWhere(this.deps.db, (q) => q.where('auto_rotate', true).whereIn('status', ['active', 'limit_reached']).whereNull('revoked_at')
       .whereNull('rotated_to_id').where('created_at', '<=', new Date(now.getTime() - days * DAY_MS))
       .andWhere((w) => w.whereNull('auto_rotate_claimed_until').orWhere('auto_rotate_claimed_until', '<=', now)));
-    for (let i = 0; i < ids.length; i += BATCH)
-      for (const key of await this.deps.keys.forJobs(ids.slice(i, i + BATCH)))
+    for (let i = 0; i < ids.length; i += KEY_BATCH)
+      for (const key of await this.deps.keys.forJobs(ids.slice(i, i + KEY_BATCH)))
         if (key.rotateBy && key.rotateBy.getTime() <= now.getTime()) {
           const outcome = await this.rotateOne(key);
           if (outcome !== 'claimed_elsewhere') out[outcome].push(key.id);
@@ -164,14 +163,4 @@ export class KeyRotationService {
     });
   }
 
-  private async due(where: (q: Knex.QueryBuilder) => Knex.QueryBuilder): Promise<string[]> {
-    const ids: string[] = [];
-    for (;;) {
-      let query = where(this.deps.db('api_keys')).orderBy('id').limit(BATCH);
-      if (ids.length) query = query.where('id', '>', ids[ids.length - 1]!);
-      const batch = (await query.pluck('id')) as string[];
-      ids.push(...batch);
-      if (batch.length < BATCH) return ids;
-    }
-  }
 }
