@@ -3,7 +3,8 @@
 // Knobs: BENCH_DURATION (s, default 10, for the direct load), BENCH_REQUESTS (requests per proxy load, default
 // 20000: a fixed count, so every request is answered before the load ends and the counts compare exactly),
 // BENCH_CONNECTIONS (32), BENCH_LATENCY_COUNT (2000),
-// BENCH_DATABASE_URL (mysql://root@127.0.0.1:3306/modelbridge_bench — dropped and re-created), BENCH_SKIP_PEER=1.
+// BENCH_DATABASE_URL (mysql://root@127.0.0.1:3306/modelbridge_bench — dropped and re-created), BENCH_SKIP_PEER=1,
+// BENCH_LATENCY_ONLY=1 (only the one-in-flight scenarios: the floor, ModelBridge and Portkey, in ~1 minute).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +21,7 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const latencyCount = Number(process.env.BENCH_LATENCY_COUNT ?? 2000);
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/modelbridge_bench';
 const skipPeer = process.env.BENCH_SKIP_PEER === '1';
+const latencyOnly = process.env.BENCH_LATENCY_ONLY === '1';
 const UPSTREAM_KEY = 'sk-bench-upstream';
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello to the benchmark.' }], max_tokens: 16 });
 const STREAM_BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello to the benchmark.' }], max_tokens: 16, stream: true });
@@ -205,21 +207,23 @@ async function main(): Promise<void> {
     checks[name] = { correct, ok2xx, usageEvents: events, okEvents, upstreamServed: served, invariants: await checkInvariants(databaseUrl) };
   }
 
-  console.error('scenario: direct');
-  loads.direct = await load(direct, directHeaders, undefined, true);
-  // Each load is followed by the same load on keys with every control set (bench/seed.ts BENCH_CONTROLS), so the
-  // pair shows what the controls cost.
-  console.error('scenario: ModelBridge, 100 keys');
-  await meteredLoad('modelbridge_100_keys', json, seed.keys);
-  console.error('scenario: ModelBridge, 100 keys with every control');
-  await meteredLoad('modelbridge_100_keys_controls', json, seed.controlledKeys);
-  console.error('scenario: ModelBridge, one hot key');
-  await meteredLoad('modelbridge_hot_key', { ...json, authorization: `Bearer ${seed.hotKey}` });
-  console.error('scenario: ModelBridge, one hot key with every control');
-  await meteredLoad('modelbridge_hot_key_controls', { ...json, authorization: `Bearer ${seed.controlledHotKey}` });
-  if (!skipPeer) {
-    console.error('scenario: Portkey');
-    loads.portkey = await load(peer, peerHeaders);
+  if (!latencyOnly) {
+    console.error('scenario: direct');
+    loads.direct = await load(direct, directHeaders, undefined, true);
+    // Each load is followed by the same load on keys with every control set (bench/seed.ts BENCH_CONTROLS), so the
+    // pair shows what the controls cost.
+    console.error('scenario: ModelBridge, 100 keys');
+    await meteredLoad('modelbridge_100_keys', json, seed.keys);
+    console.error('scenario: ModelBridge, 100 keys with every control');
+    await meteredLoad('modelbridge_100_keys_controls', json, seed.controlledKeys);
+    console.error('scenario: ModelBridge, one hot key');
+    await meteredLoad('modelbridge_hot_key', { ...json, authorization: `Bearer ${seed.hotKey}` });
+    console.error('scenario: ModelBridge, one hot key with every control');
+    await meteredLoad('modelbridge_hot_key_controls', { ...json, authorization: `Bearer ${seed.controlledHotKey}` });
+    if (!skipPeer) {
+      console.error('scenario: Portkey');
+      loads.portkey = await load(peer, peerHeaders);
+    }
   }
 
   console.error('scenario: one request in flight');
@@ -262,7 +266,8 @@ function renderSummary(r: { loads: Record<string, LoadResult>; latency: Record<s
     lines.push(`with every key control set: 100 keys ${(r.loads.modelbridge_100_keys_controls!.requestsPerSecond / pk).toFixed(2)}×, hot key ${(r.loads.modelbridge_hot_key_controls!.requestsPerSecond / pk).toFixed(2)}×`);
   }
   const withControls = (name: string) => (r.loads[`${name}_controls`]!.requestsPerSecond / r.loads[name]!.requestsPerSecond).toFixed(2);
-  lines.push('', `throughput with every key control set, relative to none: 100 keys ${withControls('modelbridge_100_keys')}×, hot key ${withControls('modelbridge_hot_key')}×`);
+  if (r.loads.modelbridge_100_keys)
+    lines.push('', `throughput with every key control set, relative to none: 100 keys ${withControls('modelbridge_100_keys')}×, hot key ${withControls('modelbridge_hot_key')}×`);
   lines.push('', '| one in flight | ttfb p50 µs | ttfb p99 µs | total p50 µs | total p90 µs | total p99 µs | failures |', '|---|---|---|---|---|---|---|');
   for (const [name, l] of Object.entries(r.latency))
     lines.push(`| ${name} | ${l.ttfbUs.p50.toFixed(0)} | ${l.ttfbUs.p99.toFixed(0)} | ${l.totalUs.p50.toFixed(0)} | ${l.totalUs.p90.toFixed(0)} | ${l.totalUs.p99.toFixed(0)} | ${l.failures} |`);

@@ -34,6 +34,7 @@ import * as createWebhookEndpoints from './20261205120100_create-webhook-endpoin
 import * as createWebhookDeliveries from './20261205120200_create-webhook-deliveries.js';
 import * as addKeyMaxAgeToPolicies from './20261206100000_add-key-max-age-to-policies.js';
 import * as addAutoRotateToApiKeys from './20261206100100_add-auto-rotate-to-api-keys.js';
+import * as addRowVersions from './20261207100000_add-row-versions.js';
 
 type Migration = { up: (knex: Knex) => Promise<void>; down: (knex: Knex) => Promise<void> };
 
@@ -77,6 +78,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261205120200_create-webhook-deliveries', createWebhookDeliveries],
   ['20261206100000_add-key-max-age-to-policies', addKeyMaxAgeToPolicies],
   ['20261206100100_add-auto-rotate-to-api-keys', addAutoRotateToApiKeys],
+  ['20261207100000_add-row-versions', addRowVersions],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

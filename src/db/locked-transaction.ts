@@ -24,6 +24,13 @@ export interface LockedRead {
   idColumn: string;
   ids: string[];
   /**
+   * The columns the one-round-trip check compares with the guess (default: every column). Enough when together they
+   * change whenever any column does: a row version the database raises on every UPDATE (migrations, "row
+   * versions"), and the value or version of each row a subquery reads. Fewer compared columns make the check — the
+   * costliest statements of a guessed transaction — cheaper; the other columns of a matching guess are then trusted.
+   */
+  guard?: string[];
+  /**
    * false: read without locking (a row many transactions only look at, like a catalog entry). Put such reads last:
    * the first non-locking read fixes the transaction's snapshot, and the locking reads before it are unaffected.
    */
@@ -42,8 +49,8 @@ export interface Plan<T> {
  * On MySQL it costs ONE network round trip when the caller can guess what the locked rows hold (it usually can:
  * it wrote them last) and two otherwise:
  * - with a guess: the writes are planned from the guess and sent in one multi-statement query behind the locks and
- *   a check — `START TRANSACTION; <lock the rows, compare every column with the guess>; <fail unless all matched>;
- *   <writes>; COMMIT`. A failing statement stops a multi-statement query, so if anything differed (another
+ *   a check — `START TRANSACTION; <lock the rows, compare them with the guess (every column, or the guard's), fail
+ *   unless all matched>; <writes>; COMMIT`. A failing statement stops a multi-statement query, so if anything differed (another
  *   instance, the portal or a job wrote meanwhile) no write ran; the transaction is still open with the rows
  *   locked, and it goes on as:
  * - without: the locking reads (with START TRANSACTION when none is open), then the writes planned from what they
@@ -112,26 +119,24 @@ function planFrom<T>(plan: (rows: Row[][]) => Plan<T>, guess: Row[][]): Plan<T> 
   }
 }
 
-/** ER_TOO_MANY_ROWS: raised on purpose by the check below when the rows differ from the guess. */
-const ROWS_DIFFER = 1172;
+/** ER_SUBQUERY_NO_1_ROW: raised on purpose by the check below when the rows differ from the guess. */
+const ROWS_DIFFER = 1242;
 
 /**
  * One round trip: true when committed; false when the rows were not as guessed — nothing written, the transaction
  * still open with the rows locked.
  */
 async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[], planned: Plan<T>, guess: Row[][]): Promise<boolean> {
-  const matched = reads.map((_, i) => `@mb_c${i} = ${(guess[i] ?? []).length} AND @mb_m${i} = ${(guess[i] ?? []).length}`).join(' AND ') || 'TRUE';
   const stmts: Stmt[] = [
     { sql: 'START TRANSACTION', bindings: [] },
-    ...reads.map((r, i) => guardOf(r, guess[i] ?? [], i)),
-    // Two rows into one variable is an error, and an error stops the rest of the query: the writes run only when
-    // every read matched (zero rows: a warning, nothing stops).
-    { sql: `SELECT 1 INTO @mb_differs FROM (SELECT 1 UNION ALL SELECT 2) AS mb_check WHERE NOT (${matched})`, bindings: [] },
+    // Each check fails on its own when its rows differ, and an error stops the rest: the writes run only when every
+    // read matched.
+    ...reads.map((r, i) => guardOf(r, guess[i] ?? [])),
     ...planned.writes,
     { sql: 'COMMIT', bindings: [] },
   ];
   try {
-    await queryWithDeadline(connection, joinSql(stmts), stmts.flatMap((s) => s.bindings));
+    await queryWithDeadline(connection, compound(stmts), stmts.flatMap((s) => s.bindings));
     return true;
   } catch (err) {
     if ((err as { errno?: number }).errno === ROWS_DIFFER) return false;
@@ -140,25 +145,30 @@ async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[],
 }
 
 /**
- * Locks the rows of one read (unless it is a plain read) and counts them, and how many equal their guess in every
- * column: `SELECT COUNT(*), SUM(CASE id WHEN ? THEN (col <=> ? AND …) … END) INTO @mb_cI, @mb_mI … FOR UPDATE`.
- * `<=>` so that NULL matches NULL; strings compare as bytes (`CAST(… AS BINARY)`), so a change of case or of
- * trailing spaces, which the columns' collation would call equal, is a difference. Both counts equal to the number
- * of guessed rows ⇔ the rows are exactly the guess (ids are unique).
+ * Locks the rows of one read (unless it is a plain read), counts them and how many equal their guess in every
+ * compared column (`read.guard`), and fails unless both are the number of guessed rows (ids are unique, so then
+ * the rows are the guess): `SELECT IF(COUNT(*) = n AND SUM(CASE id WHEN ? THEN (col <=> ? AND …) … END) = n, 1,
+ * (SELECT 1 UNION ALL SELECT 2)) … FOR UPDATE` — the subquery, evaluated only when they differ, returns two rows
+ * where one is expected (ROWS_DIFFER). `<=>` so that NULL matches NULL; strings compare as bytes
+ * (`CAST(… AS BINARY)`), so a change of case or of trailing spaces, which the columns' collation would call equal,
+ * is a difference.
  */
-function guardOf(read: LockedRead, rows: Row[], index: number): Stmt {
+function guardOf(read: LockedRead, rows: Row[]): Stmt {
+  const compared = read.guard ? read.columns.filter(([name]) => read.guard!.includes(name)) : read.columns;
   const bindings: Knex.RawBinding[] = [];
   let match = '0';
   if (rows.length) {
     match = `CASE ${read.id}`;
     for (const row of rows) {
-      match += ` WHEN ? THEN (${read.columns.map(([name, expr]) => (typeof row[name] === 'string' ? `CAST(${expr} AS BINARY) <=> ?` : `${expr} <=> ?`)).join(' AND ')})`;
-      bindings.push(row[read.idColumn] as Knex.RawBinding, ...read.columns.map(([name]) => (row[name] ?? null) as Knex.RawBinding));
+      match += ` WHEN ? THEN (${compared.map(([name, expr]) => (typeof row[name] === 'string' ? `CAST(${expr} AS BINARY) <=> ?` : `${expr} <=> ?`)).join(' AND ')})`;
+      bindings.push(row[read.idColumn] as Knex.RawBinding, ...compared.map(([name]) => (row[name] ?? null) as Knex.RawBinding));
     }
     match += ' ELSE 0 END';
   }
+  const n = rows.length;
   return {
-    sql: `SELECT COUNT(*), COALESCE(SUM(${match}), 0) INTO @mb_c${index}, @mb_m${index} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)})${forUpdate(read)}`,
+    sql: `SELECT IF(COUNT(*) = ${n} AND COALESCE(SUM(${match}), 0) = ${n}, 1, (SELECT 1 UNION ALL SELECT 2)) INTO @mb_guard FROM ${read.from} ` +
+      `WHERE ${read.id} IN (${placeholders(read.ids.length)})${forUpdate(read)}`,
     bindings: [...bindings, ...read.ids],
   };
 }
@@ -170,8 +180,19 @@ async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedR
   // One statement alone comes back as its rows, several as a list of results.
   const sets = (stmts.length === 1 ? [result] : result.slice(begin ? 1 : 0)) as Row[][];
   const { writes, value } = plan(sets);
-  await queryWithDeadline(connection, joinSql([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
+  await queryWithDeadline(connection, compound([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
   return value;
+}
+
+/**
+ * Statements that return no rows as ONE statement, MariaDB's anonymous compound statement: `BEGIN NOT ATOMIC …;
+ * END`. The server then answers once, at the end, instead of once per statement — each answer is a packet written
+ * by the server and a wake-up, read and parse of the client's event loop, which on this path cost more than most of
+ * the statements themselves (docs/benchmarks.md, "Where the time goes"). It is not atomic (the name says so): an
+ * error stops it where it is, exactly like a multi-statement query, and the transaction stays open.
+ */
+function compound(stmts: Stmt[]): string {
+  return `BEGIN NOT ATOMIC ${stmts.map((s) => s.sql).join(';\n')}; END`;
 }
 
 /** Galera: every statement alone, so that each reports a brute-force abort (see lockedTransaction). */
@@ -187,7 +208,7 @@ async function mysqlOneByOne<T>(connection: MysqlConnection, reads: LockedRead[]
 }
 
 /** The read as a SELECT; `locking` false for SQLite, which has no row locks (its one writer holds the database). */
-function lockingSelect(read: LockedRead, locking = true): Stmt {
+export function lockingSelect(read: LockedRead, locking = true): Stmt {
   const columns = read.columns.map(([name, expr]) => (name === expr ? expr : `${expr} AS ${name}`)).join(', ');
   return { sql: `SELECT ${columns} FROM ${read.from} WHERE ${read.id} IN (${placeholders(read.ids.length)}) ORDER BY ${read.id}${locking ? forUpdate(read) : ''}`, bindings: read.ids };
 }

@@ -8,7 +8,7 @@ import { keyFromRow, type ApiKey } from '../keys/key.js';
 import { rotateByForKeys } from '../keys/key-policy.service.js';
 import { toBool } from '../../db/rows.js';
 import { allowedModelsOf, parseModelList } from '../keys/controls.js';
-import { holdFromRow, meterBatch, PeriodRolloverDue, rememberDeadline } from './metering/sql.js';
+import { forgetHolds, holdFromRow, meterBatch, PeriodRolloverDue } from './metering/sql.js';
 import { MeteringRowMissing, type AdmissionRequest, type GrowResult, type Hold, type KeyIdentity, type MeteringOp, type OpResult, type Settlement, type SettleResult } from './metering/types.js';
 import { billingPeriodAt } from './period.js';
 import { lockPersonalBalanceWithPlan } from './rollover.service.js';
@@ -51,8 +51,11 @@ export interface MeteringDeps {
 export class MeteringService {
   private readonly batches: MicroBatcher<MeteringOp, Hold | SettleResult | GrowResult>;
   private readonly keyLookups: MicroBatcher<string, Record<string, unknown> | null>;
-  /** The metered rows as this instance last wrote them: the guess that makes most batches one round trip. */
-  private readonly rows = new RowCache();
+  /**
+   * The metered rows as this instance last wrote them: the guess that makes most batches one round trip. Read-only
+   * outside (remembered() in metering/sql.ts compares it with the database).
+   */
+  readonly rows = new RowCache();
   /** Key hash → identity, for keys this instance has authenticated (see identify). */
   private readonly identities = new BoundedMap<string, KeyIdentity>(MAX_IDENTITIES);
   /** Holds of this instance's requests in flight, settlements still being retried included: renewed, never released. */
@@ -261,7 +264,7 @@ export class MeteringService {
     for (let i = 0; i < ids.length; i += RENEW_CHUNK) {
       const chunk = ids.slice(i, i + RENEW_CHUNK);
       renewed += await this.deps.db('holds').whereIn('request_id', chunk).update({ deadline_at: deadline });
-      rememberDeadline(this.rows, chunk, deadline);
+      forgetHolds(this.rows, chunk);
     }
     return renewed;
   }

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Db } from '../../../db/knex.js';
-import { caseOf, deleteWhere, idIn, insertRows, lockedTransaction, updateWhere, type LockedRead, type Row, type Stmt } from '../../../db/locked-transaction.js';
+import { caseOf, deleteWhere, idIn, insertRows, lockedTransaction, lockingSelect, updateWhere, type LockedRead, type Row, type Stmt } from '../../../db/locked-transaction.js';
 import type { RowCache } from '../../../db/row-cache.js';
 import { toBool, toDate, toDateOrNull, toInt } from '../../../db/rows.js';
 import type { KeyStatus } from '../../keys/key.js';
@@ -35,7 +35,7 @@ const KEYS: Omit<LockedRead, 'ids'> = {
   columns: [
     ...columns('id', 'owner_id', 'team_id', 'status', 'spend_micro', 'held_micro', 'spend_limit_micro', 'request_count', 'expires_at', 'retire_at'),
     ...columns('limit_reset', 'period_spend_micro', 'period_start', 'allowed_models', 'rpm_limit', 'tpm_limit', 'max_parallel', 'in_flight'),
-    ...columns('rate_window_start', 'rate_window_requests', 'rate_window_tokens', 'alert_thresholds', 'alert_fired_pct'),
+    ...columns('rate_window_start', 'rate_window_requests', 'rate_window_tokens', 'alert_thresholds', 'alert_fired_pct', 'row_version'),
     ['owner_disabled', '(SELECT u.disabled FROM users u WHERE u.id = api_keys.owner_id)'],
     // The team's list and rate defaults come along unlocked, like the plan of a balance: a change to them shows in
     // the next batch (the guess no longer matches), without serialising the team's keys on the team row.
@@ -43,37 +43,45 @@ const KEYS: Omit<LockedRead, 'ids'> = {
       `team_${c}`, `(SELECT t.${c} FROM teams t WHERE t.id = api_keys.team_id)`,
     ]),
   ],
+  // The check of a guess: the row's version, and by value what it reads of other rows.
+  guard: ['row_version', 'owner_disabled', 'team_allowed_models', 'team_default_rpm_limit', 'team_default_tpm_limit', 'team_default_max_parallel'],
 };
 // The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery (MySQL and
 // MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the plan — while the
 // balance row is locked, in one statement.
-const plan = (column: string): [string, string] => [column, `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id)`];
+const plan = (column: string, name = column): [string, string] => [name, `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id)`];
 const BALANCES: Omit<LockedRead, 'ids'> = {
   from: 'personal_balances b', id: 'b.user_id', idColumn: 'user_id',
   columns: [
     ...(['user_id', 'included_used_micro', 'prepaid_micro', 'overage_used_micro', 'held_micro', 'period_start'] as const).map((c): [string, string] => [c, `b.${c}`]),
     plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'), ['alert_fired_pct', 'b.alert_fired_pct'],
     ['user_alert_thresholds', '(SELECT u.alert_thresholds FROM users u WHERE u.id = b.user_id)'],
+    ['row_version', 'b.row_version'], ['owner_version', '(SELECT u.row_version FROM users u WHERE u.id = b.user_id)'], plan('row_version', 'plan_version'),
   ],
+  // The user's version covers its plan_id and thresholds, the plan's its three values.
+  guard: ['row_version', 'owner_version', 'plan_version'],
 };
 const TEAMS: Omit<LockedRead, 'ids'> = {
   from: 'teams', id: 'id', idColumn: 'id',
-  columns: columns('id', 'balance_micro', 'held_micro', 'alert_thresholds', 'balance_alert_base_micro', 'balance_alert_since', 'balance_alert_fired_pct'),
+  columns: columns('id', 'balance_micro', 'held_micro', 'alert_thresholds', 'balance_alert_base_micro', 'balance_alert_since', 'balance_alert_fired_pct', 'row_version'),
+  guard: ['row_version'],
 };
 const MEMBERS: Omit<LockedRead, 'ids'> = {
   from: 'team_members', id: 'id', idColumn: 'id',
   columns: [
-    ...columns('id', 'budget_micro', 'budget_spend_micro', 'budget_held_micro', 'budget_period_start', 'alert_fired_pct'),
+    ...columns('id', 'budget_micro', 'budget_spend_micro', 'budget_held_micro', 'budget_period_start', 'alert_fired_pct', 'row_version'),
     // The team's thresholds on member budgets, unlocked like its other settings on the key read.
     ['team_alert_thresholds', '(SELECT t.alert_thresholds FROM teams t WHERE t.id = team_members.team_id)'],
   ],
+  guard: ['row_version', 'team_alert_thresholds'],
 };
 const HOLDS: Omit<LockedRead, 'ids'> = {
   from: 'holds', id: 'request_id', idColumn: 'request_id',
   columns: columns(
     'request_id', 'key_id', 'user_id', 'team_id', 'amount_micro', 'payer_amount_micro', 'member_amount_micro', 'rate_tokens', 'model', 'provider', 'endpoint',
-    'streamed', 'created_at', 'deadline_at',
+    'streamed', 'created_at', 'deadline_at', 'row_version',
   ),
+  guard: ['row_version'],
 };
 // The catalog entries admissions were estimated from, read without a lock (every request of a model reads its row),
 // and last: the first plain read fixes the snapshot, after the locks.
@@ -81,11 +89,14 @@ const MODELS: Omit<LockedRead, 'ids'> = {
   from: 'models', id: 'id', idColumn: 'id', lock: false,
   columns: columns(
     'id', 'provider', 'upstream_model', 'input_micro_per_mtok', 'output_micro_per_mtok', 'cached_input_micro_per_mtok', 'cache_write_micro_per_mtok',
-    'cache_write_1h_micro_per_mtok', 'max_output_tokens', 'enabled',
+    'cache_write_1h_micro_per_mtok', 'max_output_tokens', 'enabled', 'row_version',
   ),
+  guard: ['row_version'],
 };
 
-type Table = 'keys' | 'balances' | 'teams' | 'members' | 'holds' | 'models';
+export type MeteringTable = 'keys' | 'balances' | 'teams' | 'members' | 'holds' | 'models';
+type Table = MeteringTable;
+const READ_OF: Record<Table, Omit<LockedRead, 'ids'>> = { keys: KEYS, balances: BALANCES, teams: TEAMS, members: MEMBERS, holds: HOLDS, models: MODELS };
 const READS: Array<[Table, keyof MeteringIds, Omit<LockedRead, 'ids'>]> = [
   ['keys', 'keys', KEYS], ['balances', 'users', BALANCES], ['teams', 'teams', TEAMS], ['members', 'members', MEMBERS], ['holds', 'requests', HOLDS],
   ['models', 'models', MODELS],
@@ -188,26 +199,82 @@ const modelImage = (m: CatalogModel): Row => ({
   cache_write_1h_micro_per_mtok: m.cacheWrite1hMicroPerMTok, max_output_tokens: m.maxOutputTokens, enabled: m.enabled,
 });
 
-/** Every row of the batch as it is after its writes (see RowCache); settled holds are forgotten. */
-function remember(cache: RowCache, after: MeteringRows, removed: string[]): void {
-  const put = <T>(read: Omit<LockedRead, 'ids'>, rows: Map<string, T>, image: (row: T) => Row) => {
-    for (const row of rows.values()) cache.set({ ...read, ids: [] }, image(row));
+// ---- Row versions: the columns the planner does not see ---------------------------------------------------------
+
+/** Per table, the version columns of its read (what the guess check compares besides values of other rows). */
+const VERSIONS: Record<Table, string[]> = {
+  keys: ['row_version'], balances: ['row_version', 'owner_version', 'plan_version'], teams: ['row_version'], members: ['row_version'],
+  holds: ['row_version'], models: ['row_version'],
+};
+type Versions = Map<Table, Map<string, Row>>;
+
+/**
+ * The version columns of the batch's rows as its writes leave them: a row an UPDATE of the batch touches is one
+ * higher (the trigger raises it once per UPDATE, changed or not, and each table gets at most one UPDATE per batch —
+ * see `statements`), a placed hold starts at 0, the rest are as read. Known exactly because they come from the
+ * rows this very transaction locked; never predicted for rows written elsewhere (see forgetHolds).
+ */
+function versionsAfter(sets: Row[][], tables: Table[], changes: MeteringChanges): Versions {
+  const updated: Record<Table, string[]> = {
+    keys: changes.keys.map((c) => c.id), balances: changes.balances.map((c) => c.userId), teams: changes.teams.map((c) => c.id),
+    members: changes.members.map((c) => c.id), holds: changes.holdsResized.map((c) => c.requestId), models: [],
   };
-  put(KEYS, after.keys, keyImage);
-  put(BALANCES, after.balances, balanceImage);
-  put(TEAMS, after.teams, teamImage);
-  put(MEMBERS, after.members, memberImage);
-  put(HOLDS, after.holds, holdImage);
-  put(MODELS, after.models, modelImage);
+  const out: Versions = new Map((Object.keys(VERSIONS) as Table[]).map((t) => [t, new Map()]));
+  tables.forEach((table, i) => {
+    const bumped = new Set(updated[table]);
+    for (const row of sets[i]!) {
+      const id = String(row[READ_OF[table].idColumn]);
+      const versions: Row = Object.fromEntries(VERSIONS[table].map((c) => [c, row[c]]));
+      if (bumped.has(id)) versions.row_version = toInt(row.row_version) + 1;
+      out.get(table)!.set(id, versions);
+    }
+  });
+  for (const h of changes.holdsPlaced) out.get('holds')!.set(h.requestId, { row_version: 0 });
+  return out;
+}
+
+/** Every row of the batch as it is after its writes (see RowCache); settled holds are forgotten. */
+function remember(cache: RowCache, after: MeteringRows, removed: string[], versions: Versions): void {
+  const put = <T>(table: Table, rows: Map<string, T>, image: (row: T) => Row) => {
+    const read = { ...READ_OF[table], ids: [] };
+    for (const row of rows.values()) {
+      const values = image(row);
+      const id = String(values[read.idColumn]);
+      const known = versions.get(table)!.get(id);
+      // A row without a known version is not remembered: its guess could not be checked.
+      if (known) cache.set(read, { ...values, ...known });
+      else cache.delete(read, id);
+    }
+  };
+  put('keys', after.keys, keyImage);
+  put('balances', after.balances, balanceImage);
+  put('teams', after.teams, teamImage);
+  put('members', after.members, memberImage);
+  put('holds', after.holds, holdImage);
+  put('models', after.models, modelImage);
   for (const id of removed) cache.delete({ ...HOLDS, ids: [] }, id);
 }
 
-/** A renewed hold deadline, remembered so the next batch's guess of the hold row still matches. */
-export function rememberDeadline(cache: RowCache, requestIds: string[], deadlineAt: Date): void {
-  const read = { ...HOLDS, ids: requestIds };
-  const guess = cache.guess([read]);
-  if (guess) for (const row of guess[0]!) cache.set(read, { ...row, deadline_at: deadlineAt });
-  else cache.forget([read]);
+/**
+ * What this instance remembers of a row beside what the database holds now, read the same way (no lock): equal in
+ * every column whenever the versions are equal, or a guess that passes its check would plan from wrong values.
+ * For tests and for an operator chasing a doubt; null where there is nothing.
+ */
+export async function remembered(db: Db, cache: RowCache, table: MeteringTable, id: string): Promise<{ remembered: Row | null; stored: Row | null }> {
+  const read = { ...READ_OF[table], ids: [id], lock: false };
+  const select = lockingSelect(read, false);
+  const result = (await db.raw(select.sql, select.bindings)) as unknown;
+  // knex gives MySQL's [rows, fields] and SQLite's rows.
+  const rows = (Array.isArray((result as unknown[])[0]) ? (result as unknown[][])[0] : result) as Row[];
+  return { remembered: cache.guess([read])?.[0]?.[0] ?? null, stored: rows[0] ?? null };
+}
+
+/**
+ * Holds whose rows were written outside a metering batch (the renewal of their deadlines) are forgotten: the
+ * write raised their versions, and a version is only ever remembered from the transaction that wrote it.
+ */
+export function forgetHolds(cache: RowCache, requestIds: string[]): void {
+  cache.forget([{ ...HOLDS, ids: requestIds }]);
 }
 
 // ---- Changes → statements ---------------------------------------------------------------------------------------
@@ -313,14 +380,14 @@ export interface Batched {
  */
 export async function meterBatch(db: Db, ops: MeteringOp[], ctx: PlanContext & { cache: RowCache }): Promise<Batched> {
   const { reads, tables } = readsFor(idsOf(ops));
-  let after: { rows: MeteringRows; removed: string[] } | undefined;
+  let after: { rows: MeteringRows; removed: string[]; versions: Versions } | undefined;
   let outcome: { value: OpResult[]; guessed: boolean };
   try {
     outcome = await lockedTransaction(db, reads, (sets) => {
       const rows = rowsOf(sets, tables);
       const planned = planBatch(rows, ops, ctx);
       if (planned.rolloverDue.length) throw new PeriodRolloverDue(planned.rolloverDue);
-      after = { rows: applyChanges(rows, planned.changes), removed: planned.changes.holdsRemoved };
+      after = { rows: applyChanges(rows, planned.changes), removed: planned.changes.holdsRemoved, versions: versionsAfter(sets, tables, planned.changes) };
       return { writes: statements(planned.changes), value: planned.results };
     }, ctx.cache.guess(reads));
   } catch (err) {
@@ -328,6 +395,6 @@ export async function meterBatch(db: Db, ops: MeteringOp[], ctx: PlanContext & {
     ctx.cache.forget(reads);
     throw err;
   }
-  remember(ctx.cache, after!.rows, after!.removed);
+  remember(ctx.cache, after!.rows, after!.removed, after!.versions);
   return { results: outcome.value, guessed: outcome.guessed };
 }
