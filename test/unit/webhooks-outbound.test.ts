@@ -35,6 +35,7 @@ describe('webhook address policy', () => {
 
 describe('webhook retry schedule', () => {
   it('waits 30 s after the first failure, doubling up to 4 h, with at most 10 % jitter, and stops a day after the event', () => {
+    // The last retry of a day, whose jitter would carry it past the window, is one counterexample fast-check found.
     fc.assert(fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: RETRY_WINDOW_MS }), fc.double({ min: 0, max: 0.999999, noNaN: true }), (attempts, elapsed, random) => {
       const created = new Date('2026-12-01T00:00:00Z');
       const now = new Date(created.getTime() + elapsed);
@@ -43,7 +44,7 @@ describe('webhook retry schedule', () => {
       if (next === null) return now.getTime() + gap > created.getTime() + RETRY_WINDOW_MS;
       const wait = next.getTime() - now.getTime();
       return wait >= gap && wait <= gap * 1.1 && next.getTime() <= created.getTime() + RETRY_WINDOW_MS;
-    }));
+    }), { examples: [[10, 70_560_002, 0.9999989583333336]] });
   });
 });
 
