@@ -42,9 +42,11 @@ const KEYS: Omit<LockedRead, 'ids'> = {
     ...(['allowed_models', 'default_rpm_limit', 'default_tpm_limit', 'default_max_parallel'] as const).map((c): [string, string] => [
       `team_${c}`, `(SELECT t.${c} FROM teams t WHERE t.id = api_keys.team_id)`,
     ]),
+    ['team_version', '(SELECT t.row_version FROM teams t WHERE t.id = api_keys.team_id)'],
   ],
-  // The check of a guess: the row's version, and by value what it reads of other rows.
-  guard: ['row_version', 'owner_disabled', 'team_allowed_models', 'team_default_rpm_limit', 'team_default_tpm_limit', 'team_default_max_parallel'],
+  // The check of a guess: the row's version, the owner's flag by value, and the team row's version (which covers its
+  // settings above; a team key's batch always locks and writes its team row, so that version is known after it).
+  guard: ['row_version', 'owner_disabled', 'team_version'],
 };
 // The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery (MySQL and
 // MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the plan — while the
@@ -203,7 +205,7 @@ const modelImage = (m: CatalogModel): Row => ({
 
 /** Per table, the version columns of its read (what the guess check compares besides values of other rows). */
 const VERSIONS: Record<Table, string[]> = {
-  keys: ['row_version'], balances: ['row_version', 'owner_version', 'plan_version'], teams: ['row_version'], members: ['row_version'],
+  keys: ['row_version', 'team_version'], balances: ['row_version', 'owner_version', 'plan_version'], teams: ['row_version'], members: ['row_version'],
   holds: ['row_version'], models: ['row_version'],
 };
 type Versions = Map<Table, Map<string, Row>>;
@@ -211,7 +213,7 @@ type Versions = Map<Table, Map<string, Row>>;
 /**
  * The version columns of the batch's rows as its writes leave them: a row an UPDATE of the batch touches is one
  * higher (the trigger raises it once per UPDATE, changed or not, and each table gets at most one UPDATE per batch —
- * see `statements`), a placed hold starts at 0, the rest are as read. Known exactly because they come from the
+ * see `statements`), a placed hold starts at 0, a key's team version follows its team row, the rest are as read. Known exactly because they come from the
  * rows this very transaction locked; never predicted for rows written elsewhere (see forgetHolds).
  */
 function versionsAfter(sets: Row[][], tables: Table[], changes: MeteringChanges): Versions {
@@ -230,6 +232,14 @@ function versionsAfter(sets: Row[][], tables: Table[], changes: MeteringChanges)
     }
   });
   for (const h of changes.holdsPlaced) out.get('holds')!.set(h.requestId, { row_version: 0 });
+  // A key's team version is its team row's, as this batch leaves it.
+  tables.forEach((table, i) => {
+    if (table !== 'keys') return;
+    for (const row of sets[i]!) {
+      const team = row.team_id ? out.get('teams')!.get(String(row.team_id)) : undefined;
+      if (team) out.get('keys')!.get(String(row.id))!.team_version = team.row_version;
+    }
+  });
   return out;
 }
 
@@ -290,7 +300,7 @@ const HOLD_COLUMNS = [
   'streamed', 'created_at', 'deadline_at',
 ];
 
-/** One UPDATE per table: `SET col = CASE id WHEN ? THEN ? … END` for each column some row changes. */
+/** One UPDATE per table: `SET col = CASE id WHEN ? THEN ? … END` for each column some row changes (`col = ?` for one row). */
 function updateRows<C>(table: string, idColumn: string, changes: C[], id: (c: C) => string, values: (c: C) => Record<string, unknown> | null, always: (c: C) => Record<string, unknown>): Stmt[] {
   if (!changes.length) return [];
   const byColumn = new Map<string, Map<string, unknown>>();
@@ -299,7 +309,9 @@ function updateRows<C>(table: string, idColumn: string, changes: C[], id: (c: C)
       if (!byColumn.has(column)) byColumn.set(column, new Map());
       byColumn.get(column)!.set(id(c), value);
     }
+  // One row (every request alone, most batches of a quiet instance): plain `col = ?`, a shorter statement.
   const sets = [...byColumn].map(([column, rows]) => {
+    if (changes.length === 1) return { sql: `${column} = ?`, bindings: [rows.values().next().value as Knex.RawBinding] };
     const c = caseOf(idColumn, column, rows);
     return { sql: `${column} = ${c.sql}`, bindings: c.bindings };
   });
