@@ -62,6 +62,33 @@ describe(`row versions behind the one-round-trip guess (${dialect})`, () => {
     await services.metering.settle(hold, ok(10));
   });
 
+  it('a change to what a metered row reads of other rows raises that row\'s version too, and a charge to a team does not', async () => {
+    const owner = await makeUser(services, { prepaidMicro: 1_000_000 });
+    const team = await makeTeam(services, owner, { balanceMicro: 1_000_000 });
+    const { key: personal } = await makeKey(services, owner);
+    const { key: teamKey } = await makeKey(services, owner, { teamId: team.id });
+    const plan = (await t.db('users').where({ id: owner.user.id }).first('plan_id')).plan_id as string;
+    const member = { id: memberRowId(team.id, owner.user.id) };
+    const versions = async () => [
+      await version('api_keys', { id: personal.id }), await version('api_keys', { id: teamKey.id }),
+      await version('personal_balances', { user_id: owner.user.id }), await version('team_members', member),
+    ];
+    const after = async (write: () => Promise<unknown>, raised: number[]) => {
+      const before = await versions();
+      await write();
+      expect(await versions()).toEqual(before.map((v, i) => v + raised[i]!));
+    };
+    // [personal key, team key, personal balance, membership]
+    await after(() => t.db('users').where({ id: owner.user.id }).update({ disabled: false }), [1, 1, 1, 0]);
+    await after(() => t.db('plans').where({ id: plan }).update({ overage_allowed: true }), [0, 0, 1, 0]);
+    await after(() => t.db('teams').where({ id: team.id }).update({ default_rpm_limit: 600 }), [0, 1, 0, 0]);
+    await after(() => t.db('teams').where({ id: team.id }).update({ allowed_models: JSON.stringify(['gpt-4o-mini']) }), [0, 1, 0, 0]);
+    await after(() => t.db('teams').where({ id: team.id }).update({ alert_thresholds: JSON.stringify([50]) }), [0, 0, 0, 1]);
+    // A charge writes the team's balance and held amount: its keys and members keep their versions.
+    await after(() => t.db('teams').where({ id: team.id }).update({ held_micro: 5, balance_micro: 999_999 }), [0, 0, 0, 0]);
+    await t.db('teams').where({ id: team.id }).update({ held_micro: 0, balance_micro: 1_000_000 });
+  });
+
   it('a change any writer makes to a remembered row applies to the next admission (the guess fails its check)', async () => {
     const owner = await makeUser(services, { prepaidMicro: 1_000_000 });
     const { key } = await makeKey(services, owner, { spendLimitMicro: 100_000 });
@@ -74,6 +101,16 @@ describe(`row versions behind the one-round-trip guess (${dialect})`, () => {
     await services.metering.settle(await admit(key.id), ok(10));
     await t.db('users').where({ id: owner.user.id }).update({ disabled: true });
     await expect(admit(key.id)).rejects.toThrow('The account that owns this API key is disabled.');
+  });
+
+  it('a team\'s allow-list changed behind the application\'s back applies to its keys\' next admission', async () => {
+    const owner = await makeUser(services);
+    const team = await makeTeam(services, owner, { balanceMicro: 1_000_000 });
+    const { key } = await makeKey(services, owner, { teamId: team.id });
+    await services.metering.settle(await admit(key.id), ok(10));
+    await services.metering.settle(await admit(key.id), ok(10));
+    await t.db('teams').where({ id: team.id }).update({ allowed_models: JSON.stringify(['claude-sonnet-4-5']) });
+    await expect(admit(key.id)).rejects.toBeInstanceOf(MeteringRefusal);
   });
 
   it('what this instance remembers of each row is what the database holds, column by column', async () => {

@@ -42,26 +42,25 @@ const KEYS: Omit<LockedRead, 'ids'> = {
     ...(['allowed_models', 'default_rpm_limit', 'default_tpm_limit', 'default_max_parallel'] as const).map((c): [string, string] => [
       `team_${c}`, `(SELECT t.${c} FROM teams t WHERE t.id = api_keys.team_id)`,
     ]),
-    ['team_version', '(SELECT t.row_version FROM teams t WHERE t.id = api_keys.team_id)'],
   ],
-  // The check of a guess: the row's version, the owner's flag by value, and the team row's version (which covers its
-  // settings above; a team key's batch always locks and writes its team row, so that version is known after it).
-  guard: ['row_version', 'owner_disabled', 'team_version'],
+  // The check of a guess: the row's version alone — a change to the owner's flag or the team's settings above raises
+  // it too (the propagation triggers of migration 20261207100000_add-row-versions).
+  guard: ['row_version'],
 };
 // The plan comes along in scalar subqueries: a locking read does not lock the rows of a nested subquery (MySQL and
 // MariaDB), so the shared plan row stays unlocked — locking it would serialise every user of the plan — while the
 // balance row is locked, in one statement.
-const plan = (column: string, name = column): [string, string] => [name, `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id)`];
+const plan = (column: string): [string, string] => [column, `(SELECT p.${column} FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = b.user_id)`];
 const BALANCES: Omit<LockedRead, 'ids'> = {
   from: 'personal_balances b', id: 'b.user_id', idColumn: 'user_id',
   columns: [
     ...(['user_id', 'included_used_micro', 'prepaid_micro', 'overage_used_micro', 'held_micro', 'period_start'] as const).map((c): [string, string] => [c, `b.${c}`]),
     plan('included_micro'), plan('overage_allowed'), plan('overage_cap_micro'), ['alert_fired_pct', 'b.alert_fired_pct'],
     ['user_alert_thresholds', '(SELECT u.alert_thresholds FROM users u WHERE u.id = b.user_id)'],
-    ['row_version', 'b.row_version'], ['owner_version', '(SELECT u.row_version FROM users u WHERE u.id = b.user_id)'], plan('row_version', 'plan_version'),
+    ['row_version', 'b.row_version'],
   ],
-  // The user's version covers its plan_id and thresholds, the plan's its three values.
-  guard: ['row_version', 'owner_version', 'plan_version'],
+  // The user's plan and thresholds and the plan's values raise the balance's version when they change (as keys).
+  guard: ['row_version'],
 };
 const TEAMS: Omit<LockedRead, 'ids'> = {
   from: 'teams', id: 'id', idColumn: 'id',
@@ -75,7 +74,7 @@ const MEMBERS: Omit<LockedRead, 'ids'> = {
     // The team's thresholds on member budgets, unlocked like its other settings on the key read.
     ['team_alert_thresholds', '(SELECT t.alert_thresholds FROM teams t WHERE t.id = team_members.team_id)'],
   ],
-  guard: ['row_version', 'team_alert_thresholds'],
+  guard: ['row_version'],
 };
 const HOLDS: Omit<LockedRead, 'ids'> = {
   from: 'holds', id: 'request_id', idColumn: 'request_id',
@@ -205,7 +204,7 @@ const modelImage = (m: CatalogModel): Row => ({
 
 /** Per table, the version columns of its read (what the guess check compares besides values of other rows). */
 const VERSIONS: Record<Table, string[]> = {
-  keys: ['row_version', 'team_version'], balances: ['row_version', 'owner_version', 'plan_version'], teams: ['row_version'], members: ['row_version'],
+  keys: ['row_version'], balances: ['row_version'], teams: ['row_version'], members: ['row_version'],
   holds: ['row_version'], models: ['row_version'],
 };
 type Versions = Map<Table, Map<string, Row>>;
@@ -213,7 +212,7 @@ type Versions = Map<Table, Map<string, Row>>;
 /**
  * The version columns of the batch's rows as its writes leave them: a row an UPDATE of the batch touches is one
  * higher (the trigger raises it once per UPDATE, changed or not, and each table gets at most one UPDATE per batch —
- * see `statements`), a placed hold starts at 0, a key's team version follows its team row, the rest are as read. Known exactly because they come from the
+ * see `statements`), a placed hold starts at 0, the rest are as read. Known exactly because they come from the
  * rows this very transaction locked; never predicted for rows written elsewhere (see forgetHolds).
  */
 function versionsAfter(sets: Row[][], tables: Table[], changes: MeteringChanges): Versions {
@@ -232,14 +231,6 @@ function versionsAfter(sets: Row[][], tables: Table[], changes: MeteringChanges)
     }
   });
   for (const h of changes.holdsPlaced) out.get('holds')!.set(h.requestId, { row_version: 0 });
-  // A key's team version is its team row's, as this batch leaves it.
-  tables.forEach((table, i) => {
-    if (table !== 'keys') return;
-    for (const row of sets[i]!) {
-      const team = row.team_id ? out.get('teams')!.get(String(row.team_id)) : undefined;
-      if (team) out.get('keys')!.get(String(row.id))!.team_version = team.row_version;
-    }
-  });
   return out;
 }
 
