@@ -124,13 +124,21 @@ function createSqlite(file: string): Knex {
  * On MySQL, which has no wsrep_on, and on a standalone MariaDB nothing changes.
  */
 async function onGalera(conn: MysqlConnection): Promise<void> {
-  const rows = (await queryWithDeadline(conn, "SHOW VARIABLES LIKE 'wsrep_on'", [])) as Array<{ Value?: string }>;
-  if (rows[0]?.Value !== 'ON') return;
+  const rows = (await queryWithDeadline(conn, "SHOW VARIABLES WHERE Variable_name IN ('wsrep_on', 'version')", [])) as Array<{ Variable_name?: string; Value?: string }>;
+  const value = (name: string) => rows.find((r) => r.Variable_name === name)?.Value;
+  if (/mariadb/i.test(value('version') ?? '')) mariadbConnections.add(conn);
+  if (value('wsrep_on') !== 'ON') return;
   await queryWithDeadline(conn, 'SET SESSION wsrep_sync_wait = 1', []);
   galeraConnections.add(conn);
 }
 
 const galeraConnections = new WeakSet<object>();
+const mariadbConnections = new WeakSet<object>();
+
+/** The server is MariaDB, which has anonymous compound statements (`BEGIN NOT ATOMIC … END`); MySQL has not. */
+export function isMariadbConnection(conn: object): boolean {
+  return mariadbConnections.has(conn);
+}
 
 /** The connection is to a Galera node (see onGalera). */
 export function isGaleraConnection(conn: object): boolean {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { queryWithDeadline, type MysqlConnection } from './deadlines.js';
 import type { Db } from './knex.js';
-import { isGaleraConnection, isMysql } from './knex.js';
+import { isGaleraConnection, isMariadbConnection, isMysql } from './knex.js';
 import { retryOrThrow } from './transaction.js';
 
 export interface Stmt {
@@ -136,7 +136,7 @@ async function mysqlGuessed<T>(connection: MysqlConnection, reads: LockedRead[],
     { sql: 'COMMIT', bindings: [] },
   ];
   try {
-    await queryWithDeadline(connection, compound(stmts), stmts.flatMap((s) => s.bindings));
+    await queryWithDeadline(connection, oneQuery(connection, stmts), stmts.flatMap((s) => s.bindings));
     return true;
   } catch (err) {
     if ((err as { errno?: number }).errno === ROWS_DIFFER) return false;
@@ -180,7 +180,7 @@ async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedR
   // One statement alone comes back as its rows, several as a list of results.
   const sets = (stmts.length === 1 ? [result] : result.slice(begin ? 1 : 0)) as Row[][];
   const { writes, value } = plan(sets);
-  await queryWithDeadline(connection, compound([...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
+  await queryWithDeadline(connection, oneQuery(connection, [...writes, { sql: 'COMMIT', bindings: [] }]), writes.flatMap((s) => s.bindings));
   return value;
 }
 
@@ -189,10 +189,16 @@ async function mysqlReadThenWrite<T>(connection: MysqlConnection, reads: LockedR
  * END`. The server then answers once, at the end, instead of once per statement — each answer is a packet written
  * by the server and a wake-up, read and parse of the client's event loop, which on this path cost more than most of
  * the statements themselves (docs/benchmarks.md, "Where the time goes"). It is not atomic (the name says so): an
- * error stops it where it is, exactly like a multi-statement query, and the transaction stays open.
+ * error stops it where it is, exactly like a multi-statement query, and the transaction stays open. MariaDB only
+ * (MySQL 8 has no anonymous compound statement: there the same statements go as a multi-statement query).
  */
 function compound(stmts: Stmt[]): string {
   return `BEGIN NOT ATOMIC ${stmts.map((s) => s.sql).join(';\n')}; END`;
+}
+
+/** Statements that return no rows, in one query: a compound statement on MariaDB, a multi-statement query on MySQL. */
+function oneQuery(connection: MysqlConnection, stmts: Stmt[]): string {
+  return isMariadbConnection(connection) ? compound(stmts) : joinSql(stmts);
 }
 
 /** Galera: every statement alone, so that each reports a brute-force abort (see lockedTransaction). */
