@@ -48,8 +48,8 @@ export interface Plan<T> {
  *
  * On MySQL it costs ONE network round trip when the caller can guess what the locked rows hold (it usually can:
  * it wrote them last) and two otherwise:
- * - with a guess: the writes are planned from the guess and sent in one multi-statement query behind the locks and
- *   a check — `START TRANSACTION; <lock the rows, compare them with the guess (every column, or the guard's), fail
+ * - with a guess: the writes are planned from the guess and sent in one query (a compound statement on MariaDB, a
+ *   multi-statement query on MySQL: see oneQuery) behind the locks and a check — `START TRANSACTION; <lock the rows, compare them with the guess (every column, or the guard's), fail
  *   unless all matched>; <writes>; COMMIT`. A failing statement stops a multi-statement query, so if anything differed (another
  *   instance, the portal or a job wrote meanwhile) no write ran; the transaction is still open with the rows
  *   locked, and it goes on as:
