@@ -20,8 +20,11 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
 /** mysql2: the connection was lost, a query passed its deadline, or the connection is already closed. */
 const MYSQL_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN']);
 
-/** MySQL server errors: lock wait timeout (after the transaction helpers' retries), server shutting down. */
-const MYSQL_ERRNOS = new Set([1205, 1053]);
+/**
+ * MySQL server errors: lock wait timeout (after the transaction helpers' retries), server shutting down, and a
+ * Galera node that is not ready for queries (joining the cluster, or without a primary component).
+ */
+const MYSQL_ERRNOS = new Set([1205, 1053, 1047]);
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof DatabaseUnavailable) return true;

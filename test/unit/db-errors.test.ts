@@ -14,6 +14,7 @@ describe('which database errors mean "unavailable" (503) and which do not', () =
     ['the pool acquire deadline', Object.assign(new Error('Knex: Timeout acquiring a connection.'), { name: 'KnexTimeoutError' })],
     ['a lock wait past innodb_lock_wait_timeout', error({ errno: 1205, code: 'ER_LOCK_WAIT_TIMEOUT' })],
     ['a busy SQLite file', error({ code: 'SQLITE_BUSY' })],
+    ['a Galera node not yet ready (joining, or cut off from the cluster)', error({ errno: 1047, code: 'ER_UNKNOWN_COM_ERROR' }, 'WSREP has not yet prepared node for application use')],
     ['one already classified', new DatabaseUnavailable(new Error('gone'))],
   ])('%s is', (_what, err) => {
     expect(isDatabaseUnavailable(err)).toBe(true);
